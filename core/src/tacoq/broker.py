@@ -1,0 +1,205 @@
+"""The broker contract: what every broker plugin implements (DESIGN.md §3).
+
+A broker carries :class:`~tacoq.wire.Envelope` objects. It routes an ``assign`` envelope to the
+queue of its worker kind *and* a copy to the relay's queue, and an ``updates`` envelope to the
+relay's queue only. Queue names here are logical (:func:`worker_queue`, :data:`RELAY_QUEUE`);
+each broker derives its physical names from its namespace.
+
+All methods are coroutines; factories are cheap and import their heavy client library only when
+:meth:`Broker.connect` runs.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+from tacoq.wire import Envelope
+
+__all__ = [
+    "DEFAULT_DELIVERY_LIMIT",
+    "PRIORITY_LEVELS",
+    "RELAY_QUEUE",
+    "Broker",
+    "BrokerFactory",
+    "Consumer",
+    "DeadLetter",
+    "Delivery",
+    "Health",
+    "priority_level",
+    "worker_queue",
+]
+
+#: Broker priority levels; the API's 0–255 map onto these (DESIGN.md §4).
+PRIORITY_LEVELS = 10
+#: A message delivered more times than this is dead-lettered instead of handled again.
+DEFAULT_DELIVERY_LIMIT = 5
+#: The logical name of the relay's queue (every assignment copy and every update).
+RELAY_QUEUE = "relay"
+_WORKER_PREFIX = "worker:"
+
+def priority_level(priority: int) -> int:
+    """Map an API priority (0–255) to a broker level (0–9): ``priority * 10 // 256``."""
+    if not 0 <= priority <= 255:
+        raise ValueError(f"priority must be between 0 and 255, got {priority}")
+    return priority * PRIORITY_LEVELS // 256
+
+def worker_queue(worker_kind: str) -> str:
+    """The logical name of the queue that feeds workers of ``worker_kind``."""
+    return _WORKER_PREFIX + worker_kind
+
+def worker_kind_of(queue: str) -> str | None:
+    """The worker kind of a logical worker queue name, or ``None`` for the relay's queue."""
+    return queue[len(_WORKER_PREFIX) :] if queue.startswith(_WORKER_PREFIX) else None
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A component's health: ``ok`` and a short, credential-free detail."""
+
+    ok: bool
+    detail: str = ""
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead-lettered message as the broker keeps it, with the reason it was set aside."""
+
+    queue: str
+    reason: str
+    envelope: Envelope
+
+class Delivery(abc.ABC):
+    """One delivered message. Settle it exactly once: ack, requeue or dead-letter."""
+
+    envelope: Envelope
+    #: True when the broker delivered this message before (to this or another consumer).
+    redelivered: bool
+    #: How many times it has been delivered, this time included (1 for a first delivery).
+    delivery_count: int
+
+    @abc.abstractmethod
+    async def ack(self) -> None:
+        """Acknowledge: the message is done and leaves the queue.
+
+        After a reconnect the delivery's channel is gone; the ack then fails silently and the
+        message will be redelivered (at-least-once).
+        """
+
+    @abc.abstractmethod
+    async def requeue(self) -> None:
+        """Put the message back on its queue for another delivery."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, reason: str) -> None:
+        """Move the message to the dead-letter queue with ``reason`` (then it is acked)."""
+
+class Consumer(abc.ABC):
+    """A subscription to one queue, with at most ``prefetch`` unsettled deliveries."""
+
+    @abc.abstractmethod
+    async def get(self) -> Delivery:
+        """Wait for the next delivery."""
+
+    @abc.abstractmethod
+    def get_nowait(self) -> Delivery | None:
+        """The next delivery already received, or ``None`` when nothing more is waiting."""
+
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge several deliveries (brokers may do it in one ``multiple`` ack)."""
+        for delivery in deliveries:
+            await delivery.ack()
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop consuming; unsettled deliveries go back to the queue."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[Delivery]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Delivery]:
+        while True:
+            yield await self.get()
+
+class Broker(abc.ABC):
+    """A connection to a broker in one namespace."""
+
+    #: The URL scheme(s) this broker serves, for messages.
+    scheme: str = ""
+    #: True when the broker lives inside this process (``memory://``): separate processes
+    #: (``tacoq worker``, ``tacoq relay``) refuse such brokers.
+    in_process: bool = False
+
+    def __init__(self, url: str, *, namespace: str) -> None:
+        self.url = url
+        self.namespace = namespace
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open connections and declare the shared topology (idempotent)."""
+
+    @abc.abstractmethod
+    async def publish(self, envelope: Envelope, *, priority: int = 0, delay: float | None = None) -> None:
+        """Publish and return once the broker confirmed it.
+
+        ``priority`` is the API's 0–255; ``delay`` (seconds) holds the message back before it
+        is routed. Raises :class:`~tacoq.errors.PublishError` when not confirmed in time.
+        """
+
+    async def publish_many(self, items: Sequence[tuple[Envelope, int]]) -> None:
+        """Publish several ``(envelope, priority)`` pairs with many confirms in flight."""
+        for envelope, priority in items:
+            await self.publish(envelope, priority=priority)
+
+    @abc.abstractmethod
+    async def declare_worker_queue(self, worker_kind: str) -> None:
+        """Make sure the queue of ``worker_kind`` exists, so a task can wait there for a worker."""
+
+    @abc.abstractmethod
+    async def consume(self, queue: str, *, prefetch: int) -> Consumer:
+        """Start consuming a logical queue (:func:`worker_queue` or :data:`RELAY_QUEUE`)."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The first ``limit`` dead-lettered messages, without removing them."""
+
+    @abc.abstractmethod
+    async def health(self) -> Health:
+        """Whether the broker answers."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close connections; unsettled deliveries return to their queues."""
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+class BrokerFactory(Protocol):
+    """Makes a broker for a URL; returned by plugins from ``tacoq_broker_schemes``."""
+
+    def __call__(self, url: str, *, namespace: str) -> Broker:
+        """Create (but do not connect) a broker; import heavy clients lazily."""
+        ...
+
+_ = field  # re-exported dataclass helpers are not part of this module's API

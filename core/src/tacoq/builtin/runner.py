@@ -1,0 +1,14 @@
+"""Built-in plugin: the plain worker runner (declines ``--reload``)."""
+
+from __future__ import annotations
+
+from tacoq.hookspecs import hookimpl
+from tacoq.runner import BuiltinRunner, WorkerRunner, WorkerRunRequest
+
+
+@hookimpl(trylast=True)
+def tacoq_worker_runner(request: WorkerRunRequest) -> WorkerRunner | None:
+    """Run the worker in this process, unless reload was asked for."""
+    if request.reload:
+        return None
+    return BuiltinRunner()

@@ -1,0 +1,98 @@
+"""Settings resolved when a component starts.
+
+Precedence: CLI option > constructor argument > environment > default. The CLI passes its
+options as explicit arguments, so every resolver here only needs "explicit, else environment,
+else default".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from tacoq.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_BROKER_URL",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_RELAY_URL",
+    "DEFAULT_STORE_URL",
+    "ENV_BROKER_URL",
+    "ENV_NAMESPACE",
+    "ENV_RELAY_URL",
+    "ENV_STORE_URL",
+    "redact_url",
+    "resolve_broker_url",
+    "resolve_namespace",
+    "resolve_relay_url",
+    "resolve_store_url",
+    "url_scheme",
+]
+
+ENV_BROKER_URL = "TACOQ_BROKER_URL"
+ENV_STORE_URL = "TACOQ_STORE_URL"
+ENV_NAMESPACE = "TACOQ_NAMESPACE"
+ENV_RELAY_URL = "TACOQ_RELAY_URL"
+
+DEFAULT_BROKER_URL = "memory://"
+DEFAULT_STORE_URL = "memory://"
+DEFAULT_NAMESPACE = "tacoq"
+DEFAULT_RELAY_URL = "http://127.0.0.1:8080"
+
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _resolve(explicit: str | None, name: str, default: str, env: Mapping[str, str] | None) -> str:
+    if explicit:
+        return explicit
+    value = (env if env is not None else os.environ).get(name, "").strip()
+    return value or default
+
+
+def resolve_broker_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The broker URL: ``explicit``, else ``TACOQ_BROKER_URL``, else ``memory://``."""
+    return _resolve(explicit, ENV_BROKER_URL, DEFAULT_BROKER_URL, env)
+
+
+def resolve_store_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The store URL: ``explicit``, else ``TACOQ_STORE_URL``, else ``memory://``."""
+    return _resolve(explicit, ENV_STORE_URL, DEFAULT_STORE_URL, env)
+
+
+def resolve_relay_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The relay address clients use: ``explicit``, else ``TACOQ_RELAY_URL``, else local."""
+    return _resolve(explicit, ENV_RELAY_URL, DEFAULT_RELAY_URL, env)
+
+
+def resolve_namespace(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The namespace every queue and exchange name derives from (default ``tacoq``)."""
+    value = _resolve(explicit, ENV_NAMESPACE, DEFAULT_NAMESPACE, env)
+    if not _NAMESPACE_RE.match(value):
+        raise ConfigError(
+            f"invalid namespace {value!r}: use 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def url_scheme(url: str) -> str:
+    """The lower-cased scheme of ``url``; raises ``ConfigError`` when there is none."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigError(f"{redact_url(url)!r} is not a URL (expected scheme://...)")
+    return scheme.lower()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, safe for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -1,0 +1,87 @@
+"""Every error TacoQ raises on purpose, in one place.
+
+Each error's message names what was wrong (the field, the task, the plugin, the URL scheme), so a
+user can act on one line without reading a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "HandlerSignatureError",
+    "PayloadTooLarge",
+    "PluginError",
+    "PublishError",
+    "SerializationError",
+    "StoreUnavailable",
+    "TacoqError",
+    "TaskFailed",
+    "UnknownSchemeError",
+    "UnknownTaskError",
+    "WireFormatError",
+]
+
+
+class TacoqError(Exception):
+    """Base class of every error TacoQ raises on purpose."""
+
+
+class ConfigError(TacoqError):
+    """A setting (URL, namespace, option) is missing or invalid."""
+
+
+class UnknownSchemeError(ConfigError):
+    """No installed plugin provides the URL scheme that was asked for."""
+
+
+class PluginError(TacoqError):
+    """A plugin could not be loaded, or two plugins claim the same thing."""
+
+
+class SerializationError(TacoqError):
+    """A value could not be serialized or deserialized (or failed validation)."""
+
+
+class PayloadTooLarge(SerializationError):
+    """A serialized payload is larger than ``max_payload_bytes``."""
+
+
+class HandlerSignatureError(TacoqError):
+    """A task handler's signature cannot be used (missing annotations, too many parameters)."""
+
+
+class UnknownTaskError(TacoqError):
+    """A task kind or task reference is not known where it was used."""
+
+
+class WireFormatError(TacoqError):
+    """A message does not follow the wire format (missing header, bad body, unknown version)."""
+
+
+class PublishError(TacoqError):
+    """The broker did not confirm a publish within the bounded wait."""
+
+
+class StoreUnavailable(TacoqError):
+    """The store cannot be reached right now; the caller should back off and retry.
+
+    The relay engine stops acknowledging updates when it sees this error, so nothing that was
+    not committed is ever acknowledged.
+    """
+
+
+class TaskFailed(TacoqError):
+    """A task completed with an error; carries the remote error's type, message and traceback."""
+
+    def __init__(
+        self,
+        task_id: object,
+        error_type: str,
+        message: str,
+        traceback: str | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
+        super().__init__(f"task {task_id} failed: {error_type}: {message}")

@@ -1,0 +1,354 @@
+"""Building the plugin manager, and a typed facade over its hooks.
+
+Loading order: the built-ins first, then the ``tacoq`` entry points sorted by name. A plugin
+that fails to import is recorded in :attr:`PluginHost.failures` (name, distribution, error,
+remedy) and skipped — or raises under ``TACOQ_STRICT_PLUGINS=1``. ``check_pending()`` always
+runs, so a misspelled hook fails loudly.
+
+Environment switches:
+
+- ``TACOQ_DISABLE_PLUGIN_AUTOLOAD=1``: load only the built-ins;
+- ``TACOQ_PLUGINS=a,b``: load only these entry points;
+- ``TACOQ_BLOCK_PLUGINS=a,b``: never load these entry points;
+- ``TACOQ_STRICT_PLUGINS=1``: a plugin that fails to load is an error, not a warning;
+- ``TACOQ_TRACE_HOOKS=1``: print every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pluggy
+
+from tacoq import hookspecs
+from tacoq.config import redact_url, url_scheme
+from tacoq.errors import ConfigError, PluginError, UnknownSchemeError
+
+if TYPE_CHECKING:
+    from tacoq.broker import Broker, BrokerFactory
+    from tacoq.events import HandlerMiddleware, TaskListener
+    from tacoq.runner import WorkerRunner, WorkerRunRequest
+    from tacoq.serializers import SerializerRegistry
+    from tacoq.store import Store, StoreFactory
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "PluginFailure",
+    "PluginHost",
+    "PluginInfo",
+    "build_plugin_host",
+    "get_plugin_host",
+    "reset_plugin_host",
+]
+
+log = logging.getLogger("tacoq.plugins")
+
+#: Built-in plugin modules, registered first, in this order.
+BUILTIN_PLUGINS = (
+    "tacoq.builtin.memory",
+    "tacoq.builtin.sqlite",
+    "tacoq.builtin.serializers",
+    "tacoq.builtin.runner",
+)
+CORE_DISTRIBUTION = "tacoq-core"
+_TRUE = {"1", "true", "yes", "on"}
+
+F = TypeVar("F")
+
+
+@dataclass(frozen=True, slots=True)
+class PluginFailure:
+    """A plugin that could not be loaded, and what to do about it."""
+
+    name: str
+    distribution: str
+    error: str
+    remedy: str
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One loaded plugin, as ``tacoq plugins`` lists it."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+    provides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in _TRUE
+
+
+def _names(env: Mapping[str, str], name: str) -> set[str]:
+    return {n.strip() for n in env.get(name, "").split(",") if n.strip()}
+
+
+class PluginHost:
+    """The plugin manager and typed accessors for what the plugins provide."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.failures: list[PluginFailure] = []
+        self.distributions: dict[str, tuple[str, str]] = {}
+
+    # -- registration ----------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str, distribution: tuple[str, str] | None = None) -> None:
+        """Register a plugin object; two plugins with one name is an error naming both."""
+        if self.pm.has_plugin(name) or self.pm.get_plugin(name) is not None:
+            first = self.distributions.get(name, ("unknown", ""))[0]
+            second = distribution[0] if distribution else "unknown"
+            raise PluginError(
+                f"two plugins are named {name!r}: one from {first}, one from {second}; "
+                "uninstall one of them or block it with TACOQ_BLOCK_PLUGINS"
+            )
+        self.pm.register(plugin, name=name)
+        self._check_hook_names(plugin, name)
+        self.distributions[name] = distribution or (CORE_DISTRIBUTION, _version(CORE_DISTRIBUTION))
+        self._clear_caches()
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin (used by tests that register throw-away plugins)."""
+        self.pm.unregister(name=name)
+        self.distributions.pop(name, None)
+        self._clear_caches()
+
+    def _check_hook_names(self, plugin: object, name: str) -> None:
+        known = _HOOK_NAMES
+        for attr in dir(plugin):
+            if not attr.startswith("tacoq_") or attr in known:
+                continue
+            target = getattr(plugin, attr, None)
+            if callable(target) and hasattr(target, hookspecs.PROJECT_NAME + "_impl"):
+                self.pm.unregister(name=name)
+                close = difflib.get_close_matches(attr, sorted(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise PluginError(f"plugin {name!r} implements unknown hook {attr}{hint}")
+
+    def _clear_caches(self) -> None:
+        for attr in ("serializers",):
+            self.__dict__.pop(attr, None)
+
+    # -- schemes -----------------------------------------------------------------------------
+
+    def _schemes(self, hook_name: str, what: str) -> dict[str, tuple[Callable[..., Any], str]]:
+        claimed: dict[str, tuple[Callable[..., Any], str]] = {}
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            answer = impl.function()
+            if not answer:
+                continue
+            for scheme, factory in answer.items():
+                scheme = scheme.lower()
+                if scheme in claimed:
+                    raise PluginError(
+                        f"{what} scheme {scheme!r} is claimed by two plugins: "
+                        f"{claimed[scheme][1]!r} and {impl.plugin_name!r}"
+                    )
+                claimed[scheme] = (factory, impl.plugin_name)
+        return claimed
+
+    def broker_schemes(self) -> dict[str, str]:
+        """``{scheme: plugin name}`` for every installed broker scheme."""
+        return {s: p for s, (_, p) in self._schemes("tacoq_broker_schemes", "broker").items()}
+
+    def store_schemes(self) -> dict[str, str]:
+        """``{scheme: plugin name}`` for every installed store scheme."""
+        return {s: p for s, (_, p) in self._schemes("tacoq_store_schemes", "store").items()}
+
+    def _factory(self, url: str, hook_name: str, what: str) -> Callable[..., Any]:
+        scheme = url_scheme(url)
+        schemes = self._schemes(hook_name, what)
+        try:
+            return schemes[scheme][0]
+        except KeyError:
+            installed = ", ".join(f"{s}://" for s in sorted(schemes)) or "none"
+            raise UnknownSchemeError(
+                f"no installed plugin provides the {what} scheme {scheme!r} "
+                f"(in {redact_url(url)!r}); installed {what} schemes: {installed}"
+            ) from None
+
+    def create_broker(self, url: str, *, namespace: str) -> Broker:
+        """A (not yet connected) broker for ``url`` from the plugin that owns its scheme."""
+        factory: BrokerFactory = self._factory(url, "tacoq_broker_schemes", "broker")
+        return factory(url, namespace=namespace)
+
+    def create_store(self, url: str, *, namespace: str) -> Store:
+        """A (not yet connected) store for ``url`` from the plugin that owns its scheme."""
+        factory: StoreFactory = self._factory(url, "tacoq_store_schemes", "store")
+        return factory(url, namespace=namespace)
+
+    # -- the rest ----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def serializers(self) -> SerializerRegistry:
+        """The serializer registry: every plugin's serializers, built-ins last."""
+        from tacoq.serializers import SerializerRegistry
+
+        found = []
+        for answer in self.pm.hook.tacoq_serializers():
+            found.extend(answer or ())
+        return SerializerRegistry(found)
+
+    def task_listeners(self) -> list[TaskListener]:
+        """Every plugin's lifecycle listener."""
+        return [x for x in self.pm.hook.tacoq_task_listener() if x is not None]
+
+    def middlewares(self) -> list[HandlerMiddleware]:
+        """Every plugin's handler middleware, outermost first."""
+        return [x for x in self.pm.hook.tacoq_handler_middleware() if x is not None]
+
+    def worker_runner(self, request: WorkerRunRequest) -> WorkerRunner | None:
+        """The first runner that accepts ``request`` (``firstresult``)."""
+        runner: WorkerRunner | None = self.pm.hook.tacoq_worker_runner(request=request)
+        return runner
+
+    def cli_groups(self) -> list[tuple[str, Any, str]]:
+        """``(group name, typer app, plugin name)`` for each plugin's CLI group."""
+        groups = []
+        for impl in reversed(self.pm.hook.tacoq_cli_group.get_hookimpls()):
+            answer = impl.function()
+            if answer is not None:
+                name, app = answer
+                groups.append((name, app, impl.plugin_name))
+        return groups
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every registered plugin with its distribution and what it provides."""
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(plugin) or ()))
+            provides: list[str] = []
+            for hook_name, what in (
+                ("tacoq_broker_schemes", "broker"),
+                ("tacoq_store_schemes", "store"),
+            ):
+                if hook_name in hooks:
+                    answer = getattr(plugin, hook_name)() or {}
+                    provides.extend(f"{what}:{s}://" for s in sorted(answer))
+            if "tacoq_serializers" in hooks:
+                provides.extend(f"serializer:{s.name}" for s in plugin.tacoq_serializers() or ())
+            if "tacoq_cli_group" in hooks:
+                group = plugin.tacoq_cli_group()
+                if group is not None:
+                    provides.append(f"cli:{group[0]}")
+            dist, version = self.distributions.get(name, ("unknown", ""))
+            infos.append(PluginInfo(name, dist, version, hooks, tuple(provides)))
+        return infos
+
+
+_HOOK_NAMES = frozenset(
+    n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), hookspecs.PROJECT_NAME + "_spec")
+)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _load_builtin(host: PluginHost, module_name: str) -> None:
+    import importlib
+
+    module: ModuleType = importlib.import_module(module_name)
+    host.register(module, name=module_name)
+
+
+def build_plugin_host(env: Mapping[str, str] | None = None) -> PluginHost:
+    """A new plugin host: built-ins, then entry points (sorted by name), per the env switches."""
+    env = os.environ if env is None else env
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm)
+    for module_name in BUILTIN_PLUGINS:
+        _load_builtin(host, module_name)
+    if not _flag(env, "TACOQ_DISABLE_PLUGIN_AUTOLOAD"):
+        _load_entry_points(host, env)
+    pm.check_pending()
+    if _flag(env, "TACOQ_TRACE_HOOKS"):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
+    return host
+
+
+def _load_entry_points(host: PluginHost, env: Mapping[str, str]) -> None:
+    allow = _names(env, "TACOQ_PLUGINS")
+    block = _names(env, "TACOQ_BLOCK_PLUGINS")
+    strict = _flag(env, "TACOQ_STRICT_PLUGINS")
+    for ep in sorted(metadata.entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: e.name):
+        if (allow and ep.name not in allow) or ep.name in block:
+            continue
+        dist_name = ep.dist.name if ep.dist is not None else "unknown"
+        dist_version = ep.dist.version if ep.dist is not None else ""
+        try:
+            plugin = ep.load()
+            host.register(plugin, name=ep.name, distribution=(dist_name, dist_version))
+        except PluginError as exc:
+            if strict or "two plugins are named" in str(exc):
+                raise
+            _record_failure(host, ep.name, dist_name, exc)
+        except Exception as exc:
+            if strict:
+                raise PluginError(
+                    f"plugin {ep.name!r} from {dist_name} failed to load: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            _record_failure(host, ep.name, dist_name, exc)
+
+
+def _record_failure(host: PluginHost, name: str, dist: str, exc: Exception) -> None:
+    failure = PluginFailure(
+        name=name,
+        distribution=dist,
+        error=f"{type(exc).__name__}: {exc}",
+        remedy=(
+            f"reinstall or upgrade it (pip install --upgrade {dist}), "
+            f"or skip it with TACOQ_BLOCK_PLUGINS={name}"
+        ),
+    )
+    host.failures.append(failure)
+    log.warning(
+        "plugin %r (%s) was skipped: %s; %s", name, dist, failure.error, failure.remedy
+    )
+
+
+_host: PluginHost | None = None
+
+
+def get_plugin_host() -> PluginHost:
+    """The process-wide plugin host, built on first use."""
+    global _host
+    if _host is None:
+        _host = build_plugin_host()
+    return _host
+
+
+def reset_plugin_host(host: PluginHost | None = None) -> None:
+    """Replace (or forget) the process-wide plugin host; for tests and embedding."""
+    global _host
+    _host = host
+
+
+def require_scheme_kind(url: str, *, in_process: bool, command: str) -> None:
+    """Refuse an in-process backend (``memory://``) in a command that runs as its own process."""
+    if in_process:
+        raise ConfigError(
+            f"{command} runs as a separate process and cannot use the in-process "
+            f"{redact_url(url)!r}; use a network backend (for example amqp:// and "
+            "postgresql://), or run everything in one process with `tacoq demo`"
+        )

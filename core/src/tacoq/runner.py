@@ -1,0 +1,102 @@
+"""Running a worker app from ``tacoq worker MODULE:ATTR``: the request, the runner protocol,
+and the built-in runner.
+
+The built-in runner is registered (``trylast``) through the ``tacoq_worker_runner`` hook like
+any plugin's; it declines ``--reload``, which the ``tacoq-hotreload`` plugin answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from tacoq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tacoq.worker import WorkerApp
+
+__all__ = ["BuiltinRunner", "WorkerRunRequest", "WorkerRunner", "load_worker_app"]
+
+log = logging.getLogger("tacoq.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRunRequest:
+    """What ``tacoq worker`` was asked to run. ``None`` fields fall back to the app's settings."""
+
+    app_ref: str
+    broker_url: str | None = None
+    namespace: str | None = None
+    concurrency: int | None = None
+    prefetch: int | None = None
+    name: str | None = None
+    reload: bool = False
+    reload_dirs: tuple[str, ...] = field(default_factory=tuple)
+
+
+class WorkerRunner(Protocol):
+    """Runs a worker until it is told to stop; returns the process exit code."""
+
+    def run(self, request: WorkerRunRequest) -> int:
+        """Run the worker described by ``request`` (blocking)."""
+        ...
+
+
+def load_worker_app(app_ref: str) -> WorkerApp:
+    """Import ``MODULE:ATTR`` and check it is a :class:`~tacoq.worker.WorkerApp`."""
+    from tacoq.worker import WorkerApp
+
+    module_name, sep, attr = app_ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{app_ref!r} is not MODULE:ATTR (for example myapp.tasks:worker)")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`, find modules in the current directory
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigError(f"cannot import module {module_name!r}: {exc}") from None
+        raise ConfigError(f"importing {module_name!r} failed: {exc}") from exc
+    try:
+        app = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(app, WorkerApp):
+        raise ConfigError(
+            f"{app_ref} is a {type(app).__name__}, not a tacoq.WorkerApp"
+        )
+    return app
+
+
+class BuiltinRunner:
+    """Runs the worker in this process on asyncio; stops cleanly on SIGINT or SIGTERM."""
+
+    def run(self, request: WorkerRunRequest) -> int:
+        """Import the app, serve until a signal arrives, return 0."""
+        app = load_worker_app(request.app_ref)
+        return asyncio.run(self._serve(app, request))
+
+    async def _serve(self, app: WorkerApp, request: WorkerRunRequest) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await app.serve(
+                stop,
+                broker_url=request.broker_url,
+                namespace=request.namespace,
+                concurrency=request.concurrency,
+                prefetch=request.prefetch,
+                name=request.name,
+                refuse_in_process=True,
+            )
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        return 0

@@ -1,0 +1,328 @@
+"""Serializers: how typed values become payload bytes and back.
+
+A :class:`Serializer` says which Python types it handles and makes a :class:`Codec` bound to one
+type; codecs are built once (when a handler is registered or a typed publish happens) so the hot
+path only calls ``dump``/``load``. Serializers come from plugins through the
+``tacoq_serializers`` hook; the built-ins (bytes, str, pydantic models, any JSON value pydantic
+can validate) are registered last, so a plugin's serializer wins for the types it claims.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import pydantic
+
+from tacoq.errors import PayloadTooLarge, SerializationError
+from tacoq.models import Payload
+
+__all__ = [
+    "BYTES_CONTENT_TYPE",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "JSON_CONTENT_TYPE",
+    "TEXT_CONTENT_TYPE",
+    "BytesSerializer",
+    "Codec",
+    "JsonSerializer",
+    "PydanticModelSerializer",
+    "Serializer",
+    "SerializerRegistry",
+    "TextSerializer",
+    "check_payload_size",
+    "default_registry",
+    "describe_validation_error",
+]
+
+JSON_CONTENT_TYPE = "application/json"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+BYTES_CONTENT_TYPE = "application/octet-stream"
+#: Payloads over this size are refused at publish time (1 MiB).
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+def _base_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json(content_type: str) -> bool:
+    base = _base_type(content_type)
+    return base == JSON_CONTENT_TYPE or base.endswith("+json")
+
+
+def describe_validation_error(exc: pydantic.ValidationError) -> str:
+    """One line naming each failing field: ``w: Input should be a valid integer; h: ...``."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(value)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """A serializer bound to one Python type."""
+
+    content_type: str
+
+    def dump(self, value: Any) -> bytes:
+        """Serialize ``value``; raise ``SerializationError`` naming what is wrong."""
+        ...
+
+    def load(self, data: bytes) -> Any:
+        """Deserialize and validate; raise ``SerializationError`` naming the failing field."""
+        ...
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """A family of codecs, chosen by the Python type a handler or publisher uses."""
+
+    name: str
+    content_type: str
+
+    def handles(self, tp: Any) -> bool:
+        """True when this serializer can make a codec for ``tp``."""
+        ...
+
+    def codec(self, tp: Any) -> Codec:
+        """A codec bound to ``tp`` (called once per type, then reused)."""
+        ...
+
+
+class _BytesCodec:
+    content_type = BYTES_CONTENT_TYPE
+
+    def dump(self, value: Any) -> bytes:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise SerializationError(f"expected bytes, got {type(value).__name__}")
+        return bytes(value)
+
+    def load(self, data: bytes) -> Any:
+        return data
+
+
+class BytesSerializer:
+    """``bytes`` as ``application/octet-stream``, untouched."""
+
+    name = "bytes"
+    content_type = BYTES_CONTENT_TYPE
+
+    def handles(self, tp: Any) -> bool:
+        """Handles ``bytes``."""
+        return tp is bytes
+
+    def codec(self, tp: Any) -> Codec:
+        """The bytes codec."""
+        return _BytesCodec()
+
+
+class _TextCodec:
+    content_type = TEXT_CONTENT_TYPE
+
+    def dump(self, value: Any) -> bytes:
+        if not isinstance(value, str):
+            raise SerializationError(f"expected str, got {type(value).__name__}")
+        return value.encode("utf-8")
+
+    def load(self, data: bytes) -> Any:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SerializationError(f"text payload is not valid UTF-8: {exc}") from None
+
+
+class TextSerializer:
+    """``str`` as UTF-8 ``text/plain``."""
+
+    name = "text"
+    content_type = TEXT_CONTENT_TYPE
+
+    def handles(self, tp: Any) -> bool:
+        """Handles ``str``."""
+        return tp is str
+
+    def codec(self, tp: Any) -> Codec:
+        """The text codec."""
+        return _TextCodec()
+
+
+class _ModelCodec:
+    content_type = JSON_CONTENT_TYPE
+
+    def __init__(self, model: type[pydantic.BaseModel]) -> None:
+        self.model = model
+
+    def dump(self, value: Any) -> bytes:
+        if isinstance(value, self.model):
+            return value.__pydantic_serializer__.to_json(value)
+        # A dict (or another model) is validated first, so a typo fails at publish.
+        try:
+            return self.model.model_validate(value).model_dump_json().encode()
+        except pydantic.ValidationError as exc:
+            raise SerializationError(describe_validation_error(exc)) from None
+
+    def load(self, data: bytes) -> Any:
+        try:
+            return self.model.model_validate_json(data)
+        except pydantic.ValidationError as exc:
+            raise SerializationError(describe_validation_error(exc)) from None
+
+
+class PydanticModelSerializer:
+    """Pydantic models as JSON, validated on load."""
+
+    name = "pydantic"
+    content_type = JSON_CONTENT_TYPE
+
+    def handles(self, tp: Any) -> bool:
+        """Handles subclasses of ``pydantic.BaseModel``."""
+        return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
+
+    def codec(self, tp: Any) -> Codec:
+        """A codec for the model ``tp``."""
+        return _ModelCodec(tp)
+
+
+class _JsonCodec:
+    content_type = JSON_CONTENT_TYPE
+
+    def __init__(self, adapter: pydantic.TypeAdapter[Any]) -> None:
+        self.adapter = adapter
+
+    def dump(self, value: Any) -> bytes:
+        try:
+            return self.adapter.dump_json(value)
+        except (pydantic.PydanticSerializationError, ValueError, TypeError) as exc:
+            raise SerializationError(f"value is not JSON-serializable: {exc}") from None
+
+    def load(self, data: bytes) -> Any:
+        try:
+            return self.adapter.validate_json(data)
+        except pydantic.ValidationError as exc:
+            raise SerializationError(describe_validation_error(exc)) from None
+
+
+class JsonSerializer:
+    """Any type pydantic can validate (dict, list, int, dataclasses, TypedDict, ...) as JSON."""
+
+    name = "json"
+    content_type = JSON_CONTENT_TYPE
+
+    def handles(self, tp: Any) -> bool:
+        """Handles every type pydantic can build a schema for."""
+        try:
+            _adapter(tp)
+        except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
+            return False
+        return True
+
+    def codec(self, tp: Any) -> Codec:
+        """A codec validating through a cached ``TypeAdapter``."""
+        return _JsonCodec(_adapter(tp))
+
+
+@functools.lru_cache(maxsize=512)
+def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(tp)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__qualname__", None) or repr(tp)
+
+
+class SerializerRegistry:
+    """Chooses a serializer for a type (first that handles it) and decodes payloads."""
+
+    def __init__(self, serializers: Sequence[Serializer]) -> None:
+        self.serializers = list(serializers)
+        self._codecs: dict[Any, Codec] = {}
+
+    def codec_for(self, tp: Any, *, what: str = "value") -> Codec:
+        """The codec for ``tp``; raises ``SerializationError`` when no serializer handles it."""
+        try:
+            return self._codecs[tp]
+        except (KeyError, TypeError):
+            pass
+        for serializer in self.serializers:
+            if serializer.handles(tp):
+                codec = serializer.codec(tp)
+                try:
+                    self._codecs[tp] = codec
+                except TypeError:
+                    pass  # unhashable annotations are rare; they just skip the cache
+                return codec
+        names = ", ".join(s.name for s in self.serializers) or "none"
+        raise SerializationError(
+            f"no serializer for type {_type_name(tp)} ({what}); installed serializers: {names}"
+        )
+
+    def encode(self, value: Any, tp: Any = None, *, what: str = "value") -> Payload:
+        """Serialize ``value`` (as ``tp`` when given, else as its own type) into a payload."""
+        if tp is None:
+            tp = _natural_type(value)
+        codec = self.codec_for(tp, what=what)
+        try:
+            return Payload(codec.content_type, codec.dump(value))
+        except SerializationError as exc:
+            raise SerializationError(f"{what} cannot be serialized: {exc}") from None
+
+    def decode(self, payload: Payload, tp: Any = None, *, what: str = "value") -> Any:
+        """Deserialize a payload into ``tp`` (validated), or by its content type when ``tp`` is None."""
+        try:
+            if tp is None:
+                return _decode_untyped(payload)
+            codec = self.codec_for(tp, what=what)
+            if _base_type(codec.content_type) == _base_type(payload.content_type):
+                return codec.load(payload.data)
+            if _is_json(payload.content_type):
+                # A by-name or REST publish sent JSON; validate it into the handler's type.
+                return _adapter(tp).validate_json(payload.data)
+            raise SerializationError(
+                f"expected content type {codec.content_type} for {_type_name(tp)}, "
+                f"got {payload.content_type}"
+            )
+        except pydantic.ValidationError as exc:
+            raise SerializationError(f"{what} is invalid: {describe_validation_error(exc)}") from None
+        except SerializationError as exc:
+            raise SerializationError(f"{what} is invalid: {exc}") from None
+
+
+def _natural_type(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes
+    if isinstance(value, str):
+        return str
+    if isinstance(value, pydantic.BaseModel):
+        return type(value)
+    return Any
+
+
+def _decode_untyped(payload: Payload) -> Any:
+    base = _base_type(payload.content_type)
+    if _is_json(base):
+        try:
+            return json.loads(payload.data)
+        except ValueError as exc:
+            raise SerializationError(f"payload is not valid JSON: {exc}") from None
+    if base.startswith("text/"):
+        return _TextCodec().load(payload.data)
+    return payload.data
+
+
+def check_payload_size(payload: Payload, limit: int, *, what: str) -> None:
+    """Refuse a payload larger than ``limit`` bytes with a message naming ``what``."""
+    if len(payload.data) > limit:
+        raise PayloadTooLarge(
+            f"{what} is {len(payload.data):,} bytes, over the limit of {limit:,} bytes "
+            f"(max_payload_bytes)"
+        )
+
+
+def default_registry() -> SerializerRegistry:
+    """The registry built from every installed plugin's serializers (cached per plugin manager)."""
+    from tacoq.plugins import get_plugin_host
+
+    return get_plugin_host().serializers

@@ -1,0 +1,144 @@
+"""The store contract: what every store plugin implements (DESIGN.md §3).
+
+A store keeps the latest state of every task, folding events with the one merge rule of
+:mod:`tacoq.merge`. All methods are coroutines; a store that cannot be reached raises
+:class:`~tacoq.errors.StoreUnavailable` so the relay stops acknowledging and backs off.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from tacoq.broker import Health
+from tacoq.merge import MergeCounts
+from tacoq.models import Task, TaskEvent, TaskStatus
+
+__all__ = ["BatchResult", "Store", "StoreFactory", "StoreStats", "TaskFilter", "TaskPage"]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one :meth:`Store.apply_batch` did."""
+
+    counts: MergeCounts = field(default_factory=MergeCounts)
+    #: Ids of the tasks that this batch completed (for waking waiters and metrics).
+    completed: list[UUID] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Filters for :meth:`Store.list`; ``None`` means "any"."""
+
+    status: TaskStatus | None = None
+    task_kind: str | None = None
+    worker_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of :meth:`Store.list`: tasks, newest first, and the cursor of the next page."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """Counters a store keeps since it was opened (by this process)."""
+
+    batches: int = 0
+    events: int = 0
+    duplicate_completions: int = 0
+    conflicting_completions: int = 0
+    deleted: int = 0
+
+
+class Store(abc.ABC):
+    """A connection to a task store."""
+
+    #: True when the store lives inside this process (``memory://``).
+    in_process: bool = False
+
+    def __init__(self, url: str, *, namespace: str) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.stats = StoreStats()
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open connections and make sure the schema exists."""
+
+    @abc.abstractmethod
+    async def apply_batch(self, events: Sequence[TaskEvent]) -> BatchResult:
+        """Fold a batch of events (of many tasks, in arrival order) in one transaction.
+
+        Retry-safe: applying the same batch twice changes no row. Raises
+        :class:`~tacoq.errors.StoreUnavailable` when nothing could be committed.
+        """
+
+    @abc.abstractmethod
+    async def insert_if_absent(self, event: TaskEvent) -> bool:
+        """Create the row of an ASSIGNED event unless the id exists; True when it was new.
+
+        Safe under concurrency: of two calls with one id, exactly one returns True.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, task_id: UUID) -> bool:
+        """Delete one task's row (a REST publish that the broker refused); True if it existed."""
+
+    @abc.abstractmethod
+    async def get(self, task_id: UUID) -> Task | None:
+        """The task's row, or ``None`` when the store has never seen it."""
+
+    @abc.abstractmethod
+    async def wait(self, task_id: UUID, timeout: float) -> Task | None:
+        """Wait until the task completes or ``timeout`` seconds pass; return its current row.
+
+        Without polling where the backend can push: register, then read, then wait, so a
+        completion between the read and the wait is not missed.
+        """
+
+    @abc.abstractmethod
+    async def list(
+        self, filters: TaskFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> TaskPage:
+        """Tasks matching ``filters``, newest ``created_at`` first, paginated by cursor."""
+
+    @abc.abstractmethod
+    async def cleanup(self, now: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is before ``now``."""
+
+    @abc.abstractmethod
+    async def health(self) -> Health:
+        """Whether the store answers."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close connections and wake every waiter."""
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class StoreFactory(Protocol):
+    """Makes a store for a URL; returned by plugins from ``tacoq_store_schemes``."""
+
+    def __call__(self, url: str, *, namespace: str) -> Store:
+        """Create (but do not connect) a store; import heavy clients lazily."""
+        ...

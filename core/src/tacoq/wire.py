@@ -1,0 +1,359 @@
+"""Wire format version 1: how events travel as broker-neutral envelopes.
+
+An :class:`Envelope` is what every broker carries: a small set of string headers, a content
+type and body bytes. Two kinds of message exist (``tacoq-event``):
+
+- ``assign``: one task assignment. Headers carry the id, kinds, attempt, priority, ttl and
+  ``created_at``; the body is the serialized input, unchanged, with its own content type.
+- ``updates``: one or more RUNNING/COMPLETED events in a JSON body. Outputs and error details
+  (tracebacks) travel in the body, never in headers.
+
+``docs/wire-format.md`` is the normative description; this module is its implementation.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from tacoq.errors import WireFormatError
+from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent
+
+__all__ = [
+    "HEADER_PREFIX",
+    "MAX_HEADER_VALUE_LENGTH",
+    "UPDATES_CONTENT_TYPE",
+    "WIRE_VERSION",
+    "Envelope",
+    "decode",
+    "decode_assignment",
+    "decode_updates",
+    "encode_assignment",
+    "encode_updates",
+    "format_timestamp",
+    "parse_timestamp",
+]
+
+WIRE_VERSION = "1"
+HEADER_PREFIX = "tacoq-"
+#: Headers are bounded so no broker's header limit is ever reached by a long kind name.
+MAX_HEADER_VALUE_LENGTH = 255
+UPDATES_CONTENT_TYPE = "application/vnd.tacoq.updates+json"
+
+H_VERSION = "tacoq-version"
+H_EVENT = "tacoq-event"
+H_ID = "tacoq-id"
+H_TASK_KIND = "tacoq-task-kind"
+H_WORKER_KIND = "tacoq-worker-kind"
+H_ATTEMPT = "tacoq-attempt"
+H_PRIORITY = "tacoq-priority"
+H_TTL = "tacoq-ttl"
+H_CREATED_AT = "tacoq-created-at"
+H_COUNT = "tacoq-count"
+
+EVENT_ASSIGN = "assign"
+EVENT_UPDATES = "updates"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A message as every broker carries it: string headers, a content type and body bytes."""
+
+    headers: Mapping[str, str]
+    content_type: str
+    body: bytes
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def event(self) -> str | None:
+        """The ``tacoq-event`` header (``assign`` or ``updates``), if present."""
+        return self.headers.get(H_EVENT)
+
+    @property
+    def worker_kind(self) -> str | None:
+        """The worker kind an assignment is routed to (``None`` for updates)."""
+        return self.headers.get(H_WORKER_KIND)
+
+    @property
+    def task_id(self) -> str | None:
+        """The task id header, if present (assignments only)."""
+        return self.headers.get(H_ID)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 UTC with microseconds, ending in ``Z``."""
+    if value.tzinfo is None:
+        raise WireFormatError(f"timestamp {value!r} is naive; TacoQ only uses UTC-aware times")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp into an aware UTC datetime."""
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise WireFormatError(f"invalid timestamp {text!r}") from exc
+    if value.tzinfo is None:
+        raise WireFormatError(f"timestamp {text!r} has no time zone")
+    return value.astimezone(UTC)
+
+
+def _bounded(name: str, value: str) -> str:
+    if len(value) > MAX_HEADER_VALUE_LENGTH:
+        raise WireFormatError(
+            f"header {name} is {len(value)} characters long; the limit is "
+            f"{MAX_HEADER_VALUE_LENGTH}"
+        )
+    return value
+
+
+def encode_assignment(event: TaskEvent) -> Envelope:
+    """The ``assign`` message for an ASSIGNED event; the body is the serialized input."""
+    if event.phase is not Phase.ASSIGNED or event.input is None or event.created_at is None:
+        raise WireFormatError("only an ASSIGNED event with input and created_at is an assignment")
+    headers = {
+        H_VERSION: WIRE_VERSION,
+        H_EVENT: EVENT_ASSIGN,
+        H_ID: str(event.id),
+        H_TASK_KIND: _bounded(H_TASK_KIND, event.task_kind),
+        H_WORKER_KIND: _bounded(H_WORKER_KIND, event.worker_kind),
+        H_ATTEMPT: str(event.attempt),
+        H_PRIORITY: str(event.priority),
+        H_TTL: str(event.ttl),
+        H_CREATED_AT: format_timestamp(event.created_at),
+    }
+    return Envelope(headers, event.input.content_type, event.input.data)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    try:
+        value = headers[name]
+    except KeyError:
+        raise WireFormatError(f"missing header {name}") from None
+    if not isinstance(value, str):
+        raise WireFormatError(f"header {name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _int_header(headers: Mapping[str, str], name: str, low: int, high: int) -> int:
+    text = _header(headers, name)
+    try:
+        value = int(text)
+    except ValueError:
+        raise WireFormatError(f"header {name} is not an integer: {text[:40]!r}") from None
+    if not low <= value <= high:
+        raise WireFormatError(f"header {name} is {value}, outside {low}..{high}")
+    return value
+
+
+def _check_version(envelope: Envelope) -> None:
+    version = envelope.headers.get(H_VERSION)
+    if version != WIRE_VERSION:
+        raise WireFormatError(
+            f"unknown wire version {version!r} (this TacoQ speaks version {WIRE_VERSION})"
+        )
+
+
+def decode_assignment(envelope: Envelope) -> TaskEvent:
+    """Read an ``assign`` message back into its ASSIGNED event."""
+    _check_version(envelope)
+    headers = envelope.headers
+    try:
+        task_id = UUID(_header(headers, H_ID))
+    except ValueError:
+        raise WireFormatError(f"header {H_ID} is not a UUID") from None
+    return TaskEvent(
+        id=task_id,
+        attempt=_int_header(headers, H_ATTEMPT, 1, 1_000_000),
+        phase=Phase.ASSIGNED,
+        task_kind=_header(headers, H_TASK_KIND),
+        worker_kind=_header(headers, H_WORKER_KIND),
+        priority=_int_header(headers, H_PRIORITY, 0, 255),
+        ttl=_int_header(headers, H_TTL, 0, 2**31 - 1),
+        created_at=parse_timestamp(_header(headers, H_CREATED_AT)),
+        input=Payload(envelope.content_type, envelope.body),
+    )
+
+
+# -- updates -----------------------------------------------------------------------------------
+
+
+def _is_textual(content_type: str) -> bool:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base.startswith("text/") or base == "application/json" or base.endswith("+json")
+
+
+def payload_to_json(payload: Payload) -> dict[str, Any]:
+    """A payload as ``{content_type, encoding, data}``: text for textual types, else base64."""
+    if _is_textual(payload.content_type):
+        try:
+            return {
+                "content_type": payload.content_type,
+                "encoding": "text",
+                "data": payload.data.decode("utf-8"),
+            }
+        except UnicodeDecodeError:
+            pass
+    return {
+        "content_type": payload.content_type,
+        "encoding": "base64",
+        "data": base64.b64encode(payload.data).decode("ascii"),
+    }
+
+
+def payload_from_json(obj: Any) -> Payload:
+    """The inverse of :func:`payload_to_json`."""
+    if not isinstance(obj, dict):
+        raise WireFormatError("a payload must be an object")
+    content_type = obj.get("content_type")
+    encoding = obj.get("encoding")
+    data = obj.get("data")
+    if not isinstance(content_type, str) or not isinstance(data, str):
+        raise WireFormatError("a payload needs a string content_type and data")
+    if encoding == "text":
+        return Payload(content_type, data.encode("utf-8"))
+    if encoding == "base64":
+        try:
+            return Payload(content_type, base64.b64decode(data, validate=True))
+        except ValueError:
+            raise WireFormatError("payload data is not valid base64") from None
+    raise WireFormatError(f"unknown payload encoding {encoding!r}")
+
+
+def _event_to_json(event: TaskEvent) -> dict[str, Any]:
+    if event.phase is Phase.ASSIGNED:
+        raise WireFormatError("ASSIGNED events travel as assign messages, not as updates")
+    obj: dict[str, Any] = {
+        "id": str(event.id),
+        "attempt": event.attempt,
+        "phase": event.phase.name.lower(),
+        "task_kind": event.task_kind,
+        "worker_kind": event.worker_kind,
+        "ttl": event.ttl,
+        "executed_by": event.executed_by,
+        "started_at": format_timestamp(event.started_at) if event.started_at else None,
+    }
+    if event.phase is Phase.COMPLETED:
+        obj["completed_at"] = format_timestamp(event.completed_at) if event.completed_at else None
+        obj["is_error"] = event.is_error
+        obj["output"] = payload_to_json(event.output) if event.output is not None else None
+        obj["error"] = (
+            {
+                "type": event.error.type,
+                "message": event.error.message,
+                "traceback": event.error.traceback,
+            }
+            if event.error is not None
+            else None
+        )
+    return obj
+
+
+_PHASES = {"running": Phase.RUNNING, "completed": Phase.COMPLETED}
+
+
+def _opt_time(obj: dict[str, Any], name: str) -> datetime | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise WireFormatError(f"{name} must be a string timestamp")
+    return parse_timestamp(value)
+
+
+def _event_from_json(obj: Any) -> TaskEvent:
+    if not isinstance(obj, dict):
+        raise WireFormatError("an update event must be a JSON object")
+    try:
+        phase = _PHASES[obj["phase"]]
+        task_id = UUID(obj["id"])
+        attempt = obj["attempt"]
+        task_kind = obj["task_kind"]
+        worker_kind = obj["worker_kind"]
+        ttl = obj["ttl"]
+    except KeyError as exc:
+        raise WireFormatError(f"update event is missing or has a bad {exc.args[0]!r}") from None
+    except (ValueError, TypeError, AttributeError):
+        raise WireFormatError("update event has a malformed id") from None
+    if type(attempt) is not int or attempt < 1:
+        raise WireFormatError("update event attempt must be a positive integer")
+    if type(ttl) is not int or ttl < 0:
+        raise WireFormatError("update event ttl must be a non-negative integer")
+    if not isinstance(task_kind, str) or not isinstance(worker_kind, str):
+        raise WireFormatError("update event kinds must be strings")
+    executed_by = obj.get("executed_by")
+    if executed_by is not None and not isinstance(executed_by, str):
+        raise WireFormatError("update event executed_by must be a string")
+    error = None
+    output = None
+    is_error = False
+    completed_at = None
+    if phase is Phase.COMPLETED:
+        is_error = obj.get("is_error", False)
+        if type(is_error) is not bool:
+            raise WireFormatError("update event is_error must be a boolean")
+        completed_at = _opt_time(obj, "completed_at")
+        if obj.get("output") is not None:
+            output = payload_from_json(obj["output"])
+        raw_error = obj.get("error")
+        if raw_error is not None:
+            if not isinstance(raw_error, dict) or not isinstance(raw_error.get("type"), str):
+                raise WireFormatError("update event error must be {type, message, traceback}")
+            error = ErrorInfo(
+                type=raw_error["type"],
+                message=str(raw_error.get("message", "")),
+                traceback=raw_error.get("traceback"),
+            )
+    return TaskEvent(
+        id=task_id,
+        attempt=attempt,
+        phase=phase,
+        task_kind=task_kind,
+        worker_kind=worker_kind,
+        ttl=ttl,
+        executed_by=executed_by,
+        started_at=_opt_time(obj, "started_at"),
+        completed_at=completed_at,
+        is_error=is_error,
+        output=output,
+        error=error,
+    )
+
+
+def encode_updates(events: Sequence[TaskEvent]) -> Envelope:
+    """One ``updates`` message carrying several RUNNING/COMPLETED events."""
+    if not events:
+        raise WireFormatError("an updates message needs at least one event")
+    body = json.dumps([_event_to_json(e) for e in events], separators=(",", ":")).encode()
+    headers = {H_VERSION: WIRE_VERSION, H_EVENT: EVENT_UPDATES, H_COUNT: str(len(events))}
+    return Envelope(headers, UPDATES_CONTENT_TYPE, body)
+
+
+def decode_updates(envelope: Envelope) -> list[TaskEvent]:
+    """Read an ``updates`` message back into its events (all or nothing)."""
+    _check_version(envelope)
+    if envelope.content_type != UPDATES_CONTENT_TYPE:
+        raise WireFormatError(f"updates must be {UPDATES_CONTENT_TYPE}, not {envelope.content_type!r}")
+    try:
+        items = json.loads(envelope.body)
+    except (ValueError, UnicodeDecodeError):
+        raise WireFormatError("updates body is not valid JSON") from None
+    if not isinstance(items, list) or not items:
+        raise WireFormatError("updates body must be a non-empty JSON array")
+    return [_event_from_json(item) for item in items]
+
+
+def decode(envelope: Envelope) -> list[TaskEvent]:
+    """Decode any TacoQ message into its events; raises :class:`WireFormatError` if malformed."""
+    event = envelope.headers.get(H_EVENT)
+    if event == EVENT_ASSIGN:
+        return [decode_assignment(envelope)]
+    if event == EVENT_UPDATES:
+        return decode_updates(envelope)
+    _check_version(envelope)
+    raise WireFormatError(f"unknown event type {event!r}")
