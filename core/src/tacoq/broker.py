@@ -41,19 +41,23 @@ DEFAULT_DELIVERY_LIMIT = 5
 RELAY_QUEUE = "relay"
 _WORKER_PREFIX = "worker:"
 
+
 def priority_level(priority: int) -> int:
     """Map an API priority (0–255) to a broker level (0–9): ``priority * 10 // 256``."""
     if not 0 <= priority <= 255:
         raise ValueError(f"priority must be between 0 and 255, got {priority}")
     return priority * PRIORITY_LEVELS // 256
 
+
 def worker_queue(worker_kind: str) -> str:
     """The logical name of the queue that feeds workers of ``worker_kind``."""
     return _WORKER_PREFIX + worker_kind
 
+
 def worker_kind_of(queue: str) -> str | None:
     """The worker kind of a logical worker queue name, or ``None`` for the relay's queue."""
     return queue[len(_WORKER_PREFIX) :] if queue.startswith(_WORKER_PREFIX) else None
+
 
 @dataclass(frozen=True, slots=True)
 class Health:
@@ -62,6 +66,7 @@ class Health:
     ok: bool
     detail: str = ""
 
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A dead-lettered message as the broker keeps it, with the reason it was set aside."""
@@ -69,6 +74,7 @@ class DeadLetter:
     queue: str
     reason: str
     envelope: Envelope
+
 
 class Delivery(abc.ABC):
     """One delivered message. Settle it exactly once: ack, requeue or dead-letter."""
@@ -94,6 +100,7 @@ class Delivery(abc.ABC):
     @abc.abstractmethod
     async def dead_letter(self, reason: str) -> None:
         """Move the message to the dead-letter queue with ``reason`` (then it is acked)."""
+
 
 class Consumer(abc.ABC):
     """A subscription to one queue, with at most ``prefetch`` unsettled deliveries."""
@@ -133,6 +140,7 @@ class Consumer(abc.ABC):
         while True:
             yield await self.get()
 
+
 class Broker(abc.ABC):
     """A connection to a broker in one namespace."""
 
@@ -151,7 +159,9 @@ class Broker(abc.ABC):
         """Open connections and declare the shared topology (idempotent)."""
 
     @abc.abstractmethod
-    async def publish(self, envelope: Envelope, *, priority: int = 0, delay: float | None = None) -> None:
+    async def publish(
+        self, envelope: Envelope, *, priority: int = 0, delay: float | None = None
+    ) -> None:
         """Publish and return once the broker confirmed it.
 
         ``priority`` is the API's 0–255; ``delay`` (seconds) holds the message back before it
@@ -195,11 +205,10 @@ class Broker(abc.ABC):
     ) -> None:
         await self.close()
 
+
 class BrokerFactory(Protocol):
     """Makes a broker for a URL; returned by plugins from ``tacoq_broker_schemes``."""
 
     def __call__(self, url: str, *, namespace: str) -> Broker:
         """Create (but do not connect) a broker; import heavy clients lazily."""
         ...
-
-_ = field  # re-exported dataclass helpers are not part of this module's API

@@ -92,6 +92,12 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<unparseable URL>"
     if parts.password is None:
+        # An unescaped '/', '?' or '#' in a password hides it from urlsplit; hide
+        # everything between "scheme://user:" and the last '@' rather than print it.
+        head, at, rest = url.rpartition("@")
+        scheme, sep, userinfo = head.partition("://")
+        if at and sep and ":" in userinfo:
+            return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{rest}"
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""

@@ -21,11 +21,11 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pluggy
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from tacoq.broker import Broker, BrokerFactory
     from tacoq.events import HandlerMiddleware, TaskListener
     from tacoq.runner import WorkerRunner, WorkerRunRequest
-    from tacoq.serializers import SerializerRegistry
+    from tacoq.serializers import Serializer, SerializerRegistry
     from tacoq.store import Store, StoreFactory
 
 __all__ = [
@@ -104,7 +104,9 @@ class PluginHost:
 
     # -- registration ----------------------------------------------------------------------
 
-    def register(self, plugin: object, name: str, distribution: tuple[str, str] | None = None) -> None:
+    def register(
+        self, plugin: object, name: str, distribution: tuple[str, str] | None = None
+    ) -> None:
         """Register a plugin object; two plugins with one name is an error naming both."""
         if self.pm.has_plugin(name) or self.pm.get_plugin(name) is not None:
             first = self.distributions.get(name, ("unknown", ""))[0]
@@ -196,7 +198,7 @@ class PluginHost:
         """The serializer registry: every plugin's serializers, built-ins last."""
         from tacoq.serializers import SerializerRegistry
 
-        found = []
+        found: list[Serializer] = []
         for answer in self.pm.hook.tacoq_serializers():
             found.extend(answer or ())
         return SerializerRegistry(found)
@@ -216,9 +218,9 @@ class PluginHost:
 
     def cli_groups(self) -> list[tuple[str, Any, str]]:
         """``(group name, typer app, plugin name)`` for each plugin's CLI group."""
-        groups = []
+        groups: list[tuple[str, Any, str]] = []
         for impl in reversed(self.pm.hook.tacoq_cli_group.get_hookimpls()):
-            answer = impl.function()
+            answer = cast("tuple[str, Any] | None", impl.function())
             if answer is not None:
                 name, app = answer
                 groups.append((name, app, impl.plugin_name))
@@ -239,10 +241,12 @@ class PluginHost:
                 if hook_name in hooks:
                     answer = getattr(plugin, hook_name)() or {}
                     provides.extend(f"{what}:{s}://" for s in sorted(answer))
+            impl: Any = plugin  # a module or object; its hooks were found above
             if "tacoq_serializers" in hooks:
-                provides.extend(f"serializer:{s.name}" for s in plugin.tacoq_serializers() or ())
+                serializers: Sequence[Serializer] = impl.tacoq_serializers() or ()
+                provides.extend(f"serializer:{s.name}" for s in serializers)
             if "tacoq_cli_group" in hooks:
-                group = plugin.tacoq_cli_group()
+                group: tuple[str, Any] | None = impl.tacoq_cli_group()
                 if group is not None:
                     provides.append(f"cli:{group[0]}")
             dist, version = self.distributions.get(name, ("unknown", ""))
@@ -322,9 +326,7 @@ def _record_failure(host: PluginHost, name: str, dist: str, exc: Exception) -> N
         ),
     )
     host.failures.append(failure)
-    log.warning(
-        "plugin %r (%s) was skipped: %s; %s", name, dist, failure.error, failure.remedy
-    )
+    log.warning("plugin %r (%s) was skipped: %s; %s", name, dist, failure.error, failure.remedy)
 
 
 _host: PluginHost | None = None

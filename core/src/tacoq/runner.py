@@ -67,9 +67,7 @@ def load_worker_app(app_ref: str) -> WorkerApp:
     except AttributeError:
         raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
     if not isinstance(app, WorkerApp):
-        raise ConfigError(
-            f"{app_ref} is a {type(app).__name__}, not a tacoq.WorkerApp"
-        )
+        raise ConfigError(f"{app_ref} is a {type(app).__name__}, not a tacoq.WorkerApp")
     return app
 
 
@@ -79,9 +77,15 @@ class BuiltinRunner:
     def run(self, request: WorkerRunRequest) -> int:
         """Import the app, serve until a signal arrives, return 0."""
         app = load_worker_app(request.app_ref)
-        return asyncio.run(self._serve(app, request))
+        return asyncio.run(self._serve(app, request, refuse_in_process=True))
 
-    async def _serve(self, app: WorkerApp, request: WorkerRunRequest) -> int:
+    def serve_app(self, app: WorkerApp) -> int:
+        """Serve an already-imported app with its own settings (``WorkerApp.run``)."""
+        return asyncio.run(self._serve(app, WorkerRunRequest(app_ref=""), refuse_in_process=False))
+
+    async def _serve(
+        self, app: WorkerApp, request: WorkerRunRequest, *, refuse_in_process: bool
+    ) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -94,7 +98,7 @@ class BuiltinRunner:
                 concurrency=request.concurrency,
                 prefetch=request.prefetch,
                 name=request.name,
-                refuse_in_process=True,
+                refuse_in_process=refuse_in_process,
             )
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,12 +9,14 @@ can validate) are registered last, so a plugin's serializer wins for the types i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import pydantic
+from pydantic_core import PydanticSerializationError
 
 from tacoq.errors import PayloadTooLarge, SerializationError
 from tacoq.models import Payload
@@ -194,8 +196,9 @@ class _JsonCodec:
 
     def dump(self, value: Any) -> bytes:
         try:
-            return self.adapter.dump_json(value)
-        except (pydantic.PydanticSerializationError, ValueError, TypeError) as exc:
+            # warnings="error": a value that does not match the type fails here, at publish.
+            return self.adapter.dump_json(value, warnings="error")
+        except (PydanticSerializationError, ValueError, TypeError) as exc:
             raise SerializationError(f"value is not JSON-serializable: {exc}") from None
 
     def load(self, data: bytes) -> Any:
@@ -249,10 +252,9 @@ class SerializerRegistry:
         for serializer in self.serializers:
             if serializer.handles(tp):
                 codec = serializer.codec(tp)
-                try:
+                # unhashable annotations are rare; they just skip the cache
+                with contextlib.suppress(TypeError):
                     self._codecs[tp] = codec
-                except TypeError:
-                    pass  # unhashable annotations are rare; they just skip the cache
                 return codec
         names = ", ".join(s.name for s in self.serializers) or "none"
         raise SerializationError(
@@ -270,7 +272,7 @@ class SerializerRegistry:
             raise SerializationError(f"{what} cannot be serialized: {exc}") from None
 
     def decode(self, payload: Payload, tp: Any = None, *, what: str = "value") -> Any:
-        """Deserialize a payload into ``tp`` (validated), or by its content type when ``tp`` is None."""
+        """Deserialize a payload into ``tp`` (validated), or by content type if ``tp`` is None."""
         try:
             if tp is None:
                 return _decode_untyped(payload)
@@ -285,7 +287,9 @@ class SerializerRegistry:
                 f"got {payload.content_type}"
             )
         except pydantic.ValidationError as exc:
-            raise SerializationError(f"{what} is invalid: {describe_validation_error(exc)}") from None
+            raise SerializationError(
+                f"{what} is invalid: {describe_validation_error(exc)}"
+            ) from None
         except SerializationError as exc:
             raise SerializationError(f"{what} is invalid: {exc}") from None
 
@@ -305,7 +309,7 @@ def _decode_untyped(payload: Payload) -> Any:
     if _is_json(base):
         try:
             return json.loads(payload.data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SerializationError(f"payload is not valid JSON: {exc}") from None
     if base.startswith("text/"):
         return _TextCodec().load(payload.data)

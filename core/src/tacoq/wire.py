@@ -106,8 +106,7 @@ def parse_timestamp(text: str) -> datetime:
 def _bounded(name: str, value: str) -> str:
     if len(value) > MAX_HEADER_VALUE_LENGTH:
         raise WireFormatError(
-            f"header {name} is {len(value)} characters long; the limit is "
-            f"{MAX_HEADER_VALUE_LENGTH}"
+            f"header {name} is {len(value)} characters long; the limit is {MAX_HEADER_VALUE_LENGTH}"
         )
     return value
 
@@ -304,6 +303,8 @@ def _event_from_json(obj: Any) -> TaskEvent:
         if raw_error is not None:
             if not isinstance(raw_error, dict) or not isinstance(raw_error.get("type"), str):
                 raise WireFormatError("update event error must be {type, message, traceback}")
+            if not isinstance(raw_error.get("traceback"), str | None):
+                raise WireFormatError("update event error traceback must be a string or null")
             error = ErrorInfo(
                 type=raw_error["type"],
                 message=str(raw_error.get("message", "")),
@@ -338,10 +339,12 @@ def decode_updates(envelope: Envelope) -> list[TaskEvent]:
     """Read an ``updates`` message back into its events (all or nothing)."""
     _check_version(envelope)
     if envelope.content_type != UPDATES_CONTENT_TYPE:
-        raise WireFormatError(f"updates must be {UPDATES_CONTENT_TYPE}, not {envelope.content_type!r}")
+        raise WireFormatError(
+            f"updates must be {UPDATES_CONTENT_TYPE}, not {envelope.content_type!r}"
+        )
     try:
         items = json.loads(envelope.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise WireFormatError("updates body is not valid JSON") from None
     if not isinstance(items, list) or not items:
         raise WireFormatError("updates body must be a non-empty JSON array")

@@ -1,0 +1,271 @@
+"""Publishing tasks: ``Publisher`` (async) and ``SyncPublisher`` (for code without a loop).
+
+A typed publish (by :class:`~tacoq.worker.TaskDef`) validates and serializes the input here, so
+a mistake fails in the caller; a by-name publish serializes the value as it is and the worker
+validates it. Payloads over ``max_payload_bytes`` are refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+from uuid import UUID
+
+from tacoq.broker import Broker
+from tacoq.config import resolve_broker_url, resolve_namespace
+from tacoq.errors import ConfigError, SerializationError, TacoqError
+from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
+from tacoq.models import DEFAULT_TTL_SECONDS, MAX_PRIORITY, Payload, Phase, Task, TaskEvent, utcnow
+from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
+from tacoq.wire import encode_assignment
+
+if TYPE_CHECKING:
+    from tacoq.worker import TaskDef
+
+__all__ = ["Publisher", "SyncPublisher"]
+
+T = TypeVar("T")
+
+
+class Publisher:
+    """Publishes tasks to a broker. Use as ``async with Publisher(broker=URL) as pub``.
+
+    ``broker`` and ``namespace`` are resolved at connect (argument > ``TACOQ_BROKER_URL`` /
+    ``TACOQ_NAMESPACE`` > default). ``broker_instance`` shares an already-made broker (a worker's
+    context publisher does this); the publisher then does not close it.
+    """
+
+    def __init__(
+        self,
+        broker: str | None = None,
+        *,
+        namespace: str | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        default_ttl: int = DEFAULT_TTL_SECONDS,
+        broker_instance: Broker | None = None,
+    ) -> None:
+        self._url = broker
+        self._namespace = namespace
+        self.max_payload_bytes = max_payload_bytes
+        self.default_ttl = default_ttl
+        self._broker = broker_instance
+        self._owns_broker = broker_instance is None
+        self._declared: set[str] = set()
+        self._listeners: list[TaskListener] | None = None
+        self._connected = broker_instance is not None
+
+    @property
+    def broker(self) -> Broker:
+        """The broker this publisher sends to (connects on first publish if needed)."""
+        if self._broker is None:
+            raise TacoqError("the publisher is not connected; use `async with Publisher(...)`")
+        return self._broker
+
+    async def connect(self) -> None:
+        """Create and connect the broker (idempotent)."""
+        if self._connected:
+            return
+        from tacoq.plugins import get_plugin_host
+
+        host = get_plugin_host()
+        url = resolve_broker_url(self._url)
+        self._broker = host.create_broker(url, namespace=resolve_namespace(self._namespace))
+        await self._broker.connect()
+        self._connected = True
+
+    async def close(self) -> None:
+        """Close the broker connection, if this publisher made it."""
+        if self._owns_broker and self._broker is not None:
+            await self._broker.close()
+            self._broker = None
+            self._connected = False
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def build(
+        self,
+        task: TaskDef[..., Any] | str,
+        input: Any = None,
+        *,
+        worker_kind: str | None = None,
+        priority: int = 0,
+        ttl: int | None = None,
+        id: UUID | None = None,
+    ) -> TaskEvent:
+        """Validate and serialize a publish into its ASSIGNED event (nothing is sent)."""
+        from tacoq.worker import TaskDef
+
+        if isinstance(task, TaskDef):
+            task_kind, kind = task.task_kind, worker_kind or task.worker_kind
+            what = f"input of task {task_kind!r}"
+            try:
+                payload = Payload(task.input_codec.content_type, task.input_codec.dump(input))
+            except SerializationError as exc:
+                raise SerializationError(f"{what} is invalid: {exc}") from None
+        elif isinstance(task, str):
+            if not worker_kind:
+                raise ConfigError(f"publishing task {task!r} by name needs worker_kind=...")
+            task_kind, kind = task, worker_kind
+            what = f"input of task {task_kind!r}"
+            from tacoq.plugins import get_plugin_host
+
+            payload = get_plugin_host().serializers.encode(input, what=what)
+        else:
+            raise TypeError(
+                f"publish() takes a TaskDef or a task kind name, not {type(task).__name__}"
+            )
+        if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
+            raise ConfigError(
+                f"priority must be an integer from 0 to {MAX_PRIORITY}, got {priority!r}"
+            )
+        ttl = self.default_ttl if ttl is None else ttl
+        if type(ttl) is not int or ttl < 0:
+            raise ConfigError(f"ttl must be a whole number of seconds >= 0, got {ttl!r}")
+        check_payload_size(payload, self.max_payload_bytes, what=what)
+        return TaskEvent(
+            id=id or uuid.uuid4(),
+            attempt=1,
+            phase=Phase.ASSIGNED,
+            task_kind=task_kind,
+            worker_kind=kind,
+            ttl=ttl,
+            priority=priority,
+            created_at=utcnow(),
+            input=payload,
+        )
+
+    async def publish(
+        self,
+        task: TaskDef[..., Any] | str,
+        input: Any = None,
+        *,
+        worker_kind: str | None = None,
+        priority: int = 0,
+        ttl: int | None = None,
+        id: UUID | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+    ) -> Task:
+        """Publish one task and return it (``PENDING``) once the broker confirmed it.
+
+        ``task`` is a :class:`~tacoq.worker.TaskDef` (typed: the input is validated here) or a
+        task kind name (then ``worker_kind`` is required). ``priority`` 0–255 (higher runs
+        first), ``ttl`` seconds the record lives after completion, ``id`` to choose the UUID,
+        ``countdown`` seconds or ``eta`` to run it later.
+        """
+        event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
+        delay = _delay(countdown, eta)
+        if not self._connected:
+            await self.connect()
+        broker = self.broker
+        if event.worker_kind not in self._declared:
+            await broker.declare_worker_queue(event.worker_kind)
+            self._declared.add(event.worker_kind)
+        await broker.publish(encode_assignment(event), priority=event.priority, delay=delay)
+        await self._notify(event)
+        return Task(
+            id=event.id,
+            task_kind=event.task_kind,
+            worker_kind=event.worker_kind,
+            priority=event.priority,
+            ttl=event.ttl,
+            input=event.input,
+            created_at=event.created_at,
+        )
+
+    async def _notify(self, event: TaskEvent) -> None:
+        if self._listeners is None:
+            from tacoq.plugins import get_plugin_host
+
+            self._listeners = get_plugin_host().task_listeners()
+        if not self._listeners:
+            return
+        note = LifecycleEvent(
+            LifecycleKind.PUBLISHED, event.id, event.task_kind, event.worker_kind, event.attempt
+        )
+        for listener in self._listeners:
+            result = listener.on_task_event(note)
+            if result is not None:
+                await result
+
+
+def _delay(countdown: float | None, eta: datetime | None) -> float | None:
+    if countdown is not None and eta is not None:
+        raise ConfigError("give countdown or eta, not both")
+    if eta is not None:
+        if eta.tzinfo is None:
+            raise ConfigError("eta must be timezone-aware (for example datetime.now(UTC))")
+        countdown = (eta - utcnow()).total_seconds()
+    if countdown is None or countdown <= 0:
+        return None
+    return countdown
+
+
+class SyncPublisher:
+    """A blocking twin of :class:`Publisher` for code without an event loop (Flask, Django).
+
+    It runs a private event loop in a daemon thread; every call waits for the broker's confirm
+    (at most ``timeout`` seconds). Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, broker: str | None = None, *, timeout: float = 30.0, **options: Any) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tacoq-sync-publisher", daemon=True
+        )
+        self._thread.start()
+        self._publisher = Publisher(broker, **options)
+        try:
+            self._call(self._publisher.connect())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(self.timeout)
+
+    def publish(self, task: TaskDef[..., Any] | str, input: Any = None, **options: Any) -> Task:
+        """Publish one task and return it once confirmed; same options as ``Publisher.publish``."""
+        return self._call(self._publisher.publish(task, input, **options))
+
+    def close(self) -> None:
+        """Close the broker connection and stop the private loop."""
+        if self._thread.is_alive():
+            try:
+                self._call(self._publisher.close())
+            finally:
+                self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(self.timeout)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

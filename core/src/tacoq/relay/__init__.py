@@ -1,0 +1,1 @@
+"""The relay: TacoQ's engine, which consumes every update, stores it and cleans up."""

@@ -1,0 +1,113 @@
+"""Gathering a worker's status updates into few confirmed messages.
+
+A busy worker finishes many tasks within a few milliseconds; the batcher sends their events as
+one ``updates`` message, waits for the broker's confirm, and only then acknowledges the
+assignments that those events complete (at-least-once). An idle worker's single event is sent
+at once: the flusher wakes as soon as something is added, so batching costs no latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from uuid import UUID
+
+from tacoq.broker import Broker, Consumer, Delivery
+from tacoq.errors import PublishError
+from tacoq.models import TaskEvent
+from tacoq.wire import encode_updates
+
+__all__ = ["CompletedCache", "UpdateBatcher"]
+
+log = logging.getLogger("tacoq.worker")
+
+#: Most events in one updates message.
+MAX_EVENTS_PER_MESSAGE = 500
+
+
+class CompletedCache:
+    """The last completions this worker confirmed, to answer a redelivered task without
+    running it again (after a reconnect an ack may be lost; the task comes back)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._events: OrderedDict[UUID, TaskEvent] = OrderedDict()
+
+    def add(self, event: TaskEvent) -> None:
+        """Remember a confirmed completion."""
+        self._events[event.id] = event
+        if len(self._events) > self.size:
+            self._events.popitem(last=False)
+
+    def get(self, task_id: UUID, attempt: int) -> TaskEvent | None:
+        """The confirmed completion of this attempt, if this worker sent one."""
+        event = self._events.get(task_id)
+        return event if event is not None and event.attempt == attempt else None
+
+
+class UpdateBatcher:
+    """Collects events (with the deliveries they settle) and flushes them as updates."""
+
+    def __init__(self, broker: Broker, consumer: Consumer, cache: CompletedCache) -> None:
+        self.broker = broker
+        self.consumer = consumer
+        self.cache = cache
+        self._pending: list[tuple[TaskEvent, Delivery | None]] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self.messages_sent = 0
+
+    def add(self, event: TaskEvent, delivery: Delivery | None = None) -> None:
+        """Queue an event; ``delivery`` is acked once the event's message is confirmed."""
+        self._pending.append((event, delivery))
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Flush until :meth:`close` is called and everything queued has been sent."""
+        backoff = 0.05
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                chunk = self._pending[:MAX_EVENTS_PER_MESSAGE]
+                try:
+                    await self.broker.publish(encode_updates([event for event, _ in chunk]))
+                except PublishError as exc:
+                    log.warning("publishing %d updates failed (%s); retrying", len(chunk), exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.05
+                self.messages_sent += 1
+                del self._pending[: len(chunk)]
+                deliveries = [delivery for _, delivery in chunk if delivery is not None]
+                if deliveries:
+                    await self._ack(deliveries)
+                for event, _ in chunk:
+                    if event.completed_at is not None:
+                        self.cache.add(event)
+            self._idle.set()
+            if self._closing:
+                return
+
+    async def _ack(self, deliveries: Sequence[Delivery]) -> None:
+        try:
+            await self.consumer.ack_many(deliveries)
+        except Exception as exc:  # a lost channel: the broker will redeliver (at-least-once)
+            log.info(
+                "acking %d deliveries failed (%s); they will be redelivered", len(deliveries), exc
+            )
+
+    async def drain(self) -> None:
+        """Wait until everything added so far has been confirmed and acked."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Ask :meth:`run` to return once the queue is empty."""
+        self._closing = True
+        self._wakeup.set()
