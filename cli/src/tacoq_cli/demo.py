@@ -69,7 +69,9 @@ def build_demo_app() -> tacoq.WorkerApp:
     async def resize(req: ResizeIn) -> ResizeOut:
         if req.fail:
             raise ValueError(f"cannot resize to {req.width}x{req.height} (failing on purpose)")
-        return ResizeOut(width=req.width // 2, height=req.height // 2, pixels=req.width * req.height)
+        return ResizeOut(
+            width=req.width // 2, height=req.height // 2, pixels=req.width * req.height
+        )
 
     @app.task
     def checksum(data: bytes) -> str:
@@ -266,7 +268,7 @@ async def _run(
     return DemoSummary(
         tasks=tasks,
         completed=sum(1 for r in rows.values() if r is not None and r.is_completed),
-        failed_expected=sum(1 for t, e in expected.items() if e.fails and rows[t] and rows[t].is_error),  # type: ignore[union-attr]
+        failed_expected=sum(1 for t, e in expected.items() if e.fails and _is_error(rows[t])),
         unexpected=unexpected,
         elapsed_s=elapsed,
         p50_ms=_percentile(latencies, 0.50),
@@ -275,6 +277,10 @@ async def _run(
         store=redact_url(store_url),
         namespace=namespace,
     )
+
+
+def _is_error(row: Task | None) -> bool:
+    return row is not None and row.is_error
 
 
 def _progress(console: Console | None, total: int) -> Progress | None:

@@ -11,23 +11,26 @@ from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tacoq.context import TaskContext
-    from tacoq.errors import (
-        ConfigError,
-        PayloadTooLarge,
-        PluginError,
-        PublishError,
-        SerializationError,
-        StoreUnavailable,
-        TacoqError,
-        TaskFailed,
-        UnknownSchemeError,
-    )
-    from tacoq.hookspecs import hookimpl
-    from tacoq.models import ErrorInfo, Payload, Task, TaskStatus
-    from tacoq.publisher import Publisher, SyncPublisher
-    from tacoq.relay.engine import RelayEngine
-    from tacoq.worker import TaskDef, WorkerApp
+    from tacoq.context import TaskContext as TaskContext
+    from tacoq.errors import ConfigError as ConfigError
+    from tacoq.errors import PayloadTooLarge as PayloadTooLarge
+    from tacoq.errors import PluginError as PluginError
+    from tacoq.errors import PublishError as PublishError
+    from tacoq.errors import SerializationError as SerializationError
+    from tacoq.errors import StoreUnavailable as StoreUnavailable
+    from tacoq.errors import TacoqError as TacoqError
+    from tacoq.errors import TaskFailed as TaskFailed
+    from tacoq.errors import UnknownSchemeError as UnknownSchemeError
+    from tacoq.hookspecs import hookimpl as hookimpl
+    from tacoq.models import ErrorInfo as ErrorInfo
+    from tacoq.models import Payload as Payload
+    from tacoq.models import Task as Task
+    from tacoq.models import TaskStatus as TaskStatus
+    from tacoq.publisher import Publisher as Publisher
+    from tacoq.publisher import SyncPublisher as SyncPublisher
+    from tacoq.relay.engine import RelayEngine as RelayEngine
+    from tacoq.worker import TaskDef as TaskDef
+    from tacoq.worker import WorkerApp as WorkerApp
 
 _LAZY = {
     "TaskContext": "tacoq.context",

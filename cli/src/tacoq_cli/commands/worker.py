@@ -1,0 +1,133 @@
+"""``tacoq worker MODULE:ATTR``: run a worker app with the runner a plugin provides.
+
+The built-in runner serves in this process; ``--reload`` is answered by the
+``tacoq-hotreload`` plugin. Options left out fall back to the app's own settings, then to the
+environment (``TACOQ_BROKER_URL``, ``TACOQ_NAMESPACE``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tacoq.errors import ConfigError
+from tacoq_cli.logs import configure_logging
+
+if TYPE_CHECKING:
+    from tacoq.plugins import PluginHost
+    from tacoq.runner import WorkerRunner, WorkerRunRequest
+
+__all__ = ["HOTRELOAD_DISTRIBUTION", "register", "worker"]
+
+#: The distribution that answers ``--reload``.
+HOTRELOAD_DISTRIBUTION = "tacoq-hotreload"
+_COMMAND = "`tacoq worker`"
+
+
+def worker(
+    app_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODULE:ATTR", help="The tacoq.WorkerApp to run, e.g. myapp.tasks:worker."
+        ),
+    ],
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Tasks run at once (default: the app's).")
+    ] = None,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Unacknowledged tasks held (default: the concurrency)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Worker name recorded as executed_by (default: generated).")
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="Broker URL (default: the app's, else TACOQ_BROKER_URL)."),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(help="Namespace of queues and exchanges (default: the app's, else tacoq)."),
+    ] = None,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload", help=f"Restart when source files change (needs {HOTRELOAD_DISTRIBUTION})."
+        ),
+    ] = False,
+    reload_dirs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reload-dir", help="A directory to watch with --reload (repeatable).", metavar="DIR"
+        ),
+    ] = None,
+) -> None:
+    """Run a worker until SIGINT or SIGTERM, then drain and exit."""
+    from tacoq.plugins import get_plugin_host
+    from tacoq.runner import WorkerRunRequest
+
+    if reload_dirs and not reload:
+        raise ConfigError("--reload-dir only makes sense together with --reload")
+    host = get_plugin_host()
+    if namespace is not None:
+        from tacoq.config import resolve_namespace
+
+        namespace = resolve_namespace(namespace)
+    if broker is not None:
+        check_broker_url(host, broker, namespace)
+    request = WorkerRunRequest(
+        app_ref=app_ref,
+        broker_url=broker,
+        namespace=namespace,
+        concurrency=concurrency,
+        prefetch=prefetch,
+        name=name,
+        reload=reload,
+        reload_dirs=tuple(reload_dirs or ()),
+    )
+    runner = find_runner(host, request)
+    configure_logging(verbose=True)
+    sys.exit(runner.run(request))
+
+
+def check_broker_url(host: PluginHost, url: str, namespace: str | None) -> None:
+    """Fail fast, before the app is imported, on a ``--broker`` this command cannot use.
+
+    Raises :class:`~tacoq.errors.UnknownSchemeError` (listing the installed schemes) when no
+    plugin serves the scheme, and :class:`~tacoq.errors.ConfigError` for an in-process broker
+    like ``memory://``: the worker is a process of its own, so nobody else could reach it. The
+    broker object made for the check is never connected.
+    """
+    from tacoq.config import DEFAULT_NAMESPACE
+    from tacoq.plugins import require_scheme_kind
+
+    probe = host.create_broker(url, namespace=namespace or DEFAULT_NAMESPACE)
+    require_scheme_kind(url, in_process=probe.in_process, command=_COMMAND)
+
+
+def find_runner(host: PluginHost, request: WorkerRunRequest) -> WorkerRunner:
+    """The runner a plugin offers for ``request``; a clear error when none does."""
+    runner = host.worker_runner(request)
+    if runner is not None:
+        return runner
+    if request.reload:
+        for failure in host.failures:
+            if failure.distribution == HOTRELOAD_DISTRIBUTION:
+                raise ConfigError(
+                    f"--reload needs the {HOTRELOAD_DISTRIBUTION} plugin, which is installed "
+                    f"but failed to load ({failure.error}); {failure.remedy}"
+                )
+        raise ConfigError(
+            f"--reload needs the {HOTRELOAD_DISTRIBUTION} plugin, which is not installed: "
+            f"pip install {HOTRELOAD_DISTRIBUTION}"
+        )
+    raise ConfigError(
+        "no installed plugin offers a worker runner (is tacoq.builtin.runner blocked?)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tacoq worker`` to ``app``."""
+    app.command("worker")(worker)

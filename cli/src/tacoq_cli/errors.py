@@ -1,0 +1,61 @@
+"""Turning user mistakes into one clear line on stderr, and choosing the exit code.
+
+Every mistake a user can make (a bad option, a bad ``MODULE:ATTR``, an unknown URL scheme, a
+plugin problem) ends as ``error: <message>`` on one line and a non-zero exit — never a traceback.
+Lines are written with plain ``print`` rather than rich, so a narrow terminal never wraps them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from tacoq.errors import ConfigError, PluginError, TacoqError
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "exit_code_for",
+    "one_line",
+    "print_error",
+    "print_warning",
+    "redact",
+]
+
+#: A TacoQ error that is not about how the command was called.
+EXIT_ERROR = 1
+#: Usage and configuration mistakes (bad options, URLs, plugins), like click's usage errors.
+EXIT_USAGE = 2
+#: Interrupted with Ctrl-C, as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+
+# ``scheme://user:password@`` — the password part is replaced, whatever produced the message.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***@", text)
+
+
+def one_line(message: str) -> str:
+    """``message`` on a single line with any password in a URL replaced by ``***``."""
+    return redact(" ".join(message.split()))
+
+
+def print_error(message: str) -> None:
+    """Write ``error: <message>`` as one line to stderr."""
+    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def print_warning(message: str) -> None:
+    """Write ``warning: <message>`` as one line to stderr."""
+    print(f"warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def exit_code_for(exc: TacoqError) -> int:
+    """The exit code for a TacoQ error: 2 for configuration and plugin problems, else 1."""
+    if isinstance(exc, ConfigError | PluginError):
+        return EXIT_USAGE
+    return EXIT_ERROR

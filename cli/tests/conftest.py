@@ -1,0 +1,134 @@
+"""Fixtures for the CLI tests: run ``tacoq`` as a real process, and make throw-away plugins.
+
+A throw-away plugin is a module plus a ``*.dist-info`` directory with an ``entry_points.txt``
+in the ``tacoq`` group, in a temporary directory the subprocess gets on ``PYTHONPATH`` — the
+same discovery path an installed plugin takes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+
+class RunTacoq(Protocol):
+    def __call__(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        pythonpath: Sequence[Path] = (),
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+MakePlugin = Callable[[str, str], Path]
+
+
+def clean_env(
+    extra: Mapping[str, str] | None = None, pythonpath: Sequence[Path] = ()
+) -> dict[str, str]:
+    """The current environment without TACOQ_* settings, wide enough that rich never wraps."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TACOQ_")}
+    env["COLUMNS"] = "250"
+    env["NO_COLOR"] = "1"
+    env.pop("FORCE_COLOR", None)
+    paths = [str(p) for p in pythonpath]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The directory ``tacoq`` runs in (``MODULE:ATTR`` is imported from here)."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def run_tacoq(workdir: Path) -> RunTacoq:
+    """Run ``python -m tacoq_cli ARGS`` in ``workdir`` and capture its output."""
+
+    def run(
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        pythonpath: Sequence[Path] = (),
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tacoq_cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+            env=clean_env(env, pythonpath),
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def plugin_site(tmp_path: Path) -> Path:
+    """A directory for throw-away plugins (put it on the subprocess's ``PYTHONPATH``)."""
+    path = tmp_path / "site"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_plugin(plugin_site: Path) -> MakePlugin:
+    """``make_plugin(name, source)``: an installed-looking plugin ``name`` with that module.
+
+    The distribution is ``tacoq-throwaway-<name>`` 0.1; the entry point ``<name>`` in group
+    ``tacoq`` points at the module ``tacoq_throwaway_<name>``. Returns the site directory.
+    """
+
+    def make(name: str, source: str) -> Path:
+        module = f"tacoq_throwaway_{name.replace('-', '_')}"
+        dist = f"tacoq-throwaway-{name}"
+        (plugin_site / f"{module}.py").write_text(textwrap.dedent(source))
+        info = plugin_site / f"{dist.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[tacoq]\n{name} = {module}\n")
+        return plugin_site
+
+    return make
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, output
+    line = lines[0]
+    assert line.startswith("error: "), output
+    for needle in needles:
+        assert needle in line, output
+    return line
+
+
+@pytest.fixture
+def one_line_error() -> Callable[..., str]:
+    """``one_line_error(result, *needles)``: assert the run failed with exactly one
+    ``error:`` line on stderr (no traceback) containing every needle; returns the line."""
+    return _assert_one_line_error
+
+
+@pytest.fixture
+def clean_env_for() -> Callable[..., dict[str, str]]:
+    """``clean_env_for(extra=None, pythonpath=())``: the environment ``run_tacoq`` uses."""
+    return clean_env
