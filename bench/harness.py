@@ -1,0 +1,177 @@
+"""The harness: scenarios, repeated measurements, pinned subprocesses and their results.
+
+A :class:`Scenario` has TacoQ variants and one baseline. Every repeat measures each of them
+once, interleaved, so slow drift of the machine hits all alike. A variant that fails stops
+being measured and is reported as a failure row; the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_REPEATS = 50
+MAX_TASKS = 1_000_000
+
+
+class MeasurementError(Exception):
+    """A measurement could not be taken; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every measurement of a run shares."""
+
+    repeats: int = 5
+    tasks: int = 20_000
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thing to measure: ``measure`` returns one sample in the scenario's unit."""
+
+    label: str
+    measure: Callable[[Settings], float]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """TacoQ variants and the baseline they are compared with, measured in the same run."""
+
+    name: str
+    description: str
+    unit: str
+    candidates: tuple[Variant, ...]
+    baseline: Variant
+
+
+@dataclass
+class Row:
+    """The samples of one variant of one scenario, or why it failed."""
+
+    scenario: str
+    label: str
+    unit: str
+    is_baseline: bool
+    samples: list[float] = field(default_factory=list)
+    error: str | None = None
+    ratio: float | None = None  # median / the baseline's median; None for the baseline itself
+
+    @property
+    def median(self) -> float | None:
+        """The median sample, or None when there is none."""
+        return statistics.median(self.samples) if self.samples else None
+
+    @property
+    def low(self) -> float | None:
+        """The smallest sample, or None when there is none."""
+        return min(self.samples) if self.samples else None
+
+    @property
+    def high(self) -> float | None:
+        """The largest sample, or None when there is none."""
+        return max(self.samples) if self.samples else None
+
+
+Progress = Callable[[str], None]
+
+
+def run_scenario(scenario: Scenario, settings: Settings, progress: Progress) -> list[Row]:
+    """Measure every variant of ``scenario`` ``settings.repeats`` times; return one row each."""
+    variants = [*scenario.candidates, scenario.baseline]
+    rows = [
+        Row(scenario.name, variant.label, scenario.unit, variant is scenario.baseline)
+        for variant in variants
+    ]
+    for repeat in range(1, settings.repeats + 1):
+        for variant, row in zip(variants, rows, strict=True):
+            if row.error is not None:
+                continue
+            try:
+                sample = variant.measure(settings)
+            except MeasurementError as exc:
+                row.error = str(exc)
+                progress(f"{scenario.name} | {variant.label} | FAILED: {exc}")
+                continue
+            row.samples.append(sample)
+            progress(
+                f"{scenario.name} | {variant.label} | repeat {repeat}/{settings.repeats}: "
+                f"{sample:,.0f} {scenario.unit}"
+            )
+    baseline_median = rows[-1].median
+    for row in rows[:-1]:
+        if row.median is not None and baseline_median:
+            row.ratio = row.median / baseline_median
+    return rows
+
+
+def pinned(argv: Sequence[str]) -> list[str]:
+    """Return ``argv`` pinned to CPU core 0 with ``taskset`` when it exists, else unchanged."""
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", "0", *argv] if taskset else list(argv)
+
+
+def run_pinned(argv: Sequence[str], timeout_s: float) -> str:
+    """Run ``argv`` pinned to one core from the repository root; return its stdout.
+
+    Raises :class:`MeasurementError` when it cannot start, times out or exits non-zero.
+    """
+    command = pinned(argv)
+    shown = " ".join([Path(argv[0]).name, *argv[1:]])  # short, for error messages
+    try:
+        completed = subprocess.run(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise MeasurementError(f"cannot run {command[0]}: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise MeasurementError(f"{shown} took more than {timeout_s:g}s") from exc
+    if completed.returncode != 0:
+        last = (completed.stderr.strip() or completed.stdout.strip()).splitlines()[-1:] or ["?"]
+        raise MeasurementError(f"{shown} exited {completed.returncode}: {last[0].strip()[:200]}")
+    return completed.stdout
+
+
+def parse_json_summary(stdout: str, required: Sequence[str]) -> dict[str, Any]:
+    """Return the JSON object a command printed (the whole output, or its last ``{`` line)."""
+    candidates = [stdout.strip()]
+    candidates += [line for line in reversed(stdout.splitlines()) if line.startswith("{")]
+    for text in candidates:
+        try:
+            summary = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(summary, dict):
+            missing = [key for key in required if key not in summary]
+            if missing:
+                raise MeasurementError(f"summary lacks {', '.join(missing)}: {text[:200]}")
+            return summary
+    raise MeasurementError(f"no JSON summary in the output: {stdout.strip()[:200]!r}")
+
+
+def throughput_of(summary: dict[str, Any]) -> float:
+    """Return ``summary["throughput"]`` as a positive number, or raise MeasurementError."""
+    value = summary.get("throughput")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise MeasurementError(f"bad throughput in summary: {value!r}")
+    return float(value)
+
+
+def python_command(module: str, *args: str) -> list[str]:
+    """Return the command that runs ``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,205 @@
+"""Reporting: the machine, the results table (terminal and Markdown), docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from bench.harness import ROOT, Row, Settings
+
+COLUMNS = ("scenario", "variant", "median", "min", "max", "unit", "TacoQ/baseline")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where and with what the numbers were measured."""
+
+    cores: int
+    cpu: str
+    memory_gib: float
+    system: str
+    python: str
+    tacoq: str
+    pinned: bool
+    date: str
+
+    def lines(self) -> list[str]:
+        """Describe the machine as Markdown list items."""
+        pinning = "pinned to core 0 with `taskset -c 0`" if self.pinned else "not pinned"
+        return [
+            f"- Date: {self.date}",
+            f"- CPU: {self.cpu}, {self.cores} cores (each measurement {pinning})",
+            f"- Memory: {self.memory_gib:.1f} GiB",
+            f"- System: {self.system}",
+            f"- Python: {self.python}",
+            f"- TacoQ: {self.tacoq}",
+        ]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
+
+
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _git_revision() -> str:
+    try:
+        completed = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return completed.stdout.strip() or "unknown"
+
+
+def describe_machine() -> Machine:
+    """Read the machine, the interpreter and the installed TacoQ."""
+    tacoq = (
+        f"tacoq-core {_version('tacoq-core')}, tacoq {_version('tacoq')} "
+        f"(checkout {_git_revision()})"
+    )
+    return Machine(
+        cores=os.cpu_count() or 1,
+        cpu=_cpu_model(),
+        memory_gib=_memory_gib(),
+        system=f"{platform.system()} {platform.release()} ({platform.machine()})",
+        python=f"{platform.python_implementation()} {platform.python_version()}",
+        tacoq=tacoq,
+        pinned=shutil.which("taskset") is not None,
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def cells(row: Row) -> tuple[str, ...]:
+    """Return the table cells of ``row`` (a failed row says FAILED and why)."""
+    if row.error is not None:
+        failed = f"FAILED: {row.error}"
+        return (row.scenario, row.label, failed, "-", "-", row.unit, "-")
+    ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
+    return (
+        row.scenario,
+        row.label,
+        _number(row.median),
+        _number(row.low),
+        _number(row.high),
+        row.unit,
+        "baseline" if row.is_baseline else ratio,
+    )
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    """Print the results, one table per scenario: with rich when installed, else plain text."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        table_rows = [COLUMNS, *(cells(row) for row in rows)]
+        widths = [max(len(line[i]) for line in table_rows) for i in range(len(COLUMNS))]
+        for line in table_rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        return
+    console = Console()
+    for scenario in dict.fromkeys(row.scenario for row in rows):
+        table = Table(title=f"{scenario} (median of the repeats)")
+        table.add_column("variant")
+        for column in COLUMNS[2:]:
+            table.add_column(column, justify="right")
+        for row in rows:
+            if row.scenario == scenario:
+                table.add_row(*cells(row)[1:], style="red" if row.error else None)
+        console.print(table)
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """Return the results as a Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cells(row)).replace("\n", " ") + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_report(
+    rows: Sequence[Row],
+    descriptions: Sequence[tuple[str, str]],
+    settings: Settings,
+    machine: Machine,
+    command: str,
+) -> str:
+    """Return the whole docs/benchmarks.md page."""
+    scenario_lines = [f"- **{name}**: {text}" for name, text in descriptions]
+    return "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            "Written by the benchmark harness (`bench/`); do not edit by hand, run it again.",
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Each value is the median of {settings.repeats} runs of {settings.tasks:,} tasks "
+            "(min and max beside it), TacoQ and its baseline measured in the same run, "
+            "interleaved. TacoQ/baseline is the ratio of the medians: for tasks/s, 1.00 means "
+            "as fast as the baseline and 0.50 half as fast.",
+            "",
+            markdown_table(rows),
+            "",
+            "## Scenarios",
+            "",
+            *scenario_lines,
+            "",
+            "## Machine",
+            "",
+            *machine.lines(),
+            "",
+        ]
+    )
+
+
+def invoked_command(argv: Sequence[str]) -> str:
+    """Return the command that produced this run: nox's when it ran us, else ``python -m``."""
+    from_nox = os.environ.get("TACOQ_BENCH_COMMAND")
+    if from_nox:
+        return from_nox
+    return shlex.join(["python", "-m", "bench", *argv])
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, making its folder when needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)

@@ -1,0 +1,110 @@
+"""Nox sessions for TacoQ: ``nox`` runs lint, types and tests; ``nox -s demo`` and ``-s bench``.
+
+Every session installs OUR packages from their folders in this checkout, all in one pip
+invocation, and never from an index: PyPI has an unrelated ``tacoq`` (0.1-0.4). Plugins under
+``plugins/*/`` are found by their ``pyproject.toml``, so a new plugin needs no change here.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+
+nox.needs_version = ">=2024.4.15"  # for @nox.session(default=False)
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "types", "tests"]
+
+TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "pytest-docker>=3")
+LINT_TOOLS = ("ruff>=0.17,<0.18",)
+TYPE_TOOLS = ("mypy>=2.4,<3",)
+
+
+def plugin_dirs() -> list[Path]:
+    """Return every ``plugins/*/`` folder that holds a package (has a ``pyproject.toml``)."""
+    return sorted(pyproject.parent for pyproject in ROOT.glob("plugins/*/pyproject.toml"))
+
+
+def relative(path: Path) -> str:
+    """Return ``path`` as ``./relative/path`` from the repository root (for pip and pytest)."""
+    return f"./{path.relative_to(ROOT).as_posix()}"
+
+
+def local_packages(core_extras: str = "relay,testing", *, plugins: bool = True) -> list[str]:
+    """Return the pip requirements that install our packages from their folders, not an index."""
+    packages = [f"./core[{core_extras}]", "./cli"]
+    if plugins:
+        packages += [relative(folder) for folder in plugin_dirs()]
+    return packages
+
+
+def install_local(
+    session: nox.Session, *tools: str, core_extras: str = "relay,testing", plugins: bool = True
+) -> None:
+    """Install our packages (non-editable, from their folders) and ``tools`` in ONE pip call.
+
+    One call lets pip resolve every ``tacoq-core==<this version>`` pin against the local
+    folder instead of looking for it on an index.
+    """
+    session.install(*local_packages(core_extras, plugins=plugins), *tools)
+
+
+def test_paths() -> list[str]:
+    """Return the test folders that exist: core, cli, every plugin's, and the cross-package ones."""
+    candidates = [ROOT / "core" / "tests", ROOT / "cli" / "tests"]
+    candidates += [folder / "tests" for folder in plugin_dirs()]
+    candidates.append(ROOT / "tests")
+    return [relative(path) for path in candidates if path.is_dir()]
+
+
+def names_tests(arg: str) -> bool:
+    """Return True when a pytest argument selects tests by path (``path`` or ``path::node``)."""
+    return not arg.startswith("-") and (ROOT / arg.split("::", 1)[0]).exists()
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run every package's tests and the cross-package ones (``-- ARGS`` go to pytest).
+
+    Paths among the arguments replace the default test folders. Service tests take
+    ``TACOQ_TEST_AMQP_URL`` / ``TACOQ_TEST_POSTGRES_URL`` (see ``tacoq.testing.services``).
+    """
+    install_local(session, *TEST_TOOLS)
+    args = list(session.posargs)
+    paths = [] if any(names_tests(arg) for arg in args) else test_paths()
+    session.run("pytest", *paths, *args)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check the code with ruff: lint rules and formatting."""
+    session.install(*LINT_TOOLS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """Type-check with ``mypy --strict`` (configured in the root ``pyproject.toml``)."""
+    install_local(session, *TYPE_TOOLS)
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run ``tacoq demo`` on the embedded defaults (``-- ARGS`` go to the demo)."""
+    install_local(session, core_extras="relay", plugins=False)
+    session.run("tacoq", "demo", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run the benchmark harness (``python -m bench``; ``-- --quick`` for a short run)."""
+    install_local(session)
+    passed_on = ["--", *session.posargs] if session.posargs else []
+    # The harness writes the command that produced the numbers into docs/benchmarks.md.
+    command = shlex.join(["nox", "-s", "bench", *passed_on])
+    session.run("python", "-m", "bench", *session.posargs, env={"TACOQ_BENCH_COMMAND": command})
