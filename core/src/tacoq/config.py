@@ -92,12 +92,15 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<unparseable URL>"
     if parts.password is None:
-        # An unescaped '/', '?' or '#' in a password hides it from urlsplit; hide
-        # everything between "scheme://user:" and the last '@' rather than print it.
-        head, at, rest = url.rpartition("@")
-        scheme, sep, userinfo = head.partition("://")
-        if at and sep and ":" in userinfo:
-            return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{rest}"
+        # An unescaped '/', '?' or '#' in a password, or a missing "scheme://", hides the
+        # password from urlsplit; hide everything from the first ':' of the user part to the
+        # last '@' rather than print it.
+        head, at, host = url.rpartition("@")
+        prefix, sep, userinfo = head.partition("://")
+        if not sep:
+            prefix, userinfo = "", head
+        if at and ":" in userinfo:
+            return f"{prefix}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""

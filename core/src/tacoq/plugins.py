@@ -115,7 +115,13 @@ class PluginHost:
                 f"two plugins are named {name!r}: one from {first}, one from {second}; "
                 "uninstall one of them or block it with TACOQ_BLOCK_PLUGINS"
             )
-        self.pm.register(plugin, name=name)
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception:
+            # pluggy leaves a plugin whose hook failed validation half-registered; undo that.
+            if self.pm.get_plugin(name) is plugin:
+                self.pm.unregister(name=name)
+            raise
         self._check_hook_names(plugin, name)
         self.distributions[name] = distribution or (CORE_DISTRIBUTION, _version(CORE_DISTRIBUTION))
         self._clear_caches()
@@ -129,7 +135,7 @@ class PluginHost:
     def _check_hook_names(self, plugin: object, name: str) -> None:
         known = _HOOK_NAMES
         for attr in dir(plugin):
-            if not attr.startswith("tacoq_") or attr in known:
+            if attr in known:
                 continue
             target = getattr(plugin, attr, None)
             if callable(target) and hasattr(target, hookspecs.PROJECT_NAME + "_impl"):
@@ -321,7 +327,10 @@ def _record_failure(host: PluginHost, name: str, dist: str, exc: Exception) -> N
         distribution=dist,
         error=f"{type(exc).__name__}: {exc}",
         remedy=(
-            f"reinstall or upgrade it (pip install --upgrade {dist}), "
+            f"the plugin does not follow the hook contract: report it to the authors of {dist}, "
+            f"or skip it with TACOQ_BLOCK_PLUGINS={name}"
+            if isinstance(exc, PluginError)
+            else f"reinstall or upgrade it (pip install --upgrade {dist}), "
             f"or skip it with TACOQ_BLOCK_PLUGINS={name}"
         ),
     )
