@@ -1,0 +1,455 @@
+"""The in-process ``memory://`` broker: real routing, priorities, prefetch and redelivery.
+
+Brokers made for the same URL (``memory://`` or ``memory://NAME``) share one :class:`_Server`
+kept in a module-level registry; a namespace isolates queues inside it (physical name
+``f"{namespace}.{logical}"``). It carries the same :class:`~tacoq.wire.Envelope` as the network
+brokers, so the embedded mode exercises serialization honestly.
+
+Every operation is O(1): a queue keeps one deque per priority level, consumers pull from it
+under one :class:`threading.Lock`, and no asyncio task is created per message. A waiting
+consumer is woken on its own loop: directly when the waker runs in the same thread, with
+``call_soon_threadsafe`` otherwise (a :class:`~tacoq.publisher.SyncPublisher` publishes from a
+background thread with its own loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from tacoq.broker import (
+    PRIORITY_LEVELS,
+    RELAY_QUEUE,
+    Broker,
+    Consumer,
+    DeadLetter,
+    Delivery,
+    Health,
+    priority_level,
+    worker_kind_of,
+    worker_queue,
+)
+from tacoq.errors import ConfigError, PublishError, TacoqError
+from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope
+
+__all__ = ["MemoryBroker", "MemoryConsumer", "MemoryDelivery"]
+
+_LEVELS_DOWN = tuple(range(PRIORITY_LEVELS - 1, -1, -1))
+_Waiter = tuple["MemoryConsumer", "asyncio.Future[None]"]
+
+
+class _Message:
+    """One message on one queue, with its priority level and how often it was delivered."""
+
+    __slots__ = ("deliveries", "envelope", "level")
+
+    def __init__(self, envelope: Envelope, level: int) -> None:
+        self.envelope = envelope
+        self.level = level
+        self.deliveries = 0
+
+
+class _Queue:
+    """A queue: one FIFO deque per priority level, and the consumers waiting for a message."""
+
+    __slots__ = ("count", "levels", "logical", "waiters")
+
+    def __init__(self, logical: str) -> None:
+        self.logical = logical
+        self.levels: list[deque[_Message]] = [deque() for _ in range(PRIORITY_LEVELS)]
+        self.count = 0
+        self.waiters: deque[_Waiter] = deque()
+
+    def push(self, message: _Message, *, head: bool = False) -> None:
+        """Add a message (redeliveries at the head of their level); wake a waiter (lock held)."""
+        if head:
+            self.levels[message.level].appendleft(message)
+        else:
+            self.levels[message.level].append(message)
+        self.count += 1
+        self.wake_one()
+
+    def wake_one(self) -> None:
+        """Wake the first consumer still waiting for a message (server lock held)."""
+        waiters = self.waiters
+        while waiters:
+            consumer, future = waiters.popleft()
+            if not future.done() and not consumer.closed:
+                _wake(consumer.loop, consumer.thread, future)
+                return
+
+
+class _Delayed:
+    """A message held back until ``due`` (``time.monotonic()``), then routed."""
+
+    __slots__ = ("due", "envelope", "level", "namespace", "routed", "seq")
+
+    def __init__(self, due: float, namespace: str, envelope: Envelope, level: int) -> None:
+        self.due, self.seq, self.namespace = due, 0, namespace
+        self.envelope, self.level, self.routed = envelope, level, False
+
+    def __lt__(self, other: _Delayed) -> bool:
+        return (self.due, self.seq) < (other.due, other.seq)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wake(loop: asyncio.AbstractEventLoop, thread: int, future: asyncio.Future[None]) -> None:
+    """Resolve ``future`` on its own loop: directly in its thread, thread-safely otherwise."""
+    if threading.get_ident() == thread:
+        _resolve(future)
+    else:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, future)
+
+
+class _Server:
+    """The shared in-process broker state for one ``memory://`` URL."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queues: dict[str, _Queue] = {}
+        self.dead: dict[str, list[DeadLetter]] = {}
+        self.delayed: list[_Delayed] = []
+        self.seq = itertools.count()
+
+    def queue(self, namespace: str, logical: str) -> _Queue:
+        """The queue ``logical`` of ``namespace``, created if absent (server lock held)."""
+        name = f"{namespace}.{logical}"
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = _Queue(logical)
+        return queue
+
+    def route(self, namespace: str, envelope: Envelope, level: int) -> None:
+        """Route an envelope: assignments to their worker queue and the relay (lock held)."""
+        headers = envelope.headers
+        if headers and headers.get(H_EVENT) == EVENT_ASSIGN:
+            kind = headers.get(H_WORKER_KIND)
+            if kind:
+                self.queue(namespace, worker_queue(kind)).push(_Message(envelope, level))
+        self.queue(namespace, RELAY_QUEUE).push(_Message(envelope, level))
+
+    def promote_due(self) -> None:
+        """Route every delayed message whose time has come (lock held)."""
+        delayed = self.delayed
+        now = time.monotonic()
+        while delayed and delayed[0].due <= now:
+            item = heapq.heappop(delayed)
+            item.routed = True
+            self.route(item.namespace, item.envelope, item.level)
+
+
+_servers: dict[str, _Server] = {}
+_servers_lock = threading.Lock()
+
+
+def _server_for(url: str) -> _Server:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "memory":
+        raise ConfigError(f"the memory broker serves memory:// URLs, not {url!r}")
+    name = rest.strip("/")
+    with _servers_lock:
+        server = _servers.get(name)
+        if server is None:
+            server = _servers[name] = _Server()
+        return server
+
+
+def _level(priority: int) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValueError(f"priority must be an integer between 0 and 255, got {priority!r}")
+    return priority_level(priority)
+
+
+class MemoryDelivery(Delivery):
+    """One delivery of an in-process message; the first settle wins, later ones are no-ops."""
+
+    __slots__ = ("_consumer", "_message", "delivery_count", "envelope", "redelivered")
+
+    def __init__(self, consumer: MemoryConsumer, message: _Message) -> None:
+        self._consumer = consumer
+        self._message = message
+        self.envelope = message.envelope
+        self.delivery_count = message.deliveries
+        self.redelivered = message.deliveries > 1
+
+    async def ack(self) -> None:
+        """The message is done and leaves the queue."""
+        self._consumer._settle(self, None)
+
+    async def requeue(self) -> None:
+        """Back to the head of its priority level, to be delivered again."""
+        self._consumer._settle(self, "requeue")
+
+    async def dead_letter(self, reason: str) -> None:
+        """Set the message aside in the namespace's dead letters with ``reason``."""
+        self._consumer._settle(self, reason, dead=True)
+
+    def __repr__(self) -> str:
+        return f"MemoryDelivery({self._consumer.queue_name!r}, count={self.delivery_count})"
+
+
+class MemoryConsumer(Consumer):
+    """Pulls from one in-process queue, holding at most ``prefetch`` unsettled deliveries."""
+
+    def __init__(self, broker: MemoryBroker, queue: _Queue, prefetch: int) -> None:
+        self._broker = broker
+        self._server = broker._server
+        self._queue = queue
+        self.queue_name = queue.logical
+        self.prefetch = prefetch
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        self.closed = False
+        self._unsettled: dict[MemoryDelivery, None] = {}
+        self._capacity_waiters: deque[asyncio.Future[None]] = deque()
+
+    def _take(self) -> MemoryDelivery | None:
+        """The next message as a delivery, if allowed and available (server lock held)."""
+        if self.closed:
+            raise TacoqError(f"the consumer of {self.queue_name!r} is closed")
+        if len(self._unsettled) >= self.prefetch:
+            return None
+        if self._server.delayed:
+            self._server.promote_due()
+        queue = self._queue
+        if not queue.count:
+            return None
+        levels = queue.levels
+        for level in _LEVELS_DOWN:
+            if levels[level]:
+                message = levels[level].popleft()
+                break
+        queue.count -= 1
+        message.deliveries += 1
+        delivery = MemoryDelivery(self, message)
+        self._unsettled[delivery] = None
+        return delivery
+
+    def get_nowait(self) -> MemoryDelivery | None:
+        """A delivery if one is waiting and the prefetch allows it, else ``None``."""
+        with self._server.lock:
+            return self._take()
+
+    async def get(self) -> MemoryDelivery:
+        """Wait for the next delivery (raises :class:`TacoqError` once the consumer closed)."""
+        server = self._server
+        while True:
+            with server.lock:
+                delivery = self._take()
+                if delivery is not None:
+                    return delivery
+                future: asyncio.Future[None] = self.loop.create_future()
+                has_room = len(self._unsettled) < self.prefetch
+                if has_room:
+                    self._queue.waiters.append((self, future))
+                else:
+                    self._capacity_waiters.append(future)
+                    if self._queue.count:  # woken for a message we cannot take: pass it on
+                        self._queue.wake_one()
+                due = server.delayed[0].due if server.delayed else None
+            timer = None
+            if due is not None:  # the publisher's loop may be gone: look again when it is due
+                delay = max(due - time.monotonic(), 0.0)
+                timer = self.loop.call_later(delay, self._tick, future, has_room)
+            try:
+                await future
+            except asyncio.CancelledError:
+                with server.lock:
+                    self._forget(future, has_room)
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    def _tick(self, future: asyncio.Future[None], has_room: bool) -> None:
+        """A delayed message is due: route it and let this waiting ``get`` look again."""
+        with self._server.lock:
+            self._server.promote_due()
+            self._forget(future, has_room)
+        _resolve(future)
+
+    def _forget(self, future: asyncio.Future[None], has_room: bool) -> None:
+        """A cancelled wait: drop it, and pass on a wake-up it may have swallowed (lock held)."""
+        try:
+            if has_room:
+                self._queue.waiters.remove((self, future))
+            else:
+                self._capacity_waiters.remove(future)
+        except ValueError:
+            pass
+        if self._queue.count:
+            self._queue.wake_one()
+        self._wake_capacity()
+
+    def _wake_capacity(self) -> None:
+        while self._capacity_waiters:
+            future = self._capacity_waiters.popleft()
+            if not future.done():
+                _wake(self.loop, self.thread, future)
+                return
+
+    def _settle(self, delivery: MemoryDelivery, reason: str | None, *, dead: bool = False) -> None:
+        with self._server.lock:
+            if delivery not in self._unsettled:
+                return  # settled before, or returned to the queue when the consumer closed
+            del self._unsettled[delivery]
+            message = delivery._message
+            if dead:
+                letter = DeadLetter(self.queue_name, reason or "", message.envelope)
+                self._server.dead.setdefault(self._broker.namespace, []).append(letter)
+            elif reason is not None:
+                self._queue.push(message, head=True)
+            if self._capacity_waiters:
+                self._wake_capacity()
+
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge several deliveries under one lock acquisition."""
+        others = []
+        with self._server.lock:
+            for delivery in deliveries:
+                if isinstance(delivery, MemoryDelivery) and delivery._consumer is self:
+                    self._unsettled.pop(delivery, None)
+                else:
+                    others.append(delivery)
+            for _ in range(len(self._capacity_waiters)):
+                self._wake_capacity()
+        for delivery in others:
+            await delivery.ack()
+
+    async def close(self) -> None:
+        """Stop consuming; unsettled deliveries go back to their queue, to be redelivered."""
+        with self._server.lock:
+            self._close_locked()
+        self._broker._consumers.discard(self)
+
+    def _close_locked(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        queue = self._queue
+        for delivery in reversed(self._unsettled):
+            queue.push(delivery._message, head=True)
+        self._unsettled.clear()
+        mine = [w for w in queue.waiters if w[0] is self]
+        for waiter in mine:
+            queue.waiters.remove(waiter)
+            _wake(self.loop, self.thread, waiter[1])
+        while self._capacity_waiters:
+            _wake(self.loop, self.thread, self._capacity_waiters.popleft())
+
+    def __repr__(self) -> str:
+        return f"MemoryConsumer({self.queue_name!r}, prefetch={self.prefetch})"
+
+
+class MemoryBroker(Broker):
+    """The built-in in-process broker for ``memory://`` and ``memory://NAME`` URLs."""
+
+    scheme = "memory"
+    in_process = True
+
+    def __init__(self, url: str, *, namespace: str) -> None:
+        super().__init__(url, namespace=namespace)
+        self._server = _server_for(url)
+        self._consumers: set[MemoryConsumer] = set()
+        self._closed = False
+
+    async def connect(self) -> None:
+        """Declare the relay's queue (idempotent); there is nothing to open."""
+        self._closed = False
+        with self._server.lock:
+            self._server.queue(self.namespace, RELAY_QUEUE)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PublishError(f"the memory broker of namespace {self.namespace!r} is closed")
+
+    async def publish(
+        self, envelope: Envelope, *, priority: int = 0, delay: float | None = None
+    ) -> None:
+        """Route the envelope now (confirmed at once), or after ``delay`` seconds."""
+        level = _level(priority)
+        self._check_open()
+        server = self._server
+        if delay is not None and delay > 0:
+            item = _Delayed(time.monotonic() + delay, self.namespace, envelope, level)
+            with server.lock:
+                item.seq = next(server.seq)
+                heapq.heappush(server.delayed, item)
+            asyncio.get_running_loop().call_later(delay, self._fire, item)
+            return
+        with server.lock:
+            server.route(self.namespace, envelope, level)
+
+    def _fire(self, item: _Delayed) -> None:
+        """A delayed message's timer: route what is due, or look again a little later."""
+        with self._server.lock:
+            self._server.promote_due()
+        if not item.routed:  # the loop's clock fired a hair early
+            delay = max(item.due - time.monotonic(), 0.001)
+            asyncio.get_running_loop().call_later(delay, self._fire, item)
+
+    async def publish_many(self, items: Sequence[tuple[Envelope, int]]) -> None:
+        """Route several ``(envelope, priority)`` pairs under one lock acquisition."""
+        routed = [(envelope, _level(priority)) for envelope, priority in items]
+        self._check_open()
+        with self._server.lock:
+            for envelope, level in routed:
+                self._server.route(self.namespace, envelope, level)
+
+    async def declare_worker_queue(self, worker_kind: str) -> None:
+        """Create the queue of ``worker_kind`` so tasks wait there for a worker."""
+        with self._server.lock:
+            self._server.queue(self.namespace, worker_queue(worker_kind))
+
+    async def consume(self, queue: str, *, prefetch: int) -> MemoryConsumer:
+        """Consume a logical queue (created if absent) with at most ``prefetch`` unsettled."""
+        if queue != RELAY_QUEUE and not worker_kind_of(queue):
+            raise ValueError(f"unknown queue {queue!r}: use worker_queue(kind) or RELAY_QUEUE")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        if self._closed:
+            raise TacoqError(f"the memory broker of namespace {self.namespace!r} is closed")
+        with self._server.lock:
+            consumer = MemoryConsumer(self, self._server.queue(self.namespace, queue), prefetch)
+        self._consumers.add(consumer)
+        return consumer
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The first ``limit`` dead letters of this namespace, oldest first."""
+        with self._server.lock:
+            return list(self._server.dead.get(self.namespace, ())[: max(limit, 0)])
+
+    async def health(self) -> Health:
+        """Healthy while open."""
+        if self._closed:
+            return Health(False, "memory broker is closed")
+        return Health(True, "in-process memory broker")
+
+    async def close(self) -> None:
+        """Close every consumer of this broker; their unsettled deliveries are redelivered.
+
+        Delayed messages and queued tasks stay in the shared server: they outlive a client.
+        """
+        self._closed = True
+        with self._server.lock:
+            for consumer in self._consumers:
+                consumer._close_locked()
+        self._consumers.clear()
+
+    def stats(self) -> dict[str, int]:
+        """Ready messages per logical queue of this namespace, for diagnostics."""
+        prefix = self.namespace + "."
+        with self._server.lock:
+            found = self._server.queues.items()
+            return {q.logical: q.count for name, q in found if name.startswith(prefix)}
