@@ -113,7 +113,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def cleanup(self, now: datetime, limit: int = 1000) -> int:
-        """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is before ``now``."""
+        """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is at or before
+        ``now``; return how many were deleted."""
 
     @abc.abstractmethod
     async def health(self) -> Health:

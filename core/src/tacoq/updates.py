@@ -77,8 +77,9 @@ class UpdateBatcher:
                 chunk = self._pending[:MAX_EVENTS_PER_MESSAGE]
                 try:
                     await self.broker.publish(encode_updates([event for event, _ in chunk]))
-                except PublishError as exc:
-                    log.warning("publishing %d updates failed (%s); retrying", len(chunk), exc)
+                except Exception as exc:  # PublishError, or anything unexpected: never stop
+                    level = logging.WARNING if isinstance(exc, PublishError) else logging.ERROR
+                    log.log(level, "publishing %d updates failed (%s); retrying", len(chunk), exc)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue
