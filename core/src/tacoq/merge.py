@@ -119,26 +119,29 @@ def merge(row: Task | None, event: TaskEvent) -> tuple[Task, MergeOutcome]:
     """
     if row is None:
         return _row_from(event), MergeOutcome.CREATED
-    if event.phase is Phase.ASSIGNED and row.created_at is None and event.created_at is not None:
-        filled = _fill_assignment(row, event)
-        if event.key > (row.attempt, int(row.phase)) and not row.is_completed:
-            return _advance(filled, event), MergeOutcome.APPLIED
-        return filled, MergeOutcome.FILLED
+    filled = False
+    if event.phase is Phase.ASSIGNED:
+        if row.created_at is None and event.created_at is not None:
+            row, filled = _fill_assignment(row, event), True
+        if not row.is_completed and event.attempt == row.attempt and event.error != row.error:
+            # The previous attempt's error, carried by this attempt's assignment, is shown
+            # whichever of the attempt's events arrived first.
+            row, filled = replace(row, error=event.error), True
     if row.is_completed:
         if event.phase is Phase.COMPLETED:
             if _same_completion(row, event):
                 return row, MergeOutcome.DUPLICATE_COMPLETION
             return row, MergeOutcome.CONFLICTING_COMPLETION
-        return row, MergeOutcome.IGNORED
+        return row, MergeOutcome.FILLED if filled else MergeOutcome.IGNORED
     if event.key > (row.attempt, int(row.phase)):
         return _advance(row, event), MergeOutcome.APPLIED
-    return row, MergeOutcome.IGNORED
+    return row, MergeOutcome.FILLED if filled else MergeOutcome.IGNORED
 
 
 def _advance(row: Task, event: TaskEvent) -> Task:
     """The row once ``event`` (greater than the row's state) is its state."""
     if event.phase is Phase.ASSIGNED:
-        # A retry: a new attempt waits in the queue; the previous attempt's error stays visible.
+        # A retry: a new attempt waits in the queue, showing the error its assignment carries.
         return replace(
             row,
             status=event.phase.status,
@@ -146,7 +149,7 @@ def _advance(row: Task, event: TaskEvent) -> Task:
             ttl=event.ttl,
             started_at=None,
             executed_by=None,
-            error=event.error if event.error is not None else row.error,
+            error=event.error,
         )
     if event.phase is Phase.RUNNING:
         return replace(

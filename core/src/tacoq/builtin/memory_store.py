@@ -1,0 +1,243 @@
+"""The in-process ``memory://`` store: a dict of rows folded with the one merge rule.
+
+Stores with the same URL and namespace share their rows (and their waiters) inside the process,
+so the embedded demo's relay and its readers see the same data. The rows live as long as at
+least one store of that URL and namespace is connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from tacoq.broker import Health
+from tacoq.errors import StoreUnavailable
+from tacoq.merge import fold_batch, merge
+from tacoq.models import Phase, Task, TaskEvent
+from tacoq.store import BatchResult, Store, TaskFilter, TaskPage
+
+__all__ = ["MemoryStore", "decode_cursor", "encode_cursor", "micros", "wake"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch (exact); a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def encode_cursor(created_at: datetime | None, task_id: UUID) -> str:
+    """The opaque :meth:`Store.list` cursor after a row (shared by the built-in stores)."""
+    created = "-" if created_at is None else str(micros(created_at))
+    return base64.urlsafe_b64encode(f"{created}:{task_id.hex}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int | None, UUID]:
+    """``(created_at in microseconds or None, id)`` of a cursor; ``ValueError`` when malformed."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, _, hex_id = base64.urlsafe_b64decode(padded).decode().partition(":")
+        return (None if created == "-" else int(created)), UUID(hex=hex_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValueError(f"invalid task list cursor {cursor!r}") from None
+
+
+def _position(row: Task) -> tuple[int, int, int]:
+    """A row's place in :meth:`Store.list` order; greater comes first."""
+    if row.created_at is None:
+        return (0, 0, row.id.int)
+    return (1, micros(row.created_at), row.id.int)
+
+
+def _matches(row: Task, filters: TaskFilter) -> bool:
+    return (
+        (filters.status is None or row.status == filters.status)
+        and (filters.task_kind is None or row.task_kind == filters.task_kind)
+        and (filters.worker_kind is None or row.worker_kind == filters.worker_kind)
+    )
+
+
+def wake(waiters: set[asyncio.Future[None]]) -> None:
+    """Resolve waiter futures, from whichever loop (or thread) they belong to."""
+    for future in waiters:
+        loop = future.get_loop()
+        if loop.is_closed():
+            continue
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is running:
+            if not future.done():
+                future.set_result(None)
+        else:
+            loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass(eq=False)
+class _Shared:
+    """The rows and waiters of one ``(url, namespace)``, shared by its stores."""
+
+    rows: dict[UUID, Task] = field(default_factory=dict)
+    waiters: dict[UUID, set[asyncio.Future[None]]] = field(default_factory=dict)
+    users: int = 0
+
+
+_REGISTRY: dict[tuple[str, str], _Shared] = {}
+
+
+class MemoryStore(Store):
+    """A store kept in this process's memory (``memory://``); real, fast, and not durable."""
+
+    in_process = True
+
+    def __init__(self, url: str, *, namespace: str) -> None:
+        super().__init__(url, namespace=namespace)
+        self._shared: _Shared | None = None
+        self._mine: set[asyncio.Future[None]] = set()
+
+    @property
+    def _state(self) -> _Shared:
+        if self._shared is None:
+            raise StoreUnavailable(f"the memory store of namespace {self.namespace!r} is closed")
+        return self._shared
+
+    async def connect(self) -> None:
+        """Join (or start) the rows shared by stores of this URL and namespace."""
+        if self._shared is not None:
+            return
+        key = (self.url, self.namespace)
+        shared = _REGISTRY.get(key)
+        if shared is None:
+            shared = _REGISTRY[key] = _Shared()
+        shared.users += 1
+        self._shared = shared
+
+    async def apply_batch(self, events: Sequence[TaskEvent]) -> BatchResult:
+        """Fold the batch onto the rows (atomically: nothing else runs meanwhile)."""
+        shared = self._state
+        if not events:
+            return BatchResult()
+        rows = shared.rows
+        changed, counts = fold_batch(events, rows)
+        completed: list[UUID] = []
+        for task_id, row in changed.items():
+            if row.is_completed:
+                before = rows.get(task_id)
+                if before is None or not before.is_completed:
+                    completed.append(task_id)
+        rows.update(changed)
+        stats = self.stats
+        stats.batches += 1
+        stats.events += len(events)
+        stats.duplicate_completions += counts.duplicate_completions
+        stats.conflicting_completions += counts.conflicting_completions
+        if shared.waiters:
+            for task_id in completed:
+                waiting = shared.waiters.pop(task_id, None)
+                if waiting:
+                    wake(waiting)
+        return BatchResult(counts=counts, completed=completed)
+
+    async def insert_if_absent(self, event: TaskEvent) -> bool:
+        """Create the row of an ASSIGNED event unless the id exists; True when it was new."""
+        if event.phase is not Phase.ASSIGNED:
+            raise ValueError(f"insert_if_absent takes an ASSIGNED event, not {event.phase.name}")
+        rows = self._state.rows
+        if event.id in rows:
+            return False
+        rows[event.id] = merge(None, event)[0]
+        return True
+
+    async def delete(self, task_id: UUID) -> bool:
+        """Delete one task's row; True if it existed."""
+        return self._state.rows.pop(task_id, None) is not None
+
+    async def get(self, task_id: UUID) -> Task | None:
+        """The task's row, or ``None``."""
+        return self._state.rows.get(task_id)
+
+    async def wait(self, task_id: UUID, timeout: float) -> Task | None:
+        """Wait (without polling) until the task completes or ``timeout`` passes; its row."""
+        shared = self._state
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        shared.waiters.setdefault(task_id, set()).add(future)
+        self._mine.add(future)
+        try:
+            row = shared.rows.get(task_id)
+            if row is not None and row.is_completed:
+                return row
+            await asyncio.wait((future,), timeout=max(timeout, 0.0))
+            return shared.rows.get(task_id)
+        finally:
+            self._mine.discard(future)
+            waiting = shared.waiters.get(task_id)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del shared.waiters[task_id]
+
+    async def list(
+        self, filters: TaskFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> TaskPage:
+        """Tasks matching ``filters``, newest ``created_at`` first (ties by id, descending)."""
+        rows: Iterable[Task] = self._state.rows.values()
+        if filters is not None:
+            rows = [row for row in rows if _matches(row, filters)]
+        if cursor is not None:
+            created, after_id = decode_cursor(cursor)
+            bound = (0, 0, after_id.int) if created is None else (1, created, after_id.int)
+            rows = [row for row in rows if _position(row) < bound]
+        page = heapq.nlargest(max(limit, 0) + 1, rows, key=_position)
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            if page:
+                next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+        return TaskPage(tasks=page, next_cursor=next_cursor)
+
+    async def cleanup(self, now: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is not after now."""
+        rows = self._state.rows
+        expired: list[UUID] = []
+        for row in rows.values():
+            if len(expired) >= limit:
+                break
+            expires = row.expires_at
+            if row.is_completed and expires is not None and expires <= now:
+                expired.append(row.id)
+        for task_id in expired:
+            del rows[task_id]
+        self.stats.deleted += len(expired)
+        return len(expired)
+
+    async def health(self) -> Health:
+        """Healthy while connected."""
+        if self._shared is None:
+            return Health(False, "memory store is not connected")
+        return Health(True, f"memory store, {len(self._shared.rows)} tasks")
+
+    async def close(self) -> None:
+        """Leave the shared rows (dropped with the last store) and wake this store's waiters."""
+        shared, self._shared = self._shared, None
+        wake(self._mine)
+        self._mine.clear()
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users <= 0:
+            _REGISTRY.pop((self.url, self.namespace), None)

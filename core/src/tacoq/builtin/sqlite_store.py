@@ -1,0 +1,416 @@
+"""The ``sqlite:///PATH`` store: stdlib sqlite3, durable across processes, off the event loop.
+
+Every call runs on one dedicated thread that owns the connection (a single-worker executor), so
+the event loop never blocks on the disk. The database runs in WAL mode with a busy timeout;
+each namespace gets a table of its own (``tacoq_tasks_<sanitized namespace>_<hash>``), created
+on connect. Timestamps are stored as integer microseconds since the epoch (exact, UTC) and
+payloads as BLOBs (exact bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+from tacoq.broker import Health
+from tacoq.builtin.memory_store import decode_cursor, encode_cursor, micros, wake
+from tacoq.errors import ConfigError, StoreUnavailable
+from tacoq.merge import MergeCounts, fold_batch, merge
+from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
+from tacoq.store import BatchResult, Store, TaskFilter, TaskPage
+
+__all__ = ["SqliteStore", "sqlite_path", "table_name"]
+
+T = TypeVar("T")
+
+#: Rows selected per ``IN (...)`` query (well under SQLite's bound-parameter limit).
+SELECT_CHUNK = 500
+#: Bounds of :meth:`SqliteStore.wait`'s poll for completions written by other processes.
+POLL_FIRST, POLL_MAX = 0.05, 0.5
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLUMNS = [
+    "id", "task_kind", "worker_kind", "status", "priority", "attempt", "ttl", "is_error",
+    "error_type", "error_message", "error_traceback", "input_type", "input_data", "output_type",
+    "output_data", "created_at", "started_at", "completed_at", "executed_by", "expires_at",
+]  # fmt: skip
+_SELECT = ", ".join(_COLUMNS[:-1])
+
+# The single process-wide set of open stores by (database file, table): an apply_batch wakes
+# the waiters of every store of the same table in this process at once.
+_OPEN: dict[tuple[str, str], set[SqliteStore]] = {}
+
+
+def sqlite_path(url: str) -> str:
+    """The file of ``sqlite:///relative/path`` or ``sqlite:////absolute/path``."""
+    if not url.startswith("sqlite:///") or "?" in url or "#" in url:
+        raise ConfigError(
+            f"invalid SQLite store URL {url!r}: use sqlite:///relative/path or "
+            "sqlite:////absolute/path (no query string)"
+        )
+    path = url[len("sqlite:///") :]
+    if not path or path.endswith("/"):
+        raise ConfigError(f"the SQLite store URL {url!r} names no database file")
+    return path
+
+
+def table_name(namespace: str) -> str:
+    """The table of a namespace: sanitized for SQL, with a hash so distinct names never clash."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", namespace)[:40]
+    digest = hashlib.sha256(namespace.encode()).hexdigest()[:8]
+    return f"tacoq_tasks_{safe}_{digest}"
+
+
+def _us(moment: datetime | None) -> int | None:
+    return None if moment is None else micros(moment)
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _encode(row: Task) -> tuple[Any, ...]:
+    err, data_in, data_out = row.error, row.input, row.output
+    completed = _us(row.completed_at)
+    return (
+        str(row.id), row.task_kind, row.worker_kind, row.status.value, row.priority, row.attempt,
+        row.ttl, int(row.is_error),
+        *((None, None, None) if err is None else (err.type, err.message, err.traceback)),
+        *((None, None) if data_in is None else (data_in.content_type, data_in.data)),
+        *((None, None) if data_out is None else (data_out.content_type, data_out.data)),
+        _us(row.created_at), _us(row.started_at), completed, row.executed_by,
+        None if completed is None else completed + row.ttl * 1_000_000,
+    )  # fmt: skip
+
+
+def _decode(r: Sequence[Any]) -> Task:
+    return Task(
+        id=UUID(r[0]), task_kind=r[1], worker_kind=r[2], status=TaskStatus(r[3]), priority=r[4],
+        attempt=r[5], ttl=r[6], is_error=bool(r[7]),
+        error=None if r[8] is None else ErrorInfo(r[8], r[9], r[10]),
+        input=None if r[11] is None else Payload(r[11], bytes(r[12])),
+        output=None if r[13] is None else Payload(r[13], bytes(r[14])),
+        created_at=_dt(r[15]), started_at=_dt(r[16]), completed_at=_dt(r[17]), executed_by=r[18],
+    )  # fmt: skip
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class SqliteStore(Store):
+    """A durable store in one SQLite file, shared safely by several processes.
+
+    :meth:`wait` is woken at once by an ``apply_batch`` of any store of the same file and
+    namespace in this process; a completion written by another process is seen by a bounded
+    poll that starts at 50 ms and doubles up to 500 ms (the only polling this store does).
+    """
+
+    #: How long SQLite itself waits for a lock before failing a statement (milliseconds).
+    busy_timeout_ms: int = 5000
+    #: How many times a whole operation is tried while the database stays locked.
+    lock_retries: int = 5
+
+    def __init__(self, url: str, *, namespace: str) -> None:
+        super().__init__(url, namespace=namespace)
+        self.path = sqlite_path(url)
+        self.table = table_name(namespace)
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._key: tuple[str, str] | None = None
+        self._waiters: dict[UUID, set[asyncio.Future[None]]] = {}
+        q = f'"{self.table}"'
+        names = ", ".join(_COLUMNS)
+        marks = ", ".join("?" * len(_COLUMNS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+        self._sql_upsert = (
+            f"INSERT INTO {q} ({names}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}"
+        )
+        self._sql_insert = f"INSERT INTO {q} ({names}) VALUES ({marks}) ON CONFLICT(id) DO NOTHING"
+        self._sql_get = f"SELECT {_SELECT} FROM {q} WHERE id = ?"
+        self._sql_schema = [
+            f"CREATE TABLE IF NOT EXISTS {q} (id TEXT PRIMARY KEY, task_kind TEXT NOT NULL, "
+            "worker_kind TEXT NOT NULL, status TEXT NOT NULL, priority INTEGER NOT NULL, "
+            "attempt INTEGER NOT NULL, ttl INTEGER NOT NULL, is_error INTEGER NOT NULL, "
+            "error_type TEXT, error_message TEXT, error_traceback TEXT, input_type TEXT, "
+            "input_data BLOB, output_type TEXT, output_data BLOB, created_at INTEGER, "
+            "started_at INTEGER, completed_at INTEGER, executed_by TEXT, expires_at INTEGER)",
+            f'CREATE INDEX IF NOT EXISTS "{self.table}_created" ON {q} (created_at DESC, id DESC)',
+            f'CREATE INDEX IF NOT EXISTS "{self.table}_expires" ON {q} (expires_at) '
+            "WHERE status = 'COMPLETED'",
+        ]
+
+    @property
+    def closed(self) -> bool:
+        """True before :meth:`connect` and after :meth:`close`."""
+        return self._executor is None
+
+    # -- the thread that owns the connection ----------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the store's thread; retry a locked database, map failures."""
+        delay = 0.05
+        for attempt in range(self.lock_retries):
+            executor = self._executor
+            if executor is None:
+                raise StoreUnavailable(f"the SQLite store {self.path!r} is not connected")
+            try:
+                return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                    raise
+                if _is_locked(exc) and attempt < self.lock_retries - 1:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                raise StoreUnavailable(f"the SQLite store {self.path!r} failed: {exc}") from exc
+            except RuntimeError as exc:  # the executor was shut down by close()
+                raise StoreUnavailable(f"the SQLite store {self.path!r} is closed") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.OperationalError("connection is closed")
+        return self._conn
+
+    def _open_sync(self) -> str:
+        """Open the connection and create the schema; the database file's real path."""
+        if self._conn is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            timeout = self.busy_timeout_ms / 1000
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                # In WAL mode, NORMAL keeps every commit across a process crash (an OS crash or
+                # power loss may lose the last transactions) and fsyncs only at checkpoints.
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in self._sql_schema:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return os.path.realpath(self.path)
+
+    def _select_sync(self, ids: Sequence[UUID]) -> dict[UUID, Task]:
+        conn = self._connection()
+        rows: dict[UUID, Task] = {}
+        keys = [str(task_id) for task_id in ids]
+        for start in range(0, len(keys), SELECT_CHUNK):
+            chunk = keys[start : start + SELECT_CHUNK]
+            sql = (
+                f'SELECT {_SELECT} FROM "{self.table}" WHERE id IN ({", ".join("?" * len(chunk))})'
+            )
+            for record in conn.execute(sql, chunk):
+                task = _decode(record)
+                rows[task.id] = task
+        return rows
+
+    def _apply_sync(self, events: Sequence[TaskEvent]) -> tuple[MergeCounts, list[UUID]]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock first: read-merge-write is atomic
+        try:
+            rows = self._select_sync(list(dict.fromkeys(event.id for event in events)))
+            changed, counts = fold_batch(events, rows)
+            if changed:
+                conn.executemany(self._sql_upsert, [_encode(row) for row in changed.values()])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        completed = [
+            task_id
+            for task_id, row in changed.items()
+            if row.is_completed and not ((before := rows.get(task_id)) and before.is_completed)
+        ]
+        return counts, completed
+
+    def _execute_sync(self, sql: str, params: Sequence[Any]) -> int:
+        return self._connection().execute(sql, params).rowcount
+
+    def _fetch_sync(self, sql: str, params: Sequence[Any]) -> list[Task]:
+        return [_decode(record) for record in self._connection().execute(sql, params)]
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- the store contract ---------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the database file (creating it and the namespace's table if needed)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="tacoq-sqlite")
+        try:
+            real_path = await self._run(self._open_sync)
+        except StoreUnavailable:
+            await self.close()
+            raise
+        except OSError as exc:
+            await self.close()
+            raise StoreUnavailable(f"cannot open the SQLite store {self.path!r}: {exc}") from exc
+        self._key = (real_path, self.table)
+        _OPEN.setdefault(self._key, set()).add(self)
+
+    async def apply_batch(self, events: Sequence[TaskEvent]) -> BatchResult:
+        """Fold the batch onto the stored rows in one transaction; write only changed rows."""
+        if not events:
+            return BatchResult()
+        counts, completed = await self._run(self._apply_sync, events)
+        stats = self.stats
+        stats.batches += 1
+        stats.events += len(events)
+        stats.duplicate_completions += counts.duplicate_completions
+        stats.conflicting_completions += counts.conflicting_completions
+        if completed and self._key is not None:
+            for store in _OPEN.get(self._key, ()):
+                store._notify(completed)
+        return BatchResult(counts=counts, completed=completed)
+
+    def _notify(self, completed: Sequence[UUID]) -> None:
+        for task_id in completed:
+            waiting = self._waiters.pop(task_id, None)
+            if waiting:
+                wake(waiting)
+
+    async def insert_if_absent(self, event: TaskEvent) -> bool:
+        """Create the row of an ASSIGNED event unless the id exists; True when it was new."""
+        if event.phase is not Phase.ASSIGNED:
+            raise ValueError(f"insert_if_absent takes an ASSIGNED event, not {event.phase.name}")
+        row = _encode(merge(None, event)[0])
+        return await self._run(self._execute_sync, self._sql_insert, row) == 1
+
+    async def delete(self, task_id: UUID) -> bool:
+        """Delete one task's row; True if it existed."""
+        sql = f'DELETE FROM "{self.table}" WHERE id = ?'
+        return await self._run(self._execute_sync, sql, (str(task_id),)) > 0
+
+    async def get(self, task_id: UUID) -> Task | None:
+        """The task's row, or ``None``."""
+        found = await self._run(self._fetch_sync, self._sql_get, (str(task_id),))
+        return found[0] if found else None
+
+    async def wait(self, task_id: UUID, timeout: float) -> Task | None:
+        """Wait until the task completes or ``timeout`` passes; return its current row.
+
+        Woken at once by this process's ``apply_batch``; polls (50 ms doubling to 500 ms) for
+        completions committed by other processes.
+        """
+        if self._executor is None:
+            raise StoreUnavailable(f"the SQLite store {self.path!r} is not connected")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        interval = POLL_FIRST
+        row: Task | None = None
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(task_id, set()).add(future)
+            try:
+                if self.closed:
+                    return row
+                row = await self.get(task_id)
+                remaining = deadline - loop.time()
+                if (row is not None and row.is_completed) or remaining <= 0:
+                    return row
+                await asyncio.wait((future,), timeout=min(interval, remaining))
+                interval = min(interval * 2, POLL_MAX)
+            finally:
+                waiting = self._waiters.get(task_id)
+                if waiting is not None:
+                    waiting.discard(future)
+                    if not waiting:
+                        del self._waiters[task_id]
+
+    async def list(
+        self, filters: TaskFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> TaskPage:
+        """Tasks matching ``filters``, newest ``created_at`` first (ties by id, descending)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if filters is not None:
+            for column, value in (
+                ("status", None if filters.status is None else filters.status.value),
+                ("task_kind", filters.task_kind),
+                ("worker_kind", filters.worker_kind),
+            ):
+                if value is not None:
+                    where.append(f"{column} = ?")
+                    params.append(value)
+        if cursor is not None:
+            created, after_id = decode_cursor(cursor)
+            if created is None:
+                where.append("(created_at IS NULL AND id < ?)")
+                params.append(str(after_id))
+            else:
+                where.append(
+                    "(created_at < ? OR (created_at = ? AND id < ?) OR created_at IS NULL)"
+                )
+                params += [created, created, str(after_id)]
+        sql = f'SELECT {_SELECT} FROM "{self.table}"'
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(max(limit, 0) + 1)
+        page = await self._run(self._fetch_sync, sql, params)
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            if page:
+                next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+        return TaskPage(tasks=page, next_cursor=next_cursor)
+
+    async def cleanup(self, now: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is not after now."""
+        q = f'"{self.table}"'
+        sql = (
+            f"DELETE FROM {q} WHERE id IN (SELECT id FROM {q} WHERE status = 'COMPLETED' "
+            "AND expires_at <= ? ORDER BY expires_at LIMIT ?)"
+        )
+        deleted = await self._run(self._execute_sync, sql, (micros(now), max(limit, 0)))
+        self.stats.deleted += deleted
+        return deleted
+
+    async def health(self) -> Health:
+        """Whether the database file answers a query."""
+        try:
+            await self._run(self._execute_sync, "SELECT 1", ())
+        except StoreUnavailable as exc:
+            return Health(False, str(exc))
+        return Health(True, f"sqlite {self.path}")
+
+    async def close(self) -> None:
+        """Wake every waiter, close the connection and stop the store's thread."""
+        if self._key is not None:
+            _OPEN.get(self._key, set()).discard(self)
+            if not _OPEN.get(self._key):
+                _OPEN.pop(self._key, None)
+            self._key = None
+        executor, self._executor = self._executor, None
+        for waiting in self._waiters.values():
+            wake(waiting)
+        self._waiters.clear()
+        if executor is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(executor, self._close_sync)
+            finally:
+                executor.shutdown(wait=False)
