@@ -8,6 +8,7 @@ validates it. Payloads over ``max_payload_bytes`` are refused before anything is
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import Coroutine
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from tacoq.worker import TaskDef
 
 __all__ = ["Publisher", "SyncPublisher"]
+
+log = logging.getLogger("tacoq.publisher")
 
 T = TypeVar("T")
 
@@ -200,9 +203,12 @@ class Publisher:
             LifecycleKind.PUBLISHED, event.id, event.task_kind, event.worker_kind, event.attempt
         )
         for listener in self._listeners:
-            result = listener.on_task_event(note)
-            if result is not None:
-                await result
+            try:  # the task is already published: a failing listener must not say otherwise
+                result = listener.on_task_event(note)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("task listener %r failed on published; ignored", listener)
 
 
 def _delay(countdown: float | None, eta: datetime | None) -> float | None:

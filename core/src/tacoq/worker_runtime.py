@@ -50,6 +50,10 @@ RETRY_BACKOFF_CAP = 60.0
 _Item = tuple[int, int, Delivery]
 
 
+class _HandlerTimeout(TimeoutError):
+    """The handler ran past its task's ``timeout`` (reported as ``TimeoutError``)."""
+
+
 class WorkerRuntime:
     """Runs one :class:`~tacoq.worker.WorkerApp` against one broker until stopped."""
 
@@ -223,12 +227,8 @@ class WorkerRuntime:
                 await self._retry(assignment, delivery, exc)
                 return
             error = ErrorInfo.from_exception(exc)
-            if isinstance(exc, TimeoutError) and taskdef.timeout is not None:
-                error = ErrorInfo(
-                    "TimeoutError",
-                    f"task exceeded its timeout of {taskdef.timeout}s",
-                    error.traceback,
-                )
+            if isinstance(exc, _HandlerTimeout):  # not a TimeoutError the handler raised
+                error = ErrorInfo("TimeoutError", str(exc), error.traceback)
             self._complete(assignment, delivery, started_at, error=error, duration=duration)
             return
         timer.cancel()
@@ -271,8 +271,14 @@ class WorkerRuntime:
             handler = functools.partial(middleware, ctx, handler)
         if taskdef.timeout is None:
             return await handler()
-        async with asyncio.timeout(taskdef.timeout):
-            return await handler()
+        scope = asyncio.timeout(taskdef.timeout)
+        try:
+            async with scope:
+                return await handler()
+        except TimeoutError as exc:
+            if scope.expired():
+                raise _HandlerTimeout(f"task exceeded its timeout of {taskdef.timeout}s") from exc
+            raise
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -355,7 +361,11 @@ class WorkerRuntime:
         )
         pending = []
         for listener in self.listeners:
-            result = listener.on_task_event(event)
+            try:  # a listener observes; its failure never changes what happens to the task
+                result = listener.on_task_event(event)
+            except Exception:
+                log.exception("task listener %r failed on %s; ignored", listener, kind)
+                continue
             if result is not None:
                 pending.append(result)
         return pending
@@ -374,7 +384,10 @@ class WorkerRuntime:
 
 async def _await_all(pending: list[Awaitable[None]]) -> None:
     for awaitable in pending:
-        await awaitable
+        try:
+            await awaitable
+        except Exception:
+            log.exception("a task listener failed; ignored")
 
 
 def _progress(assignment: TaskEvent, phase: Phase, worker: str, started_at: Any) -> TaskEvent:

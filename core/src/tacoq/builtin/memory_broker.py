@@ -139,6 +139,26 @@ class _Server:
                 self.queue(namespace, worker_queue(kind)).push(_Message(envelope, level))
         self.queue(namespace, RELAY_QUEUE).push(_Message(envelope, level))
 
+    def wake_waiting(self, namespace: str, envelope: Envelope) -> None:
+        """Wake the consumers waiting on the queues a delayed envelope will go to (lock held).
+
+        A consumer already waiting set no timer for this message; woken, it looks again and
+        times its wait by it, so the message is routed when due even if the publisher's loop
+        is gone by then (a closed :class:`~tacoq.publisher.SyncPublisher`).
+        """
+        names = [RELAY_QUEUE]
+        headers = envelope.headers
+        if headers and headers.get(H_EVENT) == EVENT_ASSIGN and headers.get(H_WORKER_KIND):
+            names.append(worker_queue(headers[H_WORKER_KIND]))
+        for logical in names:
+            queue = self.queues.get(f"{namespace}.{logical}")
+            if queue is None:
+                continue
+            waiters, queue.waiters = queue.waiters, deque()
+            for consumer, future in waiters:
+                if not future.done() and not consumer.closed:
+                    _wake(consumer.loop, consumer.thread, future)
+
     def promote_due(self) -> None:
         """Route every delayed message whose time has come (lock held)."""
         delayed = self.delayed
@@ -386,6 +406,7 @@ class MemoryBroker(Broker):
             with server.lock:
                 item.seq = next(server.seq)
                 heapq.heappush(server.delayed, item)
+                server.wake_waiting(self.namespace, envelope)
             asyncio.get_running_loop().call_later(delay, self._fire, item)
             return
         with server.lock:

@@ -209,6 +209,9 @@ class RelayEngine:
         for task_id in result.completed:
             note = LifecycleEvent(LifecycleKind.STORED, task_id, "", "")
             for listener in self.listeners:
-                awaitable = listener.on_task_event(note)
-                if awaitable is not None:
-                    await awaitable
+                try:  # a failing listener must not stop the relay (nor its acks)
+                    awaitable = listener.on_task_event(note)
+                    if awaitable is not None:
+                        await awaitable
+                except Exception:
+                    log.exception("task listener %r failed on stored; ignored", listener)

@@ -32,7 +32,9 @@ async def eventually(
         if until(result):
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{message} did not hold within {timeout}s; last value: {result!r}")
+            raise AssertionError(
+                f"{message} did not hold within {timeout}s; last value: {result!r}"
+            )
         await asyncio.sleep(interval)
 
 

@@ -1,0 +1,385 @@
+"""The relay engine: updates in, store rows out; garbage set aside, nothing lost while the store
+is down, duplicates counted, expired rows cleaned up.
+
+The broker and stores are the real built-in ones. ``FlakyStore`` is a memory store that refuses
+``apply_batch`` while told to — a fault injector, not a mock: every batch it accepts is folded
+by the real store.
+"""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tacoq.broker import RELAY_QUEUE, Broker
+from tacoq.builtin.memory_store import MemoryStore
+from tacoq.errors import StoreUnavailable
+from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus, utcnow
+from tacoq.plugins import get_plugin_host
+from tacoq.publisher import Publisher
+from tacoq.relay.engine import RelayEngine
+from tacoq.store import BatchResult, Store
+from tacoq.testing import FakeClock, eventually, fresh_namespace
+from tacoq.wire import Envelope, encode_updates
+from tacoq.worker import WorkerApp
+
+WAIT = 15.0
+
+APP = WorkerApp("relaytest")
+
+
+@APP.task
+async def double(req: int) -> int:
+    return req * 2
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose ``apply_batch`` raises ``StoreUnavailable`` while ``down``, or for
+    its first ``fail_first`` calls."""
+
+    def __init__(self, url: str, *, namespace: str, fail_first: int = 0, down: bool = False):
+        super().__init__(url, namespace=namespace)
+        self.fail_first = fail_first
+        self.down = down
+        self.calls = 0
+        self.refused = 0
+
+    async def apply_batch(self, events: Sequence[TaskEvent]) -> BatchResult:
+        self.calls += 1
+        if self.down or self.refused < self.fail_first:
+            self.refused += 1
+            raise StoreUnavailable("injected outage")
+        return await super().apply_batch(events)
+
+
+@pytest.fixture
+def ns() -> str:
+    return fresh_namespace("relay")
+
+
+@pytest.fixture
+def url(ns: str) -> str:
+    return f"memory://{ns}"
+
+
+@contextlib.asynccontextmanager
+async def relay_running(
+    url: str, ns: str, store: Store | str | None = None, **options: Any
+) -> AsyncIterator[RelayEngine]:
+    relay = RelayEngine(url, store or url, namespace=ns, **{"cleanup": False, **options})
+    stop = asyncio.Event()
+    job = asyncio.create_task(relay.run(stop))
+    await asyncio.wait_for(relay.ready.wait(), 5)
+    try:
+        yield relay
+    finally:
+        stop.set()
+        await asyncio.wait_for(job, 10)
+
+
+@contextlib.asynccontextmanager
+async def worker_running(url: str, ns: str) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    job = asyncio.create_task(APP.serve(stop, broker_url=url, namespace=ns))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(job, 10)
+
+
+@contextlib.asynccontextmanager
+async def raw_broker(url: str, ns: str) -> AsyncIterator[Broker]:
+    broker = get_plugin_host().create_broker(url, namespace=ns)
+    await broker.connect()
+    try:
+        yield broker
+    finally:
+        await broker.close()
+
+
+@contextlib.asynccontextmanager
+async def reader(url: str, ns: str) -> AsyncIterator[MemoryStore]:
+    """A second memory store on the same URL and namespace: it sees the relay's rows."""
+    store = MemoryStore(url, namespace=ns)
+    await store.connect()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def completed(store: Store, task_id: uuid.UUID, timeout: float = WAIT) -> Task:
+    row = await store.wait(task_id, timeout)
+    assert row is not None
+    assert row.is_completed, f"task {task_id} did not complete: {row}"
+    return row
+
+
+def relay_depth(broker: Broker) -> int:
+    stats: dict[str, int] = broker.stats()  # type: ignore[attr-defined]
+    return stats.get(RELAY_QUEUE, 0)
+
+
+def completion(task: Task, output: bytes, *, worker: str = "w1") -> TaskEvent:
+    """The COMPLETED event a worker would send for ``task``'s first attempt."""
+    now = utcnow()
+    return TaskEvent(
+        id=task.id,
+        attempt=1,
+        phase=Phase.COMPLETED,
+        task_kind=task.task_kind,
+        worker_kind=task.worker_kind,
+        ttl=task.ttl,
+        priority=task.priority,
+        executed_by=worker,
+        started_at=now,
+        completed_at=now,
+        output=Payload("application/json", output),
+    )
+
+
+# -- garbage --------------------------------------------------------------------------------------
+
+
+async def test_undecodable_messages_are_dead_lettered_while_valid_tasks_complete(
+    url: str, ns: str
+) -> None:
+    garbage = [
+        Envelope({}, "application/octet-stream", b"\x00\xff"),
+        Envelope({"tacoq-event": "updates", "junk": "yes"}, "application/json", b"not json"),
+        Envelope(
+            {"tacoq-version": "1", "tacoq-event": "updates"},
+            "application/vnd.tacoq.updates+json",
+            b'{"events": [{"id": "nope"}]}',
+        ),
+        Envelope({"tacoq-version": "99", "tacoq-event": "updates"}, "application/json", b"[]"),
+    ]
+    async with (
+        relay_running(url, ns) as relay,
+        worker_running(url, ns),
+        Publisher(url, namespace=ns) as pub,
+        raw_broker(url, ns) as broker,
+    ):
+        before = [await pub.publish(double, i) for i in range(3)]
+        for envelope in garbage:
+            await broker.publish(envelope)
+        after = [await pub.publish(double, i) for i in range(3, 6)]
+        rows = [await completed(relay.store, t.id) for t in before + after]
+        await eventually(
+            lambda: _value(relay.stats.dead_lettered),
+            until=lambda n: n == len(garbage),
+            timeout=5,
+            message="every garbage message was dead-lettered",
+        )
+        letters = await broker.dead_letters()
+
+    assert [r.result(int) for r in rows] == [i * 2 for i in range(6)]
+    assert relay.stats.dead_lettered == len(garbage)
+    assert len(letters) == len(garbage)
+    assert {letter.queue for letter in letters} == {RELAY_QUEUE}
+    assert all(letter.reason.startswith("relay cannot decode: ") for letter in letters)
+    assert {letter.envelope.body for letter in letters} == {e.body for e in garbage}
+    assert any("version" in letter.reason for letter in letters)
+
+
+async def test_a_garbage_assignment_is_set_aside_by_worker_and_relay(url: str, ns: str) -> None:
+    junk = Envelope(
+        {"tacoq-event": "assign", "tacoq-worker-kind": APP.worker_kind},
+        "application/json",
+        b"{}",
+    )
+    async with (
+        relay_running(url, ns) as relay,
+        worker_running(url, ns),
+        Publisher(url, namespace=ns) as pub,
+        raw_broker(url, ns) as broker,
+    ):
+        await broker.publish(junk)
+        task = await pub.publish(double, 21)
+        row = await completed(relay.store, task.id)
+        letters = await eventually(
+            lambda: broker.dead_letters(),
+            until=lambda found: len(found) == 2,
+            timeout=5,
+            message="the junk assignment was dead-lettered twice",
+        )
+
+    assert row.result(int) == 42
+    assert sorted(letter.queue for letter in letters) == sorted(
+        [RELAY_QUEUE, f"worker:{APP.worker_kind}"]
+    )
+    assert any(letter.reason.startswith("malformed assignment") for letter in letters)
+
+
+# -- the store goes away --------------------------------------------------------------------------
+
+
+async def test_a_store_outage_loses_nothing_and_is_counted(url: str, ns: str) -> None:
+    store = FlakyStore(url, namespace=ns, fail_first=3)
+    async with (
+        reader(url, ns) as rows_view,
+        relay_running(url, ns, store, max_backoff=0.1) as relay,
+        worker_running(url, ns),
+        Publisher(url, namespace=ns) as pub,
+    ):
+        tasks = [await pub.publish(double, i) for i in range(20)]
+        rows = [await completed(rows_view, t.id) for t in tasks]
+        stats = relay.stats
+
+    assert [r.result(int) for r in rows] == [i * 2 for i in range(20)]
+    assert stats.store_errors == 3
+    assert store.refused == 3
+    assert stats.duplicate_completions == 0
+
+
+async def test_nothing_is_acked_before_it_is_committed(url: str, ns: str) -> None:
+    """A relay whose store is down holds its deliveries unacked; after it stops they are all
+    back on the queue, and a relay with a working store commits every one of them."""
+    down = FlakyStore(url, namespace=ns, down=True)
+    async with raw_broker(url, ns) as broker, Publisher(url, namespace=ns) as pub:
+        tasks = [await pub.publish(double, i) for i in range(5)]
+        assert relay_depth(broker) == 5
+        async with relay_running(url, ns, down, max_backoff=0.05) as failing:
+            await eventually(
+                lambda: _value(failing.stats.store_errors),
+                until=lambda n: n >= 3,
+                timeout=5,
+                message="the relay retried the unavailable store",
+            )
+            assert failing.stats.batches == 0
+        # Stopped while the store was down: every message is back, none acked.
+        assert relay_depth(broker) == 5
+
+        async with relay_running(url, ns) as healthy:
+            rows = await eventually(
+                lambda: _rows(healthy.store, [t.id for t in tasks]),
+                until=lambda found: all(r is not None for r in found),
+                timeout=WAIT,
+                message="every held assignment reached the healthy store",
+            )
+            assert relay_depth(broker) == 0
+            # A worker started now completes them: nothing was lost on the way.
+            async with worker_running(url, ns):
+                done = [await completed(healthy.store, t.id) for t in tasks]
+
+    assert all(r is not None and r.status is TaskStatus.PENDING for r in rows)
+    assert [r.result(int) for r in done] == [i * 2 for i in range(5)]
+
+
+async def _rows(store: Store, ids: list[uuid.UUID]) -> list[Task | None]:
+    return [await store.get(task_id) for task_id in ids]
+
+
+async def _value(value: Any) -> Any:
+    return value
+
+
+# -- duplicates ---------------------------------------------------------------------------------
+
+
+async def test_duplicate_updates_are_counted_and_never_change_the_row(url: str, ns: str) -> None:
+    async with (
+        relay_running(url, ns) as relay,
+        Publisher(url, namespace=ns) as pub,
+        raw_broker(url, ns) as broker,
+    ):
+        task = await pub.publish(double, 5)
+        event = completion(task, b"10")
+        message = encode_updates([event])
+        await broker.publish(message)
+        first = await completed(relay.store, task.id)
+        for _ in range(3):
+            await broker.publish(message)
+        conflicting = replace(event, output=Payload("application/json", b"999"), executed_by="w2")
+        await broker.publish(encode_updates([conflicting]))
+        await eventually(
+            lambda: _value(relay.stats),
+            until=lambda s: s.duplicate_completions == 3 and s.conflicting_completions == 1,
+            timeout=5,
+            message="the duplicates and the conflict were counted",
+        )
+        last = await relay.store.get(task.id)
+
+    assert first.result(int) == 10
+    assert last == first
+    assert relay.stats.dead_lettered == 0
+
+
+async def test_a_redelivered_failure_keeps_its_error(url: str, ns: str) -> None:
+    async with (
+        relay_running(url, ns) as relay,
+        Publisher(url, namespace=ns) as pub,
+        raw_broker(url, ns) as broker,
+    ):
+        task = await pub.publish(double, 5)
+        failed = replace(
+            completion(task, b""),
+            output=None,
+            is_error=True,
+            error=ErrorInfo("ValueError", "nope", "Traceback...\nValueError: nope\n"),
+        )
+        for _ in range(2):
+            await broker.publish(encode_updates([failed]))
+        row = await completed(relay.store, task.id)
+        await eventually(
+            lambda: _value(relay.stats.duplicate_completions),
+            until=lambda n: n == 1,
+            timeout=5,
+            message="the redelivered failure was counted",
+        )
+
+    assert row.is_error
+    assert row.error == ErrorInfo("ValueError", "nope", "Traceback...\nValueError: nope\n")
+
+
+# -- cleanup ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+async def test_cleanup_deletes_only_expired_completed_rows(
+    url: str, ns: str, tmp_path: Path, store_kind: str
+) -> None:
+    store_url = url if store_kind == "memory" else f"sqlite:///{tmp_path / 'tasks.db'}"
+    clock = FakeClock(utcnow())
+    async with relay_running(
+        url, ns, store_url, cleanup=True, cleanup_interval=3600, cleanup_batch=2, clock=clock
+    ) as relay:
+        assert relay.cleanup is not None
+        async with Publisher(url, namespace=ns) as pub:
+            pending = await pub.publish("never-runs", 1, worker_kind="nobody", ttl=0)
+            short = [await pub.publish(double, i, ttl=60) for i in range(5)]
+            long = await pub.publish(double, 100, ttl=3600)
+            async with worker_running(url, ns):
+                for task in [*short, long]:
+                    await completed(relay.store, task.id)
+            await eventually(
+                lambda: relay.store.get(pending.id),
+                until=lambda r: r is not None,
+                timeout=5,
+                message="the pending task is in the store",
+            )
+
+        assert await relay.cleanup.run_once() == 0  # nothing has expired yet
+
+        clock.advance(120)
+        assert await relay.cleanup.run_once() == 5  # in batches of 2: 2 + 2 + 1
+        for task in short:
+            assert await relay.store.get(task.id) is None
+        kept = await relay.store.get(long.id)
+        assert kept is not None
+        assert kept.result(int) == 200
+        assert await relay.store.get(pending.id) is not None
+
+        clock.advance(7200)
+        assert await relay.cleanup.run_once() == 1
+        assert await relay.store.get(long.id) is None
+        still = await relay.store.get(pending.id)  # never completed: never deleted
+        assert still is not None
+        assert still.status is TaskStatus.PENDING
+        assert relay.cleanup.deleted == 6
