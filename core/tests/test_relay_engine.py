@@ -383,3 +383,46 @@ async def test_cleanup_deletes_only_expired_completed_rows(
         assert still is not None
         assert still.status is TaskStatus.PENDING
         assert relay.cleanup.deleted == 6
+
+
+class RefusingStore(MemoryStore):
+    """A memory store that refuses (with a non-outage error) any batch holding one task id."""
+
+    def __init__(self, url: str, *, namespace: str) -> None:
+        super().__init__(url, namespace=namespace)
+        self.poison: uuid.UUID | None = None
+
+    async def apply_batch(self, events: Sequence[TaskEvent]) -> BatchResult:
+        if any(e.id == self.poison for e in events):
+            raise ValueError("row violates a constraint")
+        return await super().apply_batch(events)
+
+
+async def test_a_batch_the_store_refuses_sets_aside_only_the_culprit(url: str, ns: str) -> None:
+    """A store error that is not an outage never loops: the relay applies the batch message by
+    message, dead-letters the one the store refuses, and commits the rest."""
+    store = RefusingStore(url, namespace=ns)
+    async with raw_broker(url, ns) as broker, Publisher(url, namespace=ns) as pub:
+        tasks = [await pub.publish(double, i) for i in range(6)]
+        store.poison = tasks[2].id
+        async with reader(url, ns) as rows_view, relay_running(url, ns, store) as relay:
+            rows = await eventually(
+                lambda: _rows(rows_view, [t.id for t in tasks]),
+                until=lambda found: sum(r is not None for r in found) == 5,
+                timeout=WAIT,
+                message="every message but the refused one was committed",
+            )
+            await eventually(
+                lambda: _value(relay_depth(broker)),
+                until=lambda depth: depth == 0,
+                timeout=WAIT,
+                message="the relay queue drained",
+            )
+            stats = relay.stats
+        dead = await broker.dead_letters()
+
+    assert rows[2] is None
+    assert stats.dead_lettered == 1
+    assert [d.reason for d in dead if "store refused" in d.reason] == [
+        "store refused: ValueError: row violates a constraint"
+    ]

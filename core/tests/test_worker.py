@@ -397,7 +397,8 @@ async def test_an_unknown_task_kind_completes_after_bounded_requeues() -> None:
         row = await system.wait(task.id)
         assert row.is_error
         assert row.error is not None
-        assert row.error.type == "UnknownTaskKind"
+        assert row.error.type == "DeadLettered"
+        assert "unknown task kind" in row.error.message
         assert "'rotate'" in row.error.message
         assert "resize" in row.error.message  # names what the worker does know
         # It does not loop: the assignment left the worker's queue for good.

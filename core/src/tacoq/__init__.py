@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tacoq.context import TaskContext as TaskContext
     from tacoq.errors import ConfigError as ConfigError
+    from tacoq.errors import HandlerSignatureError as HandlerSignatureError
     from tacoq.errors import PayloadTooLarge as PayloadTooLarge
     from tacoq.errors import PluginError as PluginError
     from tacoq.errors import PublishError as PublishError
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "TaskContext": "tacoq.context",
     "ConfigError": "tacoq.errors",
+    "HandlerSignatureError": "tacoq.errors",
     "PayloadTooLarge": "tacoq.errors",
     "PluginError": "tacoq.errors",
     "PublishError": "tacoq.errors",

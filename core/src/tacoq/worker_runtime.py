@@ -186,12 +186,13 @@ class WorkerRuntime:
                 await delivery.requeue()
                 return
             known = ", ".join(sorted(self.app.tasks)) or "none"
-            error = ErrorInfo(
-                "UnknownTaskKind",
-                f"worker {self.app.worker_kind!r} has no handler for task kind "
-                f"{assignment.task_kind!r} (known: {known})",
+            await self._dead_letter(
+                assignment,
+                delivery,
+                f"unknown task kind {assignment.task_kind!r}: worker {self.app.worker_kind!r} "
+                f"has no handler for it after {delivery.delivery_count} deliveries "
+                f"(known: {known})",
             )
-            self._complete(assignment, delivery, utcnow(), error=error)
             return
         await self._execute(taskdef, assignment, delivery)
 
@@ -324,7 +325,7 @@ class WorkerRuntime:
         retry = replace(assignment, attempt=assignment.attempt + 1)
         await self.broker.publish(encode_assignment(retry), priority=retry.priority, delay=delay)
         await delivery.ack()
-        await self._notify(assignment, LifecycleKind.FAILED, error=ErrorInfo.from_exception(exc))
+        await self._notify(assignment, LifecycleKind.RETRYING, error=ErrorInfo.from_exception(exc))
 
     async def _dead_letter(self, assignment: TaskEvent, delivery: Delivery, reason: str) -> None:
         assert self._batcher is not None

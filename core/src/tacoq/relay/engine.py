@@ -153,26 +153,45 @@ class RelayEngine:
     async def _process(
         self, consumer: Consumer, batch: Sequence[Delivery], stop: asyncio.Event
     ) -> None:
-        events: list[TaskEvent] = []
-        decoded: list[Delivery] = []
+        decoded: list[tuple[Delivery, list[TaskEvent]]] = []
         for delivery in batch:
             try:
-                events.extend(decode(delivery.envelope))
+                decoded.append((delivery, decode(delivery.envelope)))
             except WireFormatError as exc:
                 log.warning("dead-lettering an undecodable message: %s", exc)
                 await delivery.dead_letter(f"relay cannot decode: {exc}")
                 self.stats.dead_lettered += 1
-                continue
-            decoded.append(delivery)
-        if events:
-            result = await self._apply(events, stop)
-            if result is None:  # stopping while the store is down: leave them unacked
-                return
-            self._count(result, len(decoded), len(events))
-            if self.listeners:
-                await self._notify(result)
-        if decoded:
-            await consumer.ack_many(decoded)
+        if not decoded:
+            return
+        try:
+            await self._commit(consumer, decoded, stop)
+        except Exception:
+            # Not an outage (that is StoreUnavailable, retried inside): the store refused
+            # something in this batch. Apply message by message so only the culprit is set
+            # aside, instead of redelivering the whole batch forever.
+            log.exception("the store refused a batch of %d messages; isolating", len(decoded))
+            for item in decoded:
+                try:
+                    await self._commit(consumer, [item], stop)
+                except Exception as exc:
+                    await item[0].dead_letter(f"store refused: {type(exc).__name__}: {exc}")
+                    self.stats.dead_lettered += 1
+
+    async def _commit(
+        self,
+        consumer: Consumer,
+        decoded: Sequence[tuple[Delivery, list[TaskEvent]]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Apply the events of these deliveries in one batch, then ack them, then notify."""
+        events = [event for _, events in decoded for event in events]
+        result = await self._apply(events, stop)
+        if result is None:  # stopping while the store is down: leave them unacked
+            return
+        self._count(result, len(decoded), len(events))
+        await consumer.ack_many([delivery for delivery, _ in decoded])
+        if self.listeners:
+            await self._notify(result)
 
     async def apply(self, events: Sequence[TaskEvent]) -> BatchResult:
         """Apply events to the store directly (the REST publish path uses this)."""
