@@ -239,25 +239,30 @@ class PluginHost:
             if plugin is None:
                 continue
             hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(plugin) or ()))
-            provides: list[str] = []
-            for hook_name, what in (
-                ("tacoq_broker_schemes", "broker"),
-                ("tacoq_store_schemes", "store"),
-            ):
-                if hook_name in hooks:
-                    answer = getattr(plugin, hook_name)() or {}
-                    provides.extend(f"{what}:{s}://" for s in sorted(answer))
-            impl: Any = plugin  # a module or object; its hooks were found above
-            if "tacoq_serializers" in hooks:
-                serializers: Sequence[Serializer] = impl.tacoq_serializers() or ()
-                provides.extend(f"serializer:{s.name}" for s in serializers)
-            if "tacoq_cli_group" in hooks:
-                group: tuple[str, Any] | None = impl.tacoq_cli_group()
-                if group is not None:
-                    provides.append(f"cli:{group[0]}")
+            try:
+                provides = _provides(plugin, hooks)
+            except Exception as exc:  # one broken hook must not hide the other plugins
+                provides = [f"error: {type(exc).__name__}: {exc}"]
             dist, version = self.distributions.get(name, ("unknown", ""))
             infos.append(PluginInfo(name, dist, version, hooks, tuple(provides)))
         return infos
+
+
+def _provides(plugin: Any, hooks: tuple[str, ...]) -> list[str]:
+    """What a plugin provides, from its own (light) hook answers."""
+    provides: list[str] = []
+    for hook_name, what in (("tacoq_broker_schemes", "broker"), ("tacoq_store_schemes", "store")):
+        if hook_name in hooks:
+            answer = getattr(plugin, hook_name)() or {}
+            provides.extend(f"{what}:{s}://" for s in sorted(answer))
+    if "tacoq_serializers" in hooks:
+        serializers: Sequence[Serializer] = plugin.tacoq_serializers() or ()
+        provides.extend(f"serializer:{s.name}" for s in serializers)
+    if "tacoq_cli_group" in hooks:
+        group: tuple[str, Any] | None = plugin.tacoq_cli_group()
+        if group is not None:
+            provides.append(f"cli:{group[0]}")
+    return provides
 
 
 _HOOK_NAMES = frozenset(

@@ -161,6 +161,10 @@ def _check_version(envelope: Envelope) -> None:
 def decode_assignment(envelope: Envelope) -> TaskEvent:
     """Read an ``assign`` message back into its ASSIGNED event."""
     _check_version(envelope)
+    if envelope.headers.get(H_EVENT) != EVENT_ASSIGN:
+        raise WireFormatError(
+            f"expected an {EVENT_ASSIGN!r} message, got event {envelope.headers.get(H_EVENT)!r}"
+        )
     headers = envelope.headers
     try:
         task_id = UUID(_header(headers, H_ID))
