@@ -122,8 +122,8 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: s
 
 
 @pytest.fixture
-def one_line_error() -> Callable[..., str]:
-    """``one_line_error(result, *needles)``: assert the run failed with exactly one
+def expect_one_line_error() -> Callable[..., str]:
+    """``expect_one_line_error(result, *needles)``: assert the run failed with exactly one
     ``error:`` line on stderr (no traceback) containing every needle; returns the line."""
     return _assert_one_line_error
 

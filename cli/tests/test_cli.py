@@ -17,7 +17,7 @@ import pytest
 from tacoq.plugins import BUILTIN_PLUGINS
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-OneLineError = Callable[..., str]
+ExpectOneLineError = Callable[..., str]
 
 BROKEN_PLUGIN = """
 raise ImportError("tacoq-throwaway-broken needs libfrobnicate, which is missing")
@@ -150,52 +150,56 @@ def test_broken_plugin_does_not_break_other_commands(
 # -- worker: every mistake is one line --------------------------------------------------------
 
 
-def test_worker_unknown_module(run_tacoq: Run, one_line_error: OneLineError) -> None:
+def test_worker_unknown_module(run_tacoq: Run, expect_one_line_error: ExpectOneLineError) -> None:
     result = run_tacoq("worker", "nosuchmodule:app")
-    one_line_error(result, "nosuchmodule")
+    expect_one_line_error(result, "nosuchmodule")
     assert result.returncode == 2
 
 
-def test_worker_ref_without_attribute(run_tacoq: Run, one_line_error: OneLineError) -> None:
-    one_line_error(run_tacoq("worker", "nosuchmodule"), "MODULE:ATTR")
+def test_worker_ref_without_attribute(
+    run_tacoq: Run, expect_one_line_error: ExpectOneLineError
+) -> None:
+    expect_one_line_error(run_tacoq("worker", "nosuchmodule"), "MODULE:ATTR")
 
 
-def test_worker_ref_that_is_not_a_worker_app(run_tacoq: Run, one_line_error: OneLineError) -> None:
-    one_line_error(run_tacoq("worker", "json:dumps"), "not a tacoq.WorkerApp")
+def test_worker_ref_that_is_not_a_worker_app(
+    run_tacoq: Run, expect_one_line_error: ExpectOneLineError
+) -> None:
+    expect_one_line_error(run_tacoq("worker", "json:dumps"), "not a tacoq.WorkerApp")
 
 
 def test_worker_refuses_an_explicit_memory_broker(
-    run_tacoq: Run, one_line_error: OneLineError
+    run_tacoq: Run, expect_one_line_error: ExpectOneLineError
 ) -> None:
     result = run_tacoq("worker", "json:dumps", "--broker", "memory://")
-    one_line_error(result, "memory://", "separate process", "tacoq demo")
+    expect_one_line_error(result, "memory://", "separate process", "tacoq demo")
     assert result.returncode == 2
 
 
 def test_worker_refuses_the_default_memory_broker(
-    run_tacoq: Run, one_line_error: OneLineError, workdir: Path
+    run_tacoq: Run, expect_one_line_error: ExpectOneLineError, workdir: Path
 ) -> None:
     # No --broker and no TACOQ_BROKER_URL: the app falls back to memory://, which the runner
     # refuses once it resolved the URL.
     (workdir / "cliapp.py").write_text(WORKER_APP_MODULE)
-    one_line_error(run_tacoq("worker", "cliapp:worker"), "memory://", "separate process")
+    expect_one_line_error(run_tacoq("worker", "cliapp:worker"), "memory://", "separate process")
 
 
 def test_worker_reload_without_the_hotreload_plugin(
-    run_tacoq: Run, one_line_error: OneLineError
+    run_tacoq: Run, expect_one_line_error: ExpectOneLineError
 ) -> None:
     # Autoload off, so the answer does not depend on whether tacoq-hotreload is installed here.
     result = run_tacoq(
         "worker", "json:dumps", "--reload", env={"TACOQ_DISABLE_PLUGIN_AUTOLOAD": "1"}
     )
-    one_line_error(result, "pip install tacoq-hotreload")
+    expect_one_line_error(result, "pip install tacoq-hotreload")
 
 
 def test_worker_unknown_scheme_lists_installed_schemes(
-    run_tacoq: Run, one_line_error: OneLineError
+    run_tacoq: Run, expect_one_line_error: ExpectOneLineError
 ) -> None:
     result = run_tacoq("worker", "json:dumps", "--broker", "nats://broker.example:4222")
-    one_line_error(result, "'nats'", "installed broker schemes", "memory://")
+    expect_one_line_error(result, "'nats'", "installed broker schemes", "memory://")
 
 
 @pytest.mark.parametrize(
@@ -213,12 +217,12 @@ def test_a_password_in_a_url_never_appears(
     args: list[str],
     env: dict[str, str],
     run_tacoq: Run,
-    one_line_error: OneLineError,
+    expect_one_line_error: ExpectOneLineError,
     workdir: Path,
 ) -> None:
     (workdir / "cliapp.py").write_text(WORKER_APP_MODULE)
     result = run_tacoq(*args, env=env)
-    line = one_line_error(result)
+    line = expect_one_line_error(result)
     assert "hunter2" not in result.stdout + result.stderr
     assert "alice" in line  # the URL is still recognisable, only the password is hidden
 
@@ -237,10 +241,10 @@ def test_a_password_in_a_url_never_appears(
     ],
 )
 def test_bad_usage_is_one_line_with_exit_code_2(
-    args: list[str], needle: str, run_tacoq: Run, one_line_error: OneLineError
+    args: list[str], needle: str, run_tacoq: Run, expect_one_line_error: ExpectOneLineError
 ) -> None:
     result = run_tacoq(*args)
-    one_line_error(result, needle)
+    expect_one_line_error(result, needle)
     assert result.returncode == 2
 
 
@@ -265,7 +269,7 @@ def test_plugin_group_is_mounted_and_runs(run_tacoq: Run, make_plugin: Callable[
 
 
 def test_plugin_group_named_like_a_core_command_is_refused(
-    run_tacoq: Run, make_plugin: Callable[..., Path], one_line_error: OneLineError
+    run_tacoq: Run, make_plugin: Callable[..., Path], expect_one_line_error: ExpectOneLineError
 ) -> None:
     site = make_plugin("hijacker", WORKER_GROUP_PLUGIN)
 
