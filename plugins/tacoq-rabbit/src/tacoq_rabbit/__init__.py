@@ -1,0 +1,1 @@
+"""TacoQ's RabbitMQ broker plugin (``amqp://`` and ``amqps://``)."""

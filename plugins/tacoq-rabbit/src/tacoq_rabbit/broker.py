@@ -1,0 +1,221 @@
+"""The RabbitMQ broker: ``amqp://`` and ``amqps://`` (DESIGN.md §3, ``docs/wire-format.md``).
+
+Publishing: an ``assign`` goes to the task exchange with its worker kind's routing key (the
+worker queue and the relay's queue are both bound to it); ``updates`` go with the routing key
+``relay``. A delayed message goes to the delay exchange (a rung queue, then back to the task
+exchange with its routing key and priority); a delayed assignment is also copied to the relay at
+once so the task shows ``PENDING`` from the start. Every publish is persistent and returns once
+confirmed; many may be in flight on one channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from pamqp import commands as spec
+
+from tacoq.broker import (
+    RELAY_QUEUE,
+    Broker,
+    DeadLetter,
+    Health,
+    priority_level,
+    worker_kind_of,
+)
+from tacoq.errors import TacoqError
+from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope
+from tacoq_rabbit.codec import envelope_from, header_text, property_fields
+from tacoq_rabbit.consumer import RabbitConsumer
+from tacoq_rabbit.link import RETRYABLE_ERRORS, Link, describe
+from tacoq_rabbit.settings import parse_url
+from tacoq_rabbit.topology import (
+    H_DELAY,
+    H_ORIGIN,
+    H_REASON,
+    RELAY_ROUTING_KEY,
+    Topology,
+    delay_rung,
+)
+
+__all__ = ["PUBLISH_WINDOW", "RabbitBroker"]
+
+_HEALTH_ERRORS: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, TacoqError)
+
+#: How many confirms ``publish_many`` keeps in flight.
+PUBLISH_WINDOW = 256
+
+
+def _level(priority: int) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValueError(f"priority must be an integer between 0 and 255, got {priority!r}")
+    return priority_level(priority)
+
+
+class RabbitBroker(Broker):
+    """A RabbitMQ client in one namespace (aio-pika's transport, aiormq, underneath).
+
+    Options come from the URL's query string or the constructor (which wins):
+    ``publish_timeout`` (seconds a publish waits for its confirm, reconnection included;
+    default 30), ``connect_timeout`` (seconds ``connect`` keeps trying; default 10) and
+    ``max_backoff`` (longest pause between reconnection attempts; default 5). Other query
+    parameters (``heartbeat``, ``name``, TLS options) go to the AMQP client.
+    """
+
+    scheme = "amqp"
+    in_process = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str,
+        publish_timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
+        super().__init__(url, namespace=namespace)
+        self.settings = parse_url(
+            url,
+            connection_name=f"tacoq {namespace}",
+            publish_timeout=publish_timeout,
+            connect_timeout=connect_timeout,
+        )
+        self.topology = Topology(namespace)
+        self._link: Link | None = None
+        self._consumers: set[RabbitConsumer] = set()
+
+    def __repr__(self) -> str:
+        return f"RabbitBroker({self.settings.display_url!r}, namespace={self.namespace!r})"
+
+    @property
+    def link(self) -> Link:
+        """The supervised connection (raises when not connected)."""
+        if self._link is None or self._link.closed:
+            raise TacoqError(f"{self!r} is not connected; call connect() first")
+        return self._link
+
+    async def connect(self) -> None:
+        """Connect (retrying up to ``connect_timeout``) and declare the namespace's topology."""
+        if self._link is not None and not self._link.closed:
+            return
+        link = Link(self.settings, self.topology)
+        await link.open()
+        self._link = link
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _route(self, envelope: Envelope) -> tuple[str, str | None]:
+        headers = envelope.headers
+        if headers.get(H_EVENT) == EVENT_ASSIGN:
+            kind = headers.get(H_WORKER_KIND)
+            if kind:
+                return self.topology.worker_routing_key(kind), kind
+        return RELAY_ROUTING_KEY, None
+
+    async def publish(
+        self, envelope: Envelope, *, priority: int = 0, delay: float | None = None
+    ) -> None:
+        """Publish persistently; return once confirmed (see the class and module docs)."""
+        level = _level(priority)
+        link = self.link
+        routing_key, kind = self._route(envelope)
+        if kind is not None and kind not in link.kinds:
+            await link.declare_worker(kind)
+        fields = property_fields(envelope, level)
+        body = envelope.body
+        if delay is None or delay <= 0:
+            properties = spec.Basic.Properties(**fields)
+            await link.publish(self.topology.tasks_exchange, routing_key, body, properties)
+            return
+        expiration, rung = delay_rung(delay)
+        await link.declare_rung(rung)
+        delayed = dict(fields, expiration=str(expiration))
+        delayed["headers"] = dict(fields["headers"], **{H_DELAY: str(rung)})
+        held = link.publish(
+            self.topology.delay_exchange, routing_key, body, spec.Basic.Properties(**delayed)
+        )
+        if kind is None:
+            await held
+            return
+        now = link.publish(
+            self.topology.tasks_exchange, RELAY_ROUTING_KEY, body, spec.Basic.Properties(**fields)
+        )
+        await asyncio.gather(held, now)
+
+    async def publish_many(self, items: Sequence[tuple[Envelope, int]]) -> None:
+        """Publish several ``(envelope, priority)`` pairs with up to 256 confirms in flight."""
+        for start in range(0, len(items), PUBLISH_WINDOW):
+            window = items[start : start + PUBLISH_WINDOW]
+            await asyncio.gather(*(self.publish(e, priority=p) for e, p in window))
+
+    async def declare_worker_queue(self, worker_kind: str) -> None:
+        """Declare the queue of ``worker_kind`` (priority levels) and the relay's binding."""
+        await self.link.declare_worker(worker_kind)
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    async def consume(self, queue: str, *, prefetch: int) -> RabbitConsumer:
+        """Consume a logical queue with ``basic.qos`` ``prefetch``."""
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        physical = self.topology.physical_queue(queue)
+        kind = worker_kind_of(queue)
+        if kind is not None:
+            await self.link.declare_worker(kind)
+        consumer = RabbitConsumer(
+            self.link, queue, physical, prefetch, count_deliveries=queue != RELAY_QUEUE
+        )
+        await consumer.start()
+        self._consumers.add(consumer)
+        return consumer
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Browse the dead-letter queue: ``basic.get`` without ack, then close the channel so
+        RabbitMQ puts every message back where it was."""
+        if limit <= 0:
+            return []
+        connection = await self.link.connection()
+        channel = await connection.channel(publisher_confirms=False)
+        found: list[DeadLetter] = []
+        try:
+            while len(found) < limit:
+                message = await channel.basic_get(self.topology.dead_queue, no_ack=False)
+                if not isinstance(message.delivery, spec.Basic.GetOk):
+                    break
+                properties = message.header.properties
+                headers = properties.headers or {}
+                envelope = envelope_from(headers, properties.content_type, message.body)
+                origin = header_text(headers.get(H_ORIGIN, ""))
+                reason = header_text(headers.get(H_REASON, ""))
+                found.append(DeadLetter(origin, reason, envelope))
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return found
+
+    async def health(self) -> Health:
+        """Healthy when a fresh channel opens within 5 s; the detail never shows a password."""
+        where = f"RabbitMQ at {self.settings.display_url} (namespace {self.namespace})"
+        if self._link is None or self._link.closed:
+            return Health(False, f"not connected to {where}")
+        link = self._link
+        if not link.ready.is_set():
+            return Health(False, f"reconnecting to {where}: {link.last_error or 'connection lost'}")
+        try:
+            async with asyncio.timeout(5.0):
+                connection = await link.connection(5.0)
+                channel = await connection.channel(publisher_confirms=False)
+                await channel.close()
+        except _HEALTH_ERRORS as exc:
+            return Health(False, f"{where} does not answer: {describe(exc)}")
+        return Health(True, f"connected to {where}")
+
+    async def close(self) -> None:
+        """Close every consumer (unsettled messages are redelivered), then the connection."""
+        consumers, self._consumers = list(self._consumers), set()
+        for consumer in consumers:
+            await consumer.close()
+        if self._link is not None:
+            await self._link.close()
+            self._link = None

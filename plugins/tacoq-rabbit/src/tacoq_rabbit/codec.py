@@ -1,0 +1,66 @@
+"""How an :class:`~tacoq.wire.Envelope` maps onto AMQP message properties, and back.
+
+Client-neutral (plain dicts), so the aio-pika broker and the pika publisher share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_ID, Envelope
+from tacoq_rabbit.topology import H_DELIVERIES, TRANSPORT_HEADERS
+
+__all__ = ["PERSISTENT", "envelope_from", "header_text", "previous_deliveries", "property_fields"]
+
+#: AMQP ``delivery_mode`` of a persistent message.
+PERSISTENT = 2
+
+
+def property_fields(envelope: Envelope, level: int) -> dict[str, Any]:
+    """The AMQP basic properties of ``envelope`` at priority ``level`` (0-9)."""
+    headers = envelope.headers
+    fields: dict[str, Any] = {
+        "content_type": envelope.content_type,
+        "delivery_mode": PERSISTENT,
+        "priority": level,
+        "headers": dict(headers),
+    }
+    if headers.get(H_EVENT) == EVENT_ASSIGN and headers.get(H_ID):
+        fields["message_id"] = headers[H_ID]
+    return fields
+
+
+def header_text(value: object) -> str:
+    """A header value as text (AMQP tables may carry bytes, numbers or nested values)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def previous_deliveries(headers: Mapping[str, Any] | None) -> int:
+    """The ``tacoq-deliveries`` count a message copy carries (0 when absent or malformed)."""
+    if not headers:
+        return 0
+    try:
+        return max(0, int(header_text(headers.get(H_DELIVERIES, 0))))
+    except ValueError:
+        return 0
+
+
+def envelope_from(
+    headers: Mapping[str, Any] | None,
+    content_type: str | None,
+    body: bytes,
+    meta: Mapping[str, Any] | None = None,
+) -> Envelope:
+    """The envelope a consumer sees: every header but ``x-*`` and the binding's own headers."""
+    kept: dict[str, str] = {}
+    if headers:
+        for name, value in headers.items():
+            if name in TRANSPORT_HEADERS or name.startswith("x-"):
+                continue
+            kept[name] = header_text(value)
+    return Envelope(kept, content_type or "", body, dict(meta) if meta else {})

@@ -1,0 +1,215 @@
+"""The RabbitMQ topology of one namespace, as plain data (no client library is imported).
+
+Every name derives from the namespace, so two namespaces on one broker never meet. The
+declarations are returned as :class:`ExchangeSpec` / :class:`QueueSpec` / :class:`BindingSpec`
+records in the order they must be applied; any AMQP client (aio-pika here, pika for the sync
+publisher, a CLI) can apply them. ``docs/wire-format.md`` ("RabbitMQ binding") is the normative
+description.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tacoq.broker import PRIORITY_LEVELS, RELAY_QUEUE, worker_kind_of
+
+__all__ = [
+    "DELAY_RUNGS_MS",
+    "H_DELAY",
+    "H_DELIVERIES",
+    "H_ORIGIN",
+    "H_REASON",
+    "MAX_DELAY_SECONDS",
+    "RELAY_ROUTING_KEY",
+    "TRANSPORT_HEADERS",
+    "BindingSpec",
+    "Declaration",
+    "ExchangeSpec",
+    "QueueSpec",
+    "Topology",
+    "delay_rung",
+    "safe_name",
+]
+
+#: Routing key of ``updates`` messages (and of the relay's copy of a delayed assignment).
+RELAY_ROUTING_KEY = "relay"
+#: The delay ladder: rung ``k`` holds messages for at most ``125 ms * 2**k`` (125 ms .. ~48.5 d).
+DELAY_RUNGS_MS: tuple[int, ...] = tuple(125 * 2**k for k in range(26))
+#: The longest delay the ladder can hold, in seconds.
+MAX_DELAY_SECONDS = DELAY_RUNGS_MS[-1] / 1000
+
+#: Header: how many deliveries this copy of a message already had (delivery counting).
+H_DELIVERIES = "tacoq-deliveries"
+#: Header of a dead letter: why it was set aside.
+H_REASON = "tacoq-reason"
+#: Header of a dead letter: the logical queue it came from.
+H_ORIGIN = "tacoq-origin"
+#: Header of a delayed message: the rung (milliseconds) that holds it.
+H_DELAY = "tacoq-delay"
+#: Headers the RabbitMQ binding adds; they are not part of the envelope a consumer sees.
+TRANSPORT_HEADERS = frozenset({H_DELIVERIES, H_REASON, H_ORIGIN, H_DELAY})
+
+_SAFE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+_HASH_PREFIX = 60
+
+
+def safe_name(kind: str) -> str:
+    """A queue-name-safe form of a worker kind.
+
+    A kind of 1-100 characters from ``A-Z a-z 0-9 _ . : -`` is used as is; any other kind becomes
+    its first 60 characters with every other character replaced by ``_``, then ``~`` and 16 hex
+    digits of its SHA-256. ``~`` never appears in an unhashed name, so no two kinds collide.
+    """
+    if _SAFE.fullmatch(kind):
+        return kind
+    digest = hashlib.sha256(kind.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    prefix = re.sub(r"[^A-Za-z0-9_.:-]", "_", kind[:_HASH_PREFIX])
+    return f"{prefix}~{digest}"
+
+
+def delay_rung(delay: float) -> tuple[int, int]:
+    """``(expiration_ms, rung_ms)`` for a delay in seconds: the smallest rung that holds it.
+
+    The message carries its own expiration (the delay rounded up to a millisecond) and sits in
+    the rung queue whose ``x-message-ttl`` is the rung, so it is never released early and never
+    later than its rung's ceiling. Raises :class:`ValueError` beyond :data:`MAX_DELAY_SECONDS`.
+    """
+    if not math.isfinite(delay) or delay < 0:
+        raise ValueError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
+    expiration = max(1, math.ceil(delay * 1000))
+    for rung in DELAY_RUNGS_MS:
+        if expiration <= rung:
+            return expiration, rung
+    raise ValueError(
+        f"delay {delay:.0f}s exceeds the longest delay queue ({MAX_DELAY_SECONDS:.0f}s)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSpec:
+    """A durable exchange to declare."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A durable queue to declare, with its ``x-`` arguments."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingSpec:
+    """A binding of ``queue`` to ``exchange``."""
+
+    queue: str
+    exchange: str
+    routing_key: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+Declaration = ExchangeSpec | QueueSpec | BindingSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Names and declarations for one namespace."""
+
+    namespace: str
+
+    # -- names -----------------------------------------------------------------------------
+
+    @property
+    def tasks_exchange(self) -> str:
+        """The direct exchange every assignment and update is published to."""
+        return f"{self.namespace}.tasks"
+
+    @property
+    def dead_exchange(self) -> str:
+        """The fanout exchange dead letters are published to."""
+        return f"{self.namespace}.dead-letter"
+
+    @property
+    def delay_exchange(self) -> str:
+        """The headers exchange that sorts delayed messages into their rung queue."""
+        return f"{self.namespace}.delay"
+
+    @property
+    def relay_queue(self) -> str:
+        """The relay's queue: every update and a copy of every assignment."""
+        return f"{self.namespace}.relay"
+
+    @property
+    def dead_queue(self) -> str:
+        """The dead-letter queue."""
+        return f"{self.namespace}.dead-letter"
+
+    def worker_routing_key(self, worker_kind: str) -> str:
+        """The routing key of assignments for ``worker_kind``."""
+        return f"worker.{safe_name(worker_kind)}"
+
+    def worker_queue(self, worker_kind: str) -> str:
+        """The physical queue of ``worker_kind``."""
+        return f"{self.namespace}.worker.{safe_name(worker_kind)}"
+
+    def delay_queue(self, rung_ms: int) -> str:
+        """The physical queue of one delay rung."""
+        return f"{self.namespace}.delay.{rung_ms}ms"
+
+    def physical_queue(self, logical: str) -> str:
+        """The physical name of a logical queue (``worker:<kind>`` or ``relay``)."""
+        if logical == RELAY_QUEUE:
+            return self.relay_queue
+        kind = worker_kind_of(logical)
+        if kind is None:
+            raise ValueError(f"unknown queue {logical!r}: use worker_queue(kind) or RELAY_QUEUE")
+        return self.worker_queue(kind)
+
+    # -- declarations ------------------------------------------------------------------------
+
+    def base(self) -> list[Declaration]:
+        """Exchanges, the relay's queue and the dead-letter queue (every client declares these)."""
+        return [
+            ExchangeSpec(self.tasks_exchange, "direct"),
+            ExchangeSpec(self.dead_exchange, "fanout"),
+            ExchangeSpec(self.delay_exchange, "headers"),
+            QueueSpec(self.relay_queue),
+            BindingSpec(self.relay_queue, self.tasks_exchange, RELAY_ROUTING_KEY),
+            QueueSpec(self.dead_queue),
+            BindingSpec(self.dead_queue, self.dead_exchange, ""),
+        ]
+
+    def worker(self, worker_kind: str) -> list[Declaration]:
+        """The worker queue of ``worker_kind`` (priority levels) and the relay's binding to it."""
+        queue = self.worker_queue(worker_kind)
+        key = self.worker_routing_key(worker_kind)
+        return [
+            QueueSpec(queue, {"x-max-priority": PRIORITY_LEVELS}),
+            BindingSpec(queue, self.tasks_exchange, key),
+            BindingSpec(self.relay_queue, self.tasks_exchange, key),
+        ]
+
+    def rung(self, rung_ms: int) -> list[Declaration]:
+        """One delay rung: held up to ``rung_ms``, then dead-lettered to the task exchange."""
+        queue = self.delay_queue(rung_ms)
+        arguments = {"x-message-ttl": rung_ms, "x-dead-letter-exchange": self.tasks_exchange}
+        match = {"x-match": "all", H_DELAY: str(rung_ms)}
+        return [QueueSpec(queue, arguments), BindingSpec(queue, self.delay_exchange, "", match)]
+
+    def all_queues(self, worker_kinds: tuple[str, ...] | list[str] = ()) -> list[str]:
+        """Every queue name of the namespace (for cleanup): base, given kinds, every rung."""
+        names = [self.relay_queue, self.dead_queue]
+        names += [self.worker_queue(kind) for kind in worker_kinds]
+        names += [self.delay_queue(rung) for rung in DELAY_RUNGS_MS]
+        return names
+
+    def all_exchanges(self) -> list[str]:
+        """Every exchange name of the namespace."""
+        return [self.tasks_exchange, self.dead_exchange, self.delay_exchange]
