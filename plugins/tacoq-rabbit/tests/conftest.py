@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest_asyncio
-from tacoq_rabbit.link import delete_namespace
 
 from tacoq.testing import fresh_namespace
+from tacoq_rabbit.link import delete_namespace
 
 #: Worker kinds the tests use; their queues are deleted with the namespace.
 TEST_KINDS = ("contract", "late", "work", "e2e", "prio", "demo", "poison")

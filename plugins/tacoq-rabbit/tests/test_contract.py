@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from tacoq_rabbit.link import delete_namespace
 
 from tacoq.broker import Broker
 from tacoq.plugins import get_plugin_host
 from tacoq.testing import fresh_namespace
 from tacoq.testing.broker_contract import BrokerContract, ConnectBroker
+from tacoq_rabbit.link import delete_namespace
 
 KINDS = ("contract", "late")
 

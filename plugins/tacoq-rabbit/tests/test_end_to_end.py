@@ -12,7 +12,6 @@ from uuid import UUID
 
 import aio_pika
 import pytest_asyncio
-from tacoq_rabbit.topology import Topology
 
 from tacoq.broker import worker_queue
 from tacoq.models import TaskStatus
@@ -23,6 +22,7 @@ from tacoq.testing import eventually
 from tacoq.testing.broker_contract import make_assignment, make_update
 from tacoq.wire import Envelope
 from tacoq.worker import WorkerApp
+from tacoq_rabbit.topology import Topology
 
 NewNamespace = Callable[..., str]
 TIMEOUT = 30.0

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from tacoq_rabbit.broker import RabbitBroker
-from tacoq_rabbit.topology import Topology, delay_rung, safe_name
 
 from tacoq.errors import ConfigError
 from tacoq.plugins import get_plugin_host
+from tacoq_rabbit.broker import RabbitBroker
+from tacoq_rabbit.topology import Topology, delay_rung, safe_name
 
 
 def test_hook_module_imports_no_amqp_client() -> None:

@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from tacoq_rabbit.broker import RabbitBroker
 
 from tacoq.broker import RELAY_QUEUE, Delivery, worker_queue
 from tacoq.errors import PublishError
 from tacoq.testing.broker_contract import make_assignment, make_update
+from tacoq_rabbit.broker import RabbitBroker
 
 NewNamespace = Callable[..., str]
 TIMEOUT = 20.0
