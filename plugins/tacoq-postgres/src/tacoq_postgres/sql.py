@@ -1,0 +1,160 @@
+"""The store's SQL for one schema, and the mapping between :class:`~tacoq.models.Task` and rows.
+
+Every statement is composed once per store with :class:`psycopg.sql.Identifier` for the schema
+and table; values always travel as parameters. A batch writes its changed rows with a single
+``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (id) DO UPDATE`` (one array per column).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from tacoq.models import ErrorInfo, Payload, Task, TaskStatus
+
+__all__ = ["COLUMNS", "NOTIFY_LIMIT", "Statements", "decode", "lock_keys", "notify_payloads"]
+
+#: Column names and the array type each one travels as in the batch upsert.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"), ("task_kind", "text"), ("worker_kind", "text"), ("status", "text"),
+    ("priority", "integer"), ("attempt", "integer"), ("ttl", "bigint"), ("is_error", "boolean"),
+    ("error_type", "text"), ("error_message", "bytea"), ("error_traceback", "bytea"),
+    ("input_type", "text"), ("input_data", "bytea"), ("output_type", "text"),
+    ("output_data", "bytea"), ("created_at", "timestamptz"), ("started_at", "timestamptz"),
+    ("completed_at", "timestamptz"), ("executed_by", "text"), ("expires_at", "timestamptz"),
+)  # fmt: skip
+#: NOTIFY payloads must be shorter than 8000 bytes; ids travel as 32 hex digits plus a comma.
+NOTIFY_LIMIT = 7999
+_IDS_PER_NOTIFY = (NOTIFY_LIMIT + 1) // 33
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _text(value: str | None) -> bytes | None:
+    # surrogatepass: any Python str round-trips exactly.
+    return None if value is None else value.encode("utf-8", "surrogatepass")
+
+
+def _untext(value: bytes | None) -> str | None:
+    return None if value is None else bytes(value).decode("utf-8", "surrogatepass")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _expires(row: Task) -> datetime | None:
+    if row.completed_at is None:
+        return None
+    try:
+        return row.completed_at + timedelta(seconds=row.ttl)
+    except OverflowError:
+        return _FAR_FUTURE
+
+
+def _record(row: Task) -> tuple[Any, ...]:
+    e, i, o = row.error, row.input, row.output
+    return (
+        row.id, row.task_kind, row.worker_kind, row.status.value, row.priority, row.attempt,
+        row.ttl, row.is_error,
+        *((None, None, None) if e is None else (e.type, _text(e.message), _text(e.traceback))),
+        *((None, None) if i is None else (i.content_type, i.data)),
+        *((None, None) if o is None else (o.content_type, o.data)),
+        row.created_at, row.started_at, row.completed_at, row.executed_by, _expires(row),
+    )  # fmt: skip
+
+
+def columns_of(rows: Iterable[Task]) -> list[list[Any]]:
+    """The rows as one list per column (the parameters of the batch upsert)."""
+    records = [_record(row) for row in rows]
+    return [list(column) for column in zip(*records, strict=True)] if records else []
+
+
+def decode(r: Sequence[Any]) -> Task:
+    """A :class:`Task` from a row selected with :attr:`Statements.select_columns`."""
+    return Task(
+        id=r[0], task_kind=r[1], worker_kind=r[2], status=TaskStatus(r[3]), priority=r[4],
+        attempt=r[5], ttl=r[6], is_error=r[7],
+        error=None if r[8] is None else ErrorInfo(r[8], _untext(r[9]) or "", _untext(r[10])),
+        input=None if r[11] is None else Payload(r[11], bytes(r[12])),
+        output=None if r[13] is None else Payload(r[13], bytes(r[14])),
+        created_at=_utc(r[15]), started_at=_utc(r[16]), completed_at=_utc(r[17]),
+        executed_by=r[18],
+    )  # fmt: skip
+
+
+def lock_keys(schema: str, ids: Iterable[UUID]) -> list[int]:
+    """Sorted, distinct advisory-lock keys (signed 64-bit) for task ids in ``schema``.
+
+    Taking locks in one global order means two batches can never deadlock on each other. Two
+    ids sharing a key only serialize their batches, never break them.
+    """
+    salt = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big")
+    keys = {((task_id.int >> 64) ^ salt) for task_id in ids}
+    return sorted(k - (1 << 64) if k >= 1 << 63 else k for k in keys)
+
+
+def notify_payloads(ids: Sequence[UUID]) -> list[str]:
+    """Completed ids as comma-separated hex, chunked under the NOTIFY payload limit."""
+    return [
+        ",".join(task_id.hex for task_id in ids[start : start + _IDS_PER_NOTIFY])
+        for start in range(0, len(ids), _IDS_PER_NOTIFY)
+    ]
+
+
+def parse_payload(payload: str) -> list[UUID]:
+    """The ids of a NOTIFY payload made by :func:`notify_payloads` (malformed parts skipped)."""
+    found: list[UUID] = []
+    for part in payload.split(","):
+        try:
+            found.append(UUID(hex=part))
+        except ValueError:
+            continue
+    return found
+
+
+class Statements:
+    """Every statement of a store, composed for its schema."""
+
+    def __init__(self, schema: str) -> None:
+        table = sql.Identifier(schema, "tasks")
+        names = [name for name, _ in COLUMNS]
+        cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+        self.table = table
+        self.select_columns = cols
+        self.lock = sql.SQL("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%b::bigint[]) AS k")
+        self.select_many = sql.SQL("SELECT {} FROM {} WHERE id = ANY(%b::uuid[])").format(
+            cols, table
+        )
+        self.get = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(cols, table)
+        arrays = sql.SQL(", ").join(
+            # Binary arrays: far cheaper to build than text ones (no quoting of each element).
+            sql.SQL("%b::{}[]").format(sql.SQL(kind))
+            for _, kind in COLUMNS
+        )
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names[1:]
+        )
+        self.upsert = sql.SQL(
+            "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (id) DO UPDATE SET {}"
+        ).format(table, cols, arrays, updates)
+        # Typed: in INSERT ... SELECT, a NULL parameter would otherwise be taken as text.
+        placeholders = sql.SQL(", ").join(
+            sql.SQL("%s::{}").format(sql.SQL(kind)) for _, kind in COLUMNS
+        )
+        # The lock (the same key apply_batch takes) keeps an insert from landing between a
+        # batch's read and its write; the CTE runs before the insert needs its row.
+        self.insert_if_absent = sql.SQL(
+            "WITH lock AS (SELECT pg_advisory_xact_lock(%s)) "
+            "INSERT INTO {} ({}) SELECT {} FROM lock ON CONFLICT (id) DO NOTHING RETURNING id"
+        ).format(table, cols, placeholders)
+        self.notify = sql.SQL("SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p")
+        self.delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(table)
+        self.cleanup = sql.SQL(
+            "DELETE FROM {0} WHERE id IN (SELECT id FROM {0} WHERE status = 'COMPLETED' "
+            "AND expires_at <= %s ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+        ).format(table)
