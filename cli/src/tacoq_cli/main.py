@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from tacoq.errors import TacoqError
-from tacoq_cli.commands import demo, plugins, worker
+from tacoq_cli.commands import demo, plugins, publish, relay, task, worker
 from tacoq_cli.commands.version import print_version
 from tacoq_cli.errors import (
     EXIT_INTERRUPTED,
@@ -72,6 +72,9 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     worker.register(app)
     demo.register(app)
     plugins.register(app)
+    relay.register(app)
+    publish.register(app)
+    task.register(app)
     if host is None:
         from tacoq.plugins import get_plugin_host
 

@@ -11,12 +11,16 @@ from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tacoq.client import RelayClient as RelayClient
+    from tacoq.client import SyncRelayClient as SyncRelayClient
     from tacoq.context import TaskContext as TaskContext
     from tacoq.errors import ConfigError as ConfigError
     from tacoq.errors import HandlerSignatureError as HandlerSignatureError
     from tacoq.errors import PayloadTooLarge as PayloadTooLarge
     from tacoq.errors import PluginError as PluginError
     from tacoq.errors import PublishError as PublishError
+    from tacoq.errors import RelayError as RelayError
+    from tacoq.errors import RelayUnavailable as RelayUnavailable
     from tacoq.errors import SerializationError as SerializationError
     from tacoq.errors import StoreUnavailable as StoreUnavailable
     from tacoq.errors import TacoqError as TacoqError
@@ -34,12 +38,16 @@ if TYPE_CHECKING:
     from tacoq.worker import WorkerApp as WorkerApp
 
 _LAZY = {
+    "RelayClient": "tacoq.client",
+    "SyncRelayClient": "tacoq.client",
     "TaskContext": "tacoq.context",
     "ConfigError": "tacoq.errors",
     "HandlerSignatureError": "tacoq.errors",
     "PayloadTooLarge": "tacoq.errors",
     "PluginError": "tacoq.errors",
     "PublishError": "tacoq.errors",
+    "RelayError": "tacoq.errors",
+    "RelayUnavailable": "tacoq.errors",
     "SerializationError": "tacoq.errors",
     "StoreUnavailable": "tacoq.errors",
     "TacoqError": "tacoq.errors",

@@ -12,6 +12,8 @@ __all__ = [
     "PayloadTooLarge",
     "PluginError",
     "PublishError",
+    "RelayError",
+    "RelayUnavailable",
     "SerializationError",
     "StoreUnavailable",
     "TacoqError",
@@ -60,6 +62,19 @@ class WireFormatError(TacoqError):
 
 class PublishError(TacoqError):
     """The broker did not confirm a publish within the bounded wait."""
+
+
+class RelayError(TacoqError):
+    """The relay's HTTP API answered with an error (its JSON ``error`` type and message)."""
+
+    def __init__(self, message: str, *, status: int = 0, error_type: str = "") -> None:
+        self.status = status
+        self.error_type = error_type
+        super().__init__(message)
+
+
+class RelayUnavailable(RelayError):
+    """The relay could not be reached, even after retrying with backoff."""
 
 
 class StoreUnavailable(TacoqError):

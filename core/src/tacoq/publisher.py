@@ -173,7 +173,13 @@ class Publisher:
         ``countdown`` seconds or ``eta`` to run it later.
         """
         event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
-        delay = _delay(countdown, eta)
+        return await self.publish_event(event, delay=_delay(countdown, eta))
+
+    async def publish_event(self, event: TaskEvent, *, delay: float | None = None) -> Task:
+        """Publish an ASSIGNED event made by :meth:`build` (or by the relay's REST publish).
+
+        Declares the worker queue once, returns the ``PENDING`` task once the broker confirmed.
+        """
         if not self._connected:
             await self.connect()
         broker = self.broker

@@ -33,6 +33,8 @@ __all__ = ["RelayEngine", "RelayStats"]
 log = logging.getLogger("tacoq.relay")
 
 DEFAULT_BATCH_SIZE = 1000
+#: Upper bound (seconds) on gathering one batch; a batch never waits to fill.
+DEFAULT_MAX_BATCH_WAIT = 0.05
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class RelayEngine:
         namespace: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int | None = None,
+        max_batch_wait: float = DEFAULT_MAX_BATCH_WAIT,
         max_backoff: float = 5.0,
         consume: bool = True,
         cleanup: bool = True,
@@ -73,6 +76,8 @@ class RelayEngine:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if not max_batch_wait >= 0:
+            raise ValueError("max_batch_wait must be a number of seconds >= 0")
         ns = resolve_namespace(namespace)
         from tacoq.plugins import get_plugin_host
 
@@ -89,6 +94,9 @@ class RelayEngine:
         )
         self.batch_size = batch_size
         self.prefetch = prefetch or 2 * batch_size
+        # An upper bound only: the engine never waits for a batch to fill (it flushes as soon
+        # as nothing more is waiting); this caps a gather that keeps finding deliveries.
+        self.max_batch_wait = max_batch_wait
         self.max_backoff = max_backoff
         self.consume_enabled = consume
         self.cleanup = (
@@ -130,6 +138,7 @@ class RelayEngine:
             await self.store.close()
 
     async def _consume(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         getting: asyncio.Future[Any] = asyncio.ensure_future(consumer.get())
         try:
@@ -138,8 +147,11 @@ class RelayEngine:
                 if not getting.done():
                     return
                 batch = [getting.result()]
+                flush_by = loop.time() + self.max_batch_wait
                 while len(batch) < self.batch_size and (more := consumer.get_nowait()) is not None:
                     batch.append(more)
+                    if loop.time() >= flush_by:
+                        break
                 await self._process(consumer, batch, stop)
                 if stop.is_set():
                     return

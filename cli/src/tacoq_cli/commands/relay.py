@@ -1,0 +1,195 @@
+"""``tacoq relay``: the update consumer, the HTTP API and the cleanup job in one process.
+
+Each part can be switched off (``--no-consumer``, ``--no-http``, ``--no-cleanup``, or
+``TACOQ_RELAY_CONSUMER=0`` etc.); every option has a ``TACOQ_RELAY_*`` environment variable
+(shown by ``--help``). Like ``tacoq worker``, it refuses in-process backends (``memory://``).
+SIGINT and SIGTERM stop it cleanly, with exit code 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from tacoq.relay.service import RelayService
+
+__all__ = ["register", "relay", "run_relay"]
+
+log = logging.getLogger("tacoq.relay")
+
+_COMMAND = "`tacoq relay`"
+
+
+def relay(
+    broker: Annotated[
+        str | None, typer.Option(help="Broker URL (default: TACOQ_BROKER_URL).")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL (default: TACOQ_STORE_URL).")] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace of queues and tables (default: TACOQ_NAMESPACE).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(envvar="TACOQ_RELAY_HOST", help="Address the HTTP API binds.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, envvar="TACOQ_RELAY_PORT", help="Port (0: any free)."),
+    ] = 8080,
+    batch_size: Annotated[
+        int,
+        typer.Option(min=1, envvar="TACOQ_RELAY_BATCH_SIZE", help="Most updates per store batch."),
+    ] = 1000,
+    max_batch_wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="TACOQ_RELAY_MAX_BATCH_WAIT",
+            help="Upper bound (s) on gathering a batch; a batch never waits to fill.",
+        ),
+    ] = 0.05,
+    cleanup_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="TACOQ_RELAY_CLEANUP_INTERVAL",
+            help="Seconds between cleanups of expired tasks.",
+        ),
+    ] = 60.0,
+    default_ttl: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            envvar="TACOQ_RELAY_DEFAULT_TTL",
+            help="ttl (s) of REST publishes that give none.",
+        ),
+    ] = 7 * 24 * 3600,
+    consumer: Annotated[
+        bool,
+        typer.Option(
+            "--consumer/--no-consumer",
+            envvar="TACOQ_RELAY_CONSUMER",
+            help="Consume updates into the store.",
+        ),
+    ] = True,
+    http: Annotated[
+        bool,
+        typer.Option("--http/--no-http", envvar="TACOQ_RELAY_HTTP", help="Serve the HTTP API."),
+    ] = True,
+    cleanup: Annotated[
+        bool,
+        typer.Option(
+            "--cleanup/--no-cleanup", envvar="TACOQ_RELAY_CLEANUP", help="Delete expired tasks."
+        ),
+    ] = True,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TACOQ_RELAY_TOKEN",
+            help="Bearer token required by every route but /health.",
+            show_default=False,
+        ),
+    ] = None,
+    public_docs: Annotated[
+        bool,
+        typer.Option(
+            "--public-docs/--no-public-docs",
+            envvar="TACOQ_RELAY_PUBLIC_DOCS",
+            help="Serve /docs and /openapi.json without the token.",
+        ),
+    ] = False,
+    max_wait: Annotated[
+        float,
+        typer.Option(min=0, envvar="TACOQ_RELAY_MAX_WAIT", help="Longest single long-poll (s)."),
+    ] = 60.0,
+) -> None:
+    """Run the relay until SIGINT or SIGTERM: consume updates, serve HTTP, clean up."""
+    run_relay(
+        broker=broker,
+        store=store,
+        namespace=namespace,
+        host=host,
+        port=port,
+        consume=consumer,
+        http=http,
+        cleanup=cleanup,
+        batch_size=batch_size,
+        max_batch_wait=max_batch_wait,
+        cleanup_interval=cleanup_interval,
+        default_ttl=default_ttl,
+        token=token,
+        public_docs=public_docs,
+        max_wait=max_wait,
+    )
+
+
+def run_relay(
+    *, broker: str | None, store: str | None, namespace: str | None, **options: Any
+) -> None:
+    """Check the URLs, then serve until a signal; the heavy modules are imported only here."""
+    import asyncio
+
+    from tacoq.config import resolve_broker_url, resolve_namespace, resolve_store_url
+    from tacoq.plugins import get_plugin_host, require_scheme_kind
+    from tacoq.relay.service import RelayService
+    from tacoq_cli.logs import configure_logging
+
+    ns = resolve_namespace(namespace)
+    broker_url, store_url = resolve_broker_url(broker), resolve_store_url(store)
+    host = get_plugin_host()
+    # Probes are made, never connected: a refused URL fails before anything starts.
+    require_scheme_kind(
+        store_url,
+        in_process=host.create_store(store_url, namespace=ns).in_process,
+        command=_COMMAND,
+    )
+    if options["consume"] or options["http"]:
+        probe = host.create_broker(broker_url, namespace=ns)
+        require_scheme_kind(broker_url, in_process=probe.in_process, command=_COMMAND)
+    configure_logging(verbose=True)
+    service = RelayService(broker_url, store_url, namespace=ns, **options)
+    asyncio.run(_serve(service))
+    log.info("relay stopped")
+
+
+async def _serve(service: RelayService) -> None:
+    import asyncio
+    import signal
+
+    from tacoq.config import redact_url
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        job = asyncio.create_task(service.run(stop))
+        ready = asyncio.ensure_future(service.ready.wait())
+        await asyncio.wait([job, ready], return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if service.ready.is_set():
+            parts = [
+                f"consumer {'on' if service.engine.consume_enabled else 'off'}",
+                f"cleanup {'on' if service.engine.cleanup is not None else 'off'}",
+                f"token {'on' if service.token else 'off'}",
+            ]
+            where = f"HTTP on {service.url}" if service.http_enabled else "HTTP off"
+            log.info(
+                "relay ready: %s; %s; broker %s, store %s, namespace %s",
+                where,
+                ", ".join(parts),
+                redact_url(service.broker.url),
+                redact_url(service.store.url),
+                service.store.namespace,
+            )
+        await job
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tacoq relay`` to ``app``."""
+    app.command("relay")(relay)

@@ -1,0 +1,305 @@
+"""``tacoq relay``, ``tacoq task`` and ``tacoq publish`` as real processes.
+
+``tacoq relay`` refuses ``memory://``, and no network broker is in this checkout yet, so the
+full-process relay test uses a throw-away plugin serving the built-in memory broker under a
+``loopback://`` scheme that does not call itself in-process (as ``test_worker_signals`` does),
+with a real SQLite store. ``tacoq task``/``publish`` talk over HTTP to a relay and a worker that
+run in this test process, on a thread of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tacoq.relay.service import RelayService
+from tacoq.testing import fresh_namespace
+from tacoq.worker import WorkerApp
+
+LOOPBACK_PLUGIN = """
+from tacoq.hookspecs import hookimpl
+
+
+def loopback_broker(url, *, namespace):
+    from tacoq.builtin.memory_broker import MemoryBroker
+
+    class LoopbackBroker(MemoryBroker):
+        scheme = "loopback"
+        in_process = False  # the only pretence: let a separate `tacoq relay` accept it
+
+    return LoopbackBroker("memory://" + url.partition("://")[2], namespace=namespace)
+
+
+@hookimpl
+def tacoq_broker_schemes():
+    return {"loopback": loopback_broker}
+"""
+
+APP = WorkerApp("cli-shapes", name="cli-worker")
+
+
+@APP.task
+async def area(req: dict[str, int]) -> int:
+    if req["w"] < 0:
+        raise ValueError("negative width")
+    return req["w"] * req["h"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def relay_in_thread(**options: Any) -> Iterator[RelayService]:
+    """A relay and a worker of APP on a memory broker and store, on a thread's own loop."""
+    started: list[RelayService] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        ns = fresh_namespace("cli")
+        url = f"memory://{ns}"
+        service = RelayService(url, url, namespace=ns, port=0, **options)
+        jobs = [asyncio.create_task(service.run(stop))]
+        await asyncio.wait_for(service.ready.wait(), 10)
+        jobs.append(asyncio.create_task(APP.serve(stop, broker_url=url, namespace=ns)))
+        started.append(service)
+        ready.set()
+        await asyncio.gather(*jobs)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(15), "the relay did not start"
+        yield started[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+        loop.close()
+
+
+@pytest.fixture
+def relay() -> Iterator[RelayService]:
+    with relay_in_thread() as service:
+        yield service
+
+
+# -- tacoq relay ----------------------------------------------------------------------------------
+
+
+def test_relay_refuses_the_in_process_broker(run_tacoq: Any, expect_one_line_error: Any) -> None:
+    result = run_tacoq("relay", "--port", "0")
+    line = expect_one_line_error(result, "`tacoq relay`", "memory://", "tacoq demo")
+    assert result.returncode == 2, line
+
+
+def test_relay_refuses_an_in_process_store(
+    run_tacoq: Any, expect_one_line_error: Any, make_plugin: Callable[..., Path]
+) -> None:
+    site = make_plugin("loopback", LOOPBACK_PLUGIN)
+    result = run_tacoq(
+        "relay", "--broker", "loopback://x", "--store", "memory://", pythonpath=[site]
+    )
+    assert result.returncode == 2
+    expect_one_line_error(result, "`tacoq relay`", "'memory://'")
+
+
+def test_relay_with_nothing_to_run_says_so(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path
+) -> None:
+    result = run_tacoq(
+        "relay", "--no-consumer", "--no-http", "--no-cleanup",
+        "--store", f"sqlite:///{workdir / 'x.db'}",
+    )  # fmt: skip
+    expect_one_line_error(result, "nothing to run")
+
+
+def test_relay_switches_read_the_environment(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path
+) -> None:
+    env = {"TACOQ_RELAY_CONSUMER": "0", "TACOQ_RELAY_HTTP": "false", "TACOQ_RELAY_CLEANUP": "0",
+           "TACOQ_STORE_URL": f"sqlite:///{workdir / 'x.db'}"}  # fmt: skip
+    expect_one_line_error(run_tacoq("relay", env=env), "nothing to run")
+
+
+def test_relay_help_names_its_environment_variables(run_tacoq: Any) -> None:
+    result = run_tacoq("relay", "--help")
+    assert result.returncode == 0
+    for name in ("TACOQ_RELAY_PORT", "TACOQ_RELAY_CONSUMER", "TACOQ_RELAY_TOKEN"):
+        assert name in result.stdout
+
+
+def test_relay_reports_a_port_in_use(
+    run_tacoq: Any, expect_one_line_error: Any, make_plugin: Callable[..., Path], workdir: Path
+) -> None:
+    site = make_plugin("loopback", LOOPBACK_PLUGIN)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_tacoq(
+            "relay", "--broker", "loopback://busy", "--store", f"sqlite:///{workdir / 'r.db'}",
+            "--port", str(port), pythonpath=[site],
+        )  # fmt: skip
+    expect_one_line_error(result, f"127.0.0.1:{port}")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_relay_process_serves_http_and_stops_on_signal(
+    signum: signal.Signals,
+    make_plugin: Callable[..., Path],
+    workdir: Path,
+    clean_env_for: Callable[..., dict[str, str]],
+) -> None:
+    site = make_plugin("loopback", LOOPBACK_PLUGIN)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env_for({"TACOQ_RELAY_TOKEN": "tok"}, pythonpath=[site])
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "tacoq_cli", "relay", "--broker", "loopback://relay",
+            "--store", f"sqlite:///{workdir / 'relay.db'}", "--port", str(port),
+            "--namespace", fresh_namespace("proc"), "--cleanup-interval", "1",
+        ],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the relay did not answer in 30 s"
+                time.sleep(0.1)
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok"
+        auth = {"Authorization": "Bearer tok"}
+        body = {"task_kind": "area", "worker_kind": "cli-shapes", "input": {"w": 2, "h": 3}}
+        task_id = httpx.post(f"{url}/tasks", json=body, headers=auth).json()["id"]
+        shown = subprocess.run(
+            [sys.executable, "-m", "tacoq_cli", "task", task_id, "--json", "--relay-url", url],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["status"] == "PENDING"
+        time.sleep(0.3)
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "relay ready" in err
+    assert url in err
+    assert "relay stopped" in err
+    assert "tok" not in err.replace("token on", "")
+
+
+# -- tacoq task / tacoq publish -------------------------------------------------------------------
+
+
+def test_publish_then_task_show_the_completed_task(relay: RelayService, run_tacoq: Any) -> None:
+    published = run_tacoq(
+        "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 4, "h": 5}',
+        "--priority", "7", "--relay-url", relay.url,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    task_id = published.stdout.strip()
+    uuid.UUID(task_id)
+    shown = run_tacoq("task", task_id, "--wait", "10", "--json", "--relay-url", relay.url)
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    assert (body["status"], body["priority"]) == ("COMPLETED", 7)
+    assert body["output"] == {"content_type": "application/json", "encoding": "json", "data": 20}
+    table = run_tacoq("task", task_id, env={"TACOQ_RELAY_URL": relay.url})
+    assert table.returncode == 0, table.stderr
+    for needle in ("COMPLETED", "cli-worker", "area", "20"):
+        assert needle in table.stdout
+
+
+def test_publish_wait_shows_a_failed_task(relay: RelayService, run_tacoq: Any) -> None:
+    result = run_tacoq(
+        "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": -1, "h": 1}',
+        "--wait", "10", "--relay-url", relay.url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "failed" in result.stdout
+    assert "ValueError: negative width" in result.stdout
+
+
+def test_publish_with_an_id_is_idempotent(relay: RelayService, run_tacoq: Any) -> None:
+    chosen = str(uuid.uuid4())
+    args = ("publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 1, "h": 1}',
+            "--id", chosen, "--json", "--relay-url", relay.url)  # fmt: skip
+    first, second = run_tacoq(*args), run_tacoq(*args)
+    assert json.loads(first.stdout) == json.loads(second.stdout) == {"id": chosen}
+    assert relay.published == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needles", "code"),
+    [
+        (("task", "not-a-uuid"), ("not-a-uuid", "UUID"), 2),
+        (("task", "00000000-0000-0000-0000-000000000001"), ("not known", "relay"), 1),
+        (("publish", "area", "--worker-kind", "w", "--input", "{oops"), ("--input", "JSON"), 2),
+        (
+            ("publish", "area", "--worker-kind", "w", "--input", "1", "--priority", "256"),
+            ("priority",),
+            2,
+        ),
+    ],
+    ids=["malformed-id", "unknown-id", "bad-json", "bad-priority"],
+)
+def test_mistakes_are_one_line_errors(
+    relay: RelayService,
+    run_tacoq: Any,
+    expect_one_line_error: Any,
+    args: tuple[str, ...],
+    needles: tuple[str, ...],
+    code: int,
+) -> None:
+    result = run_tacoq(*args, "--relay-url", relay.url)
+    expect_one_line_error(result, *needles)
+    assert result.returncode == code
+
+
+def test_an_unreachable_relay_is_one_line_naming_it(
+    run_tacoq: Any, expect_one_line_error: Any
+) -> None:
+    url = f"http://admin:pw123@127.0.0.1:{free_port()}"
+    result = run_tacoq("task", str(uuid.uuid4()), "--relay-url", url)
+    line = expect_one_line_error(result, "cannot reach the relay", "127.0.0.1")
+    assert "pw123" not in line
+
+
+def test_task_sends_the_token(run_tacoq: Any, expect_one_line_error: Any) -> None:
+    with relay_in_thread(token="cli-secret") as service:
+        missing = str(uuid.uuid4())
+        refused = run_tacoq("task", missing, "--relay-url", service.url)
+        expect_one_line_error(refused, "401", "bearer token")
+        allowed = run_tacoq(
+            "task", missing, "--relay-url", service.url, env={"TACOQ_RELAY_TOKEN": "cli-secret"}
+        )
+        expect_one_line_error(allowed, "not known")

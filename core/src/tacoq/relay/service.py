@@ -1,0 +1,381 @@
+"""The relay as a service: the engine's update consumer, the HTTP API and the cleanup job.
+
+:class:`RelayService` wraps the one :class:`~tacoq.relay.engine.RelayEngine` (it never consumes
+anything itself) and adds what the HTTP API needs: the REST publish path (idempotent by id,
+through :meth:`~tacoq.store.Store.insert_if_absent`), health and counters, and a uvicorn server
+on a socket it binds itself (so ``port=0`` works and the bound port is known at once). Each part
+can be switched off: ``consume``, ``http``, ``cleanup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from tacoq.broker import Broker, Health
+from tacoq.errors import ConfigError, StoreUnavailable, TacoqError
+from tacoq.models import DEFAULT_TTL_SECONDS, Phase, TaskEvent, utcnow
+from tacoq.publisher import Publisher
+from tacoq.relay.api_models import HealthOut, PartHealth, PublishIn
+from tacoq.relay.engine import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT, RelayEngine
+from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
+from tacoq.store import Store
+
+__all__ = ["DEFAULT_MAX_WAIT", "PublishConflict", "PublishFailed", "RelayService"]
+
+log = logging.getLogger("tacoq.relay")
+
+#: The longest a single ``GET /tasks/{id}?wait=`` holds the request (longer waits are capped).
+DEFAULT_MAX_WAIT = 60.0
+#: How long a health probe of the store or broker may take before it counts as failing.
+HEALTH_TIMEOUT = 5.0
+#: How many times a REST publish tries again after a concurrent winner's publish failed.
+_PUBLISH_ROUNDS = 3
+
+
+class PublishFailed(TacoqError):
+    """A REST publish could not be completed (broker or store); nothing was left behind."""
+
+    def __init__(self, message: str, *, part: str) -> None:
+        self.part = part
+        super().__init__(message)
+
+
+class PublishConflict(TacoqError):
+    """A REST publish reused the id of a different task (other task or worker kind)."""
+
+
+class _Server:
+    """uvicorn's server without its signal handling: the relay's owner decides when to stop."""
+
+    def __init__(self, config: Any) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+            def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+                return None
+
+        self.server = Server(config)
+
+
+class RelayService:
+    """The relay: consumer, HTTP API and cleanup job, each switchable off.
+
+    ``broker``/``store``/``namespace`` are URLs or objects, resolved like everywhere (argument
+    > environment > default). ``port=0`` picks a free port; :attr:`port` holds the bound one
+    once :meth:`run` has started. ``default_ttl`` applies to REST publishes without a ttl;
+    ``token`` (optional) protects every route but ``/health`` (and, with ``public_docs``, the
+    interactive docs and the OpenAPI document).
+    """
+
+    def __init__(
+        self,
+        broker: str | Broker | None = None,
+        store: str | Store | None = None,
+        *,
+        namespace: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        consume: bool = True,
+        http: bool = True,
+        cleanup: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_wait: float = DEFAULT_MAX_BATCH_WAIT,
+        cleanup_interval: float = 60.0,
+        default_ttl: int = DEFAULT_TTL_SECONDS,
+        token: str | None = None,
+        public_docs: bool = False,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_body_bytes: int | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not (consume or http or cleanup):
+            raise ConfigError(
+                "the relay has nothing to run: consumer, HTTP and cleanup are all off"
+            )
+        if type(default_ttl) is not int or default_ttl < 0:
+            raise ConfigError(
+                f"default ttl must be a whole number of seconds >= 0: {default_ttl!r}"
+            )
+        if cleanup_interval <= 0:
+            raise ConfigError(f"cleanup interval must be > 0 seconds, got {cleanup_interval!r}")
+        if max_batch_wait < 0:
+            raise ConfigError(f"max batch wait must be >= 0 seconds, got {max_batch_wait!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {batch_size!r}")
+        self.engine = RelayEngine(
+            broker,
+            store,
+            namespace=namespace,
+            batch_size=batch_size,
+            max_batch_wait=max_batch_wait,
+            consume=consume,
+            cleanup=cleanup,
+            cleanup_interval=cleanup_interval,
+            clock=clock,
+        )
+        self.publisher = Publisher(
+            broker_instance=self.engine.broker,
+            max_payload_bytes=max_payload_bytes,
+            default_ttl=default_ttl,
+        )
+        self.host = host
+        self.port = port
+        self.http_enabled = http
+        self.token = token or None
+        self.public_docs = public_docs
+        self.max_wait = max_wait
+        self.max_body_bytes = max_body_bytes or 2 * max_payload_bytes + 64 * 1024
+        self.clock = clock
+        #: Set once every enabled part runs (the HTTP socket is listening).
+        self.ready = asyncio.Event()
+        #: Set when the service begins to stop; wakes long-polls so they answer at once.
+        self.closing = asyncio.Event()
+        self.published = 0
+        self.publish_failures = 0
+        self._started = time.monotonic()
+        self._inflight: dict[UUID, asyncio.Future[None]] = {}
+
+    @property
+    def store(self) -> Store:
+        """The store the engine writes to (and the HTTP API reads)."""
+        return self.engine.store
+
+    @property
+    def broker(self) -> Broker:
+        """The broker the engine consumes from (and REST publishes go to)."""
+        return self.engine.broker
+
+    @property
+    def uses_broker(self) -> bool:
+        """True when the consumer or the HTTP API (which publishes) runs."""
+        return self.engine.consume_enabled or self.http_enabled
+
+    @property
+    def url(self) -> str:
+        """The base URL of the HTTP API as bound (``http://host:port``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # IPPROTO_TCP explicitly: asyncio disables Nagle's algorithm only on sockets that say
+        # they are TCP; with proto 0 every keep-alive response waited ~40 ms for a delayed ACK.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"the relay cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        return sock
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every enabled part until ``stop`` is set (or a part fails), then stop them all.
+
+        Stopping wakes long-polls (they answer with the task's current state), stops the HTTP
+        server, then the engine, then closes the connections.
+        """
+        import uvicorn
+
+        from tacoq.relay.http import create_app
+
+        sock = self._bind() if self.http_enabled else None
+        engine_stop = asyncio.Event()
+        engine_job = asyncio.create_task(self.engine.run(engine_stop), name="tacoq-relay-engine")
+        jobs: list[asyncio.Future[Any]] = [engine_job]
+        server: Any = None
+        own_broker = False
+        try:
+            await _until(self.engine.ready.wait(), engine_job)
+            if sock is not None:
+                if not self.engine.consume_enabled:
+                    await self.broker.connect()
+                    own_broker = True
+                config = uvicorn.Config(
+                    create_app(self),
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                    timeout_graceful_shutdown=5,
+                )
+                server = _Server(config).server
+                jobs.append(asyncio.create_task(server.serve([sock]), name="tacoq-relay-http"))
+            self.ready.set()
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait([stopping, *jobs], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+        finally:
+            self.closing.set()
+            if server is not None:
+                server.should_exit = True
+            engine_stop.set()
+            results = await asyncio.gather(*jobs, return_exceptions=True)
+            if own_broker:
+                await self.broker.close()
+            if sock is not None:
+                sock.close()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    # -- what the HTTP API calls ----------------------------------------------------------------
+
+    async def publish(self, request: PublishIn) -> tuple[UUID, bool]:
+        """Publish a REST task; ``(id, created)``. Idempotent by id, even under concurrency.
+
+        The store's ``insert_if_absent`` decides who publishes: the winner writes the PENDING
+        row, publishes the assignment, and on failure deletes the row again (no phantom task)
+        and raises :class:`PublishFailed`. A concurrent request for the same id in this relay
+        waits for the winner's outcome; any request that finds the task present answers
+        ``created=False`` without publishing again.
+        """
+        payload = request.payload()
+        check_payload_size(
+            payload, self.publisher.max_payload_bytes, what=f"input of task {request.task_kind!r}"
+        )
+        event = TaskEvent(
+            id=request.id or uuid.uuid4(),
+            attempt=1,
+            phase=Phase.ASSIGNED,
+            task_kind=request.task_kind,
+            worker_kind=request.worker_kind,
+            ttl=self.publisher.default_ttl if request.ttl is None else request.ttl,
+            priority=request.priority,
+            created_at=self.clock(),
+            input=payload,
+        )
+        for _ in range(_PUBLISH_ROUNDS):
+            pending = self._inflight.get(event.id)
+            if pending is not None:
+                await asyncio.shield(pending)
+            elif await self._publish_once(event):
+                return event.id, True
+            row = await self._store_call(self.store.get(event.id))
+            if row is not None:
+                if (row.task_kind, row.worker_kind) != (event.task_kind, event.worker_kind):
+                    raise PublishConflict(
+                        f"task {event.id} already exists as {row.task_kind!r} for worker kind "
+                        f"{row.worker_kind!r}; choose another id"
+                    )
+                return event.id, False
+            # the row vanished: a concurrent winner's publish failed; try to be the winner
+        raise PublishFailed(f"task {event.id} could not be published; retry", part="broker")
+
+    async def _publish_once(self, event: TaskEvent) -> bool:
+        """Insert and publish as the winner; False when the id already existed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[event.id] = done
+        try:
+            if not await self._store_call(self.store.insert_if_absent(event)):
+                return False
+            try:
+                await self.publisher.publish_event(event)
+            except Exception as exc:
+                self.publish_failures += 1
+                try:
+                    await self.store.delete(event.id)
+                except Exception:  # the store failed too; the relay's consumer never sees it
+                    log.exception("could not remove task %s after its publish failed", event.id)
+                raise PublishFailed(
+                    f"the broker did not accept task {event.id} ({type(exc).__name__}: {exc}); "
+                    "nothing was published",
+                    part="broker",
+                ) from exc
+            self.published += 1
+            return True
+        finally:
+            del self._inflight[event.id]
+            done.set_result(None)
+
+    @staticmethod
+    async def _store_call(call: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            return await call
+        except StoreUnavailable as exc:
+            raise PublishFailed(f"the store is unavailable: {exc}", part="store") from exc
+
+    async def health(self) -> HealthOut:
+        """Each part's health (probed with a timeout) and the counters."""
+        store, broker = await asyncio.gather(
+            _probe(self.store.health()),
+            _probe(self.broker.health()) if self.uses_broker else _nothing(),
+        )
+        failing = [
+            name for name, part in (("store", store), ("broker", broker)) if part and not part.ok
+        ]
+        return HealthOut(
+            status="unavailable" if failing else "ok",
+            failing=failing,
+            store=store,
+            broker=broker,
+            consumer=self.engine.consume_enabled,
+            cleanup=self.engine.cleanup is not None,
+            stats=self.stats(),
+        )
+
+    def stats(self) -> dict[str, int | float]:
+        """The engine's counters, the cleanup count and the REST publish counters."""
+        s = self.engine.stats
+        cleanup = self.engine.cleanup
+        return {
+            "batches": s.batches,
+            "deliveries": s.deliveries,
+            "events": s.events,
+            "dead_lettered": s.dead_lettered,
+            "duplicate_completions": s.duplicate_completions,
+            "conflicting_completions": s.conflicting_completions,
+            "store_errors": s.store_errors,
+            "cleaned": cleanup.deleted if cleanup is not None else s.cleaned,
+            "published": self.published,
+            "publish_failures": self.publish_failures,
+            "uptime_s": round(time.monotonic() - self._started, 3),
+        }
+
+
+async def _until(awaitable: Coroutine[Any, Any, Any], job: asyncio.Task[Any]) -> None:
+    """Wait for ``awaitable``; if ``job`` ends first, raise its error (it failed to start)."""
+    waiting = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait([waiting, job], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if job.done() and not waiting.done():
+        await job  # raises the start-up error
+        raise TacoqError("the relay engine stopped before it was ready")
+
+
+async def _probe(check: Coroutine[Any, Any, Health]) -> PartHealth:
+    try:
+        health = await asyncio.wait_for(check, HEALTH_TIMEOUT)
+    except TimeoutError:
+        return PartHealth(ok=False, detail=f"no answer within {HEALTH_TIMEOUT:g}s")
+    except Exception as exc:
+        return PartHealth(ok=False, detail=f"{type(exc).__name__}: {exc}")
+    return PartHealth(ok=health.ok, detail=health.detail)
+
+
+async def _nothing() -> None:
+    return None
