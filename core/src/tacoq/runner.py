@@ -3,13 +3,20 @@ and the built-in runner.
 
 The built-in runner is registered (``trylast``) through the ``tacoq_worker_runner`` hook like
 any plugin's; it declines ``--reload``, which the ``tacoq-hotreload`` plugin answers.
+
+Signals: the first SIGINT or SIGTERM stops the worker gracefully (running tasks get the grace
+period, the rest go back to the queue) and the process exits 0. A second one exits at once:
+whatever updates can be confirmed within a second are flushed, then ``os._exit(128 + signal)``,
+so no running handler thread can keep the process alive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -24,6 +31,9 @@ __all__ = ["BuiltinRunner", "WorkerRunRequest", "WorkerRunner", "load_worker_app
 
 log = logging.getLogger("tacoq.worker")
 
+#: After a second signal, how long the worker may take to flush before the process exits anyway.
+HARD_EXIT_AFTER = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerRunRequest:
@@ -35,6 +45,7 @@ class WorkerRunRequest:
     concurrency: int | None = None
     prefetch: int | None = None
     name: str | None = None
+    grace: float | None = None
     reload: bool = False
     reload_dirs: tuple[str, ...] = field(default_factory=tuple)
 
@@ -87,20 +98,51 @@ class BuiltinRunner:
         self, app: WorkerApp, request: WorkerRunRequest, *, refuse_in_process: bool
     ) -> int:
         stop = asyncio.Event()
+        abort = asyncio.Event()
         loop = asyncio.get_running_loop()
+        received: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            if len(received) == 1:
+                log.info(
+                    "%s received: stopping gracefully (send it again to exit at once)",
+                    signal.Signals(signum).name,
+                )
+                stop.set()
+                return
+            if not abort.is_set():
+                log.warning("%s received again: exiting now", signal.Signals(signum).name)
+                abort.set()
+                # even if the loop cannot finish the flush, the process goes
+                loop.call_later(HARD_EXIT_AFTER, _hard_exit, 128 + signum)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, int(sig))
         try:
             await app.serve(
                 stop,
+                abort=abort,
                 broker_url=request.broker_url,
                 namespace=request.namespace,
                 concurrency=request.concurrency,
                 prefetch=request.prefetch,
                 name=request.name,
+                grace=request.grace,
                 refuse_in_process=refuse_in_process,
             )
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+        if abort.is_set():
+            _hard_exit(128 + received[-1])
         return 0
+
+
+def _hard_exit(code: int) -> None:
+    """Leave now: flush what Python buffers, then exit without waiting for any thread."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -19,6 +19,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from tacoq.config import resolve_broker_url, resolve_namespace
 from tacoq.context import TaskContext
 from tacoq.errors import HandlerSignatureError, SerializationError
+from tacoq.retry import DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, RetryPolicy
 from tacoq.serializers import Codec, default_registry
 
 __all__ = ["TaskDef", "WorkerApp"]
@@ -28,6 +29,10 @@ R = TypeVar("R")
 
 #: Default number of handlers a worker runs at once.
 DEFAULT_CONCURRENCY = 32
+#: The retry policy of a task declared without retries.
+NO_RETRY = RetryPolicy()
+#: Default seconds running tasks get to finish after SIGTERM/SIGINT.
+DEFAULT_GRACE = 30.0
 
 
 @dataclass(eq=False)
@@ -48,9 +53,19 @@ class TaskDef(Generic[P, R]):
     is_async: bool
     input_codec: Codec
     output_codec: Codec
-    retries: int = 0
     timeout: float | None = None
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    #: When and how failed attempts are retried.
+    retry: RetryPolicy = NO_RETRY
+
+    @property
+    def retries(self) -> int:
+        """Extra attempts after the first (``retry.retries``)."""
+        return self.retry.retries
+
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """Exception types that are retried (``retry.retry_on``)."""
+        return self.retry.retry_on
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -117,6 +132,7 @@ class WorkerApp:
         name: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         prefetch: int | None = None,
+        grace: float = DEFAULT_GRACE,
     ) -> None:
         if not worker_kind:
             raise ValueError("worker_kind must be a non-empty string")
@@ -126,6 +142,7 @@ class WorkerApp:
         self.name = name or f"{worker_kind}@{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency
         self.prefetch = prefetch
+        self.grace = grace
         self.tasks: dict[str, TaskDef[..., Any]] = {}
 
     @overload
@@ -140,6 +157,8 @@ class WorkerApp:
         retries: int = 0,
         timeout: float | None = None,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
     ) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
     def task(
         self,
@@ -150,11 +169,16 @@ class WorkerApp:
         retries: int = 0,
         timeout: float | None = None,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
     ) -> TaskDef[P, R] | Callable[[Callable[P, R]], TaskDef[P, R]]:
         """Register a handler; ``kind`` defaults to the function's name.
 
-        ``retries`` extra attempts (with exponential backoff) for exceptions in ``retry_on``;
-        ``timeout`` seconds per attempt.
+        ``retries`` extra attempts for exceptions that are instances of ``retry_on``; before
+        attempt ``n + 1`` the task waits ``min(retry_backoff_max, retry_backoff * 2**(n-1))``
+        seconds, jittered into its upper half (:class:`~tacoq.retry.RetryPolicy`), in the
+        broker, not in the worker. ``timeout`` seconds per attempt: an async handler is
+        cancelled, a sync one is abandoned (``docs/worker.md``).
         """
 
         def register(func: Callable[P, R]) -> TaskDef[P, R]:
@@ -163,8 +187,7 @@ class WorkerApp:
                 raise HandlerSignatureError(
                     f"task kind {task_kind!r} is already registered on worker {self.worker_kind!r}"
                 )
-            if retries < 0:
-                raise ValueError("retries must be >= 0")
+            policy = RetryPolicy(retries, tuple(retry_on), retry_backoff, retry_backoff_max)
             if timeout is not None and timeout <= 0:
                 raise ValueError("timeout must be > 0 seconds")
             input_param, input_type, context_param, output_type = _inspect_handler(func, task_kind)
@@ -185,9 +208,8 @@ class WorkerApp:
                 is_async=inspect.iscoroutinefunction(func),
                 input_codec=input_codec,
                 output_codec=output_codec,
-                retries=retries,
                 timeout=timeout,
-                retry_on=retry_on,
+                retry=policy,
             )
             self.tasks[task_kind] = taskdef
             return taskdef
@@ -205,9 +227,15 @@ class WorkerApp:
         concurrency: int | None = None,
         prefetch: int | None = None,
         name: str | None = None,
+        grace: float | None = None,
+        abort: asyncio.Event | None = None,
         refuse_in_process: bool = False,
     ) -> None:
-        """Consume and run tasks until ``stop`` is set, then finish in-flight work and return."""
+        """Consume and run tasks until ``stop`` is set, then shut down gracefully and return.
+
+        Running tasks get ``grace`` seconds to finish; setting ``abort`` cuts that short.
+        Options left ``None`` fall back to the app's settings.
+        """
         from tacoq.plugins import get_plugin_host, require_scheme_kind
         from tacoq.worker_runtime import WorkerRuntime
 
@@ -222,8 +250,9 @@ class WorkerApp:
             concurrency=concurrency or self.concurrency,
             prefetch=prefetch or self.prefetch,
             name=name or self.name,
+            grace=self.grace if grace is None else grace,
         )
-        await runtime.run(stop)
+        await runtime.run(stop, abort)
 
     def run(self) -> None:
         """Serve in this thread until interrupted (Ctrl-C); for scripts."""

@@ -43,6 +43,13 @@ def worker(
     name: Annotated[
         str | None, typer.Option(help="Worker name recorded as executed_by (default: generated).")
     ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds running tasks get to finish after SIGTERM/SIGINT (default: 30).",
+        ),
+    ] = None,
     broker: Annotated[
         str | None,
         typer.Option(help="Broker URL (default: the app's, else TACOQ_BROKER_URL)."),
@@ -64,7 +71,11 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run a worker until SIGINT or SIGTERM, then drain and exit."""
+    """Run a worker until SIGINT or SIGTERM, then drain and exit.
+
+    The first signal stops taking tasks, hands held ones back to the queue, lets running ones
+    finish within --grace seconds and exits 0; a second signal exits at once.
+    """
     from tacoq.plugins import get_plugin_host
     from tacoq.runner import WorkerRunRequest
 
@@ -84,6 +95,7 @@ def worker(
         concurrency=concurrency,
         prefetch=prefetch,
         name=name,
+        grace=grace,
         reload=reload,
         reload_dirs=tuple(reload_dirs or ()),
     )

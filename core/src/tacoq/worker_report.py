@@ -1,0 +1,215 @@
+"""What a worker tells the world about a task: its events, its lifecycle notifications, counters.
+
+:class:`TaskReporter` turns an attempt's outcome into the events the relay folds (``RUNNING``,
+``COMPLETED``, a retry's new assignment, a dead-letter's ``COMPLETED``) and into the lifecycle
+notifications metrics and tracing plugins listen to. :class:`WorkerStats` counts what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+
+from tacoq.broker import Broker, Delivery
+from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
+from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
+from tacoq.updates import UpdateBatcher
+from tacoq.wire import encode_assignment
+
+__all__ = ["TaskReporter", "WorkerStats", "progress_event"]
+
+log = logging.getLogger("tacoq.worker")
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters of one worker runtime (``WorkerRuntime.stats``)."""
+
+    #: Handlers started (every attempt counts).
+    started: int = 0
+    #: Attempts that completed the task successfully.
+    succeeded: int = 0
+    #: Attempts that completed the task with an error (timeouts and invalid input included).
+    failed: int = 0
+    #: Failed attempts that were retried (a new assignment was published).
+    retried: int = 0
+    #: Attempts cut off at their task's timeout (async cancelled, sync abandoned).
+    timed_out: int = 0
+    #: Sync handlers that timed out and whose thread is still running (each holds a slot).
+    sync_timed_out_running: int = 0
+    #: Timed-out sync handlers whose thread has since returned (their result was discarded).
+    sync_timed_out_returned: int = 0
+    #: Assignments dead-lettered (unknown kind, too many deliveries, malformed).
+    dead_lettered: int = 0
+    #: Deliveries of unknown task kinds handed back to the queue (rolling deploys).
+    unknown_kind_requeued: int = 0
+    #: Held deliveries handed back, unstarted, when the worker stopped.
+    requeued_on_shutdown: int = 0
+    #: Running tasks left unacknowledged (redelivered later) when the grace period ran out.
+    abandoned_on_shutdown: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return asdict(self)
+
+
+def progress_event(
+    assignment: TaskEvent, phase: Phase, worker: str, started_at: datetime | None
+) -> TaskEvent:
+    """A ``RUNNING`` or ``COMPLETED`` event of ``assignment``'s attempt, run by ``worker``."""
+    return TaskEvent(
+        id=assignment.id,
+        attempt=assignment.attempt,
+        phase=phase,
+        task_kind=assignment.task_kind,
+        worker_kind=assignment.worker_kind,
+        ttl=assignment.ttl,
+        priority=assignment.priority,
+        executed_by=worker,
+        started_at=started_at,
+    )
+
+
+class TaskReporter:
+    """Sends one worker's task events and notifies its lifecycle listeners."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        batcher: UpdateBatcher,
+        listeners: list[TaskListener],
+        worker_name: str,
+        stats: WorkerStats,
+    ) -> None:
+        self.broker = broker
+        self.batcher = batcher
+        self.listeners = listeners
+        self.worker_name = worker_name
+        self.stats = stats
+        self._notes: set[asyncio.Future[None]] = set()
+
+    def complete(
+        self,
+        assignment: TaskEvent,
+        delivery: Delivery,
+        started_at: datetime,
+        *,
+        output: Payload | None = None,
+        error: ErrorInfo | None = None,
+        duration: float | None = None,
+    ) -> None:
+        """Queue the attempt's ``COMPLETED``; ``delivery`` is acked once it is confirmed."""
+        event = replace(
+            progress_event(assignment, Phase.COMPLETED, self.worker_name, started_at),
+            completed_at=utcnow(),
+            is_error=error is not None,
+            output=output,
+            error=error,
+        )
+        self.batcher.add(event, delivery)
+        if error is None:
+            self.stats.succeeded += 1
+        else:
+            self.stats.failed += 1
+        if self.listeners:
+            kind = LifecycleKind.FAILED if error is not None else LifecycleKind.SUCCEEDED
+            pending = self.emit(assignment, kind, duration=duration, error=error)
+            if pending:
+                note = asyncio.ensure_future(_await_all(pending))
+                self._notes.add(note)
+                note.add_done_callback(self._notes.discard)
+
+    async def retry(
+        self, assignment: TaskEvent, delivery: Delivery, error: ErrorInfo, delay: float
+    ) -> None:
+        """Publish attempt ``n + 1`` after ``delay`` seconds, then ack attempt ``n``.
+
+        The new assignment carries attempt ``n``'s error (``TaskEvent.error``): the merge rule
+        shows it on the row while the retry waits. (Wire format version 1 has no place for it in
+        an ``assign`` message yet, so today it reaches logs and listeners only.)
+        """
+        log.info(
+            "task %s (%s) attempt %d failed with %s: %s; attempt %d in %.2fs",
+            assignment.id,
+            assignment.task_kind,
+            assignment.attempt,
+            error.type,
+            error.message[:200],
+            assignment.attempt + 1,
+            delay,
+        )
+        retry = replace(assignment, attempt=assignment.attempt + 1, error=error)
+        await self.broker.publish(encode_assignment(retry), priority=retry.priority, delay=delay)
+        await delivery.ack()
+        self.stats.retried += 1
+        await self.notify(assignment, LifecycleKind.RETRYING, error=error)
+
+    async def dead_letter(self, assignment: TaskEvent, delivery: Delivery, reason: str) -> None:
+        """Complete the task with a ``DeadLettered`` error (confirmed), then dead-letter it."""
+        error = ErrorInfo("DeadLettered", reason)
+        now = utcnow()
+        event = replace(
+            progress_event(assignment, Phase.COMPLETED, self.worker_name, now),
+            completed_at=now,
+            is_error=True,
+            error=error,
+        )
+        self.batcher.add(event)
+        await self.batcher.drain()
+        await delivery.dead_letter(reason)
+        self.stats.dead_lettered += 1
+        log.warning("dead-lettered task %s: %s", assignment.id, reason)
+        await self.notify(assignment, LifecycleKind.DEAD_LETTERED, error=error)
+
+    def emit(
+        self,
+        assignment: TaskEvent,
+        kind: LifecycleKind,
+        *,
+        duration: float | None = None,
+        error: ErrorInfo | None = None,
+    ) -> list[Awaitable[None]]:
+        """Call every listener; return the awaitables that async listeners gave back."""
+        event = LifecycleEvent(
+            kind=kind,
+            task_id=assignment.id,
+            task_kind=assignment.task_kind,
+            worker_kind=assignment.worker_kind,
+            attempt=assignment.attempt,
+            duration=duration,
+            error_type=error.type if error is not None else None,
+            is_error=error is not None,
+        )
+        pending = []
+        for listener in self.listeners:
+            try:  # a listener observes; its failure never changes what happens to the task
+                result = listener.on_task_event(event)
+            except Exception:
+                log.exception("task listener %r failed on %s; ignored", listener, kind)
+                continue
+            if result is not None:
+                pending.append(result)
+        return pending
+
+    async def notify(
+        self,
+        assignment: TaskEvent,
+        kind: LifecycleKind,
+        *,
+        duration: float | None = None,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        """Notify the listeners of ``kind`` and wait for the async ones."""
+        if self.listeners:
+            await _await_all(self.emit(assignment, kind, duration=duration, error=error))
+
+
+async def _await_all(pending: list[Awaitable[None]]) -> None:
+    for awaitable in pending:
+        try:
+            await awaitable
+        except Exception:
+            log.exception("a task listener failed; ignored")
