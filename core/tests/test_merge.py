@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -178,6 +180,27 @@ def test_retry_error_survives_a_late_assignment() -> None:
     assert in_order is not None
     assert in_order.error == failure
     assert reversed_ == in_order
+
+
+def test_a_retry_notice_and_the_retry_assignment_converge_in_any_order() -> None:
+    """The failing worker's notice (error, no input) and the assignment copy (input, no error)
+    are two ASSIGNED events of one attempt: any order shows the input AND the error."""
+    i = uuid.uuid4()
+    failure = ErrorInfo("ValueError", "attempt 1 failed")
+    a1 = event(i, Phase.ASSIGNED)
+    r1 = event(i, Phase.RUNNING)
+    copy = event(i, Phase.ASSIGNED, attempt=2)
+    notice = replace(
+        event(i, Phase.ASSIGNED, attempt=2, error=failure), input=None, created_at=None
+    )
+    r2 = event(i, Phase.RUNNING, attempt=2)
+    rows = {fold(order)[0] for order in itertools.permutations([a1, r1, copy, notice, r2])}
+    assert len(rows) == 1
+    (row,) = rows
+    assert row.attempt == 2
+    assert row.error == failure
+    assert row.input == a1.input
+    assert row.created_at == a1.created_at
 
 
 def test_duplicates_are_only_completions() -> None:

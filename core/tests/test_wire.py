@@ -263,6 +263,49 @@ def test_assigned_events_are_not_updates() -> None:
         encode_updates([_assignment()])
 
 
+def test_a_retry_notice_carries_the_previous_error_and_nothing_else() -> None:
+    failure = ErrorInfo("ValueError", "attempt 1 failed", "Traceback ...")
+    notice = _assignment(attempt=2, error=failure)
+    envelope = encode_updates([notice])
+    body = json.loads(envelope.body)
+    assert body == [
+        {
+            "id": str(TASK_ID),
+            "attempt": 2,
+            "phase": "assigned",
+            "task_kind": "resize",
+            "worker_kind": "images",
+            "ttl": 3600,
+            "error": {
+                "type": "ValueError",
+                "message": "attempt 1 failed",
+                "traceback": "Traceback ...",
+            },
+        }
+    ]
+    (decoded,) = decode_updates(envelope)
+    assert decoded.phase is Phase.ASSIGNED
+    assert decoded.error == failure
+    assert decoded.input is None
+    assert decoded.created_at is None  # never fills the assignment's fields
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"error": None}, "needs an error"),
+        ({"executed_by": "w1"}, "no worker fields"),
+    ],
+)
+def test_a_malformed_retry_notice_is_refused(change: dict[str, Any], message: str) -> None:
+    notice = _assignment(attempt=2, error=ErrorInfo("ValueError", "x"))
+    item = json.loads(encode_updates([notice]).body)[0]
+    item.update(change)
+    envelope = replace(encode_updates([notice]), body=json.dumps([item]).encode())
+    with pytest.raises(WireFormatError, match=message):
+        decode_updates(envelope)
+
+
 def test_empty_updates_are_refused() -> None:
     with pytest.raises(WireFormatError):
         encode_updates([])

@@ -156,6 +156,38 @@ async def test_waiting_retries_hold_no_worker_slot() -> None:
     assert runtime.stats.succeeded == 2
 
 
+async def test_a_waiting_retry_shows_its_attempt_and_the_last_error() -> None:
+    """While attempt 2 waits out its backoff, the row is PENDING at attempt 2 and shows why
+    attempt 1 failed; once it succeeds the error is gone."""
+    app = WorkerApp("w")
+
+    @app.task(retries=1, retry_backoff=4.0)
+    async def flaky(value: int, ctx: tacoq.TaskContext) -> int:
+        if ctx.attempt == 1:
+            raise ConnectionError("upstream refused")
+        return value
+
+    async with system() as sys_, sys_.serving(app) as runtime:
+        task = await sys_.pub.publish(flaky, 7)
+        waiting = await eventually(
+            lambda: sys_.relay.store.get(task.id),
+            until=lambda row: row is not None and row.attempt == 2 and row.error is not None,
+            timeout=WAIT,
+            message="the retry's row shows attempt 2 and attempt 1's error",
+        )
+        done = await sys_.wait(task.id)
+
+    assert waiting is not None
+    assert waiting.status is tacoq.TaskStatus.PENDING
+    assert waiting.error is not None
+    assert waiting.error.type == "ConnectionError"
+    assert waiting.error.message == "upstream refused"
+    assert waiting.input is not None  # the assignment's fields are there too
+    assert done.error is None
+    assert done.result(int) == 7
+    assert runtime.stats.retried == 1
+
+
 async def test_backoff_grows_per_attempt_and_is_capped() -> None:
     app = WorkerApp("w")
     starts: list[float] = []

@@ -123,9 +123,15 @@ def merge(row: Task | None, event: TaskEvent) -> tuple[Task, MergeOutcome]:
     if event.phase is Phase.ASSIGNED:
         if row.created_at is None and event.created_at is not None:
             row, filled = _fill_assignment(row, event), True
-        if not row.is_completed and event.attempt == row.attempt and event.error != row.error:
-            # The previous attempt's error, carried by this attempt's assignment, is shown
-            # whichever of the attempt's events arrived first.
+        if (
+            not row.is_completed
+            and event.attempt == row.attempt
+            and event.error is not None
+            and event.error != row.error
+        ):
+            # The previous attempt's error, carried by this attempt's assignment (or by the
+            # failing worker's retry notice), is shown whichever event arrived first. An
+            # assignment without an error never clears one, so the two converge in any order.
             row, filled = replace(row, error=event.error), True
     if row.is_completed:
         if event.phase is Phase.COMPLETED:
@@ -141,7 +147,7 @@ def merge(row: Task | None, event: TaskEvent) -> tuple[Task, MergeOutcome]:
 def _advance(row: Task, event: TaskEvent) -> Task:
     """The row once ``event`` (greater than the row's state) is its state."""
     if event.phase is Phase.ASSIGNED:
-        # A retry: a new attempt waits in the queue, showing the error its assignment carries.
+        # A retry: a new attempt waits in the queue, showing the last error known.
         return replace(
             row,
             status=event.phase.status,
@@ -149,7 +155,7 @@ def _advance(row: Task, event: TaskEvent) -> Task:
             ttl=event.ttl,
             started_at=None,
             executed_by=None,
-            error=event.error,
+            error=event.error if event.error is not None else row.error,
         )
     if event.phase is Phase.RUNNING:
         return replace(

@@ -228,9 +228,27 @@ def payload_from_json(obj: Any) -> Payload:
     raise WireFormatError(f"unknown payload encoding {encoding!r}")
 
 
+def _error_to_json(error: ErrorInfo | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "traceback": error.traceback}
+
+
 def _event_to_json(event: TaskEvent) -> dict[str, Any]:
     if event.phase is Phase.ASSIGNED:
-        raise WireFormatError("ASSIGNED events travel as assign messages, not as updates")
+        # A retry notice: the worker that failed attempt n says why attempt n+1 exists. The
+        # assignment itself (input, priority, created_at) travels as an ``assign`` message.
+        if event.error is None:
+            raise WireFormatError("ASSIGNED events travel as assign messages, not as updates")
+        return {
+            "id": str(event.id),
+            "attempt": event.attempt,
+            "phase": "assigned",
+            "task_kind": event.task_kind,
+            "worker_kind": event.worker_kind,
+            "ttl": event.ttl,
+            "error": _error_to_json(event.error),
+        }
     obj: dict[str, Any] = {
         "id": str(event.id),
         "attempt": event.attempt,
@@ -245,19 +263,11 @@ def _event_to_json(event: TaskEvent) -> dict[str, Any]:
         obj["completed_at"] = format_timestamp(event.completed_at) if event.completed_at else None
         obj["is_error"] = event.is_error
         obj["output"] = payload_to_json(event.output) if event.output is not None else None
-        obj["error"] = (
-            {
-                "type": event.error.type,
-                "message": event.error.message,
-                "traceback": event.error.traceback,
-            }
-            if event.error is not None
-            else None
-        )
+        obj["error"] = _error_to_json(event.error)
     return obj
 
 
-_PHASES = {"running": Phase.RUNNING, "completed": Phase.COMPLETED}
+_PHASES = {"assigned": Phase.ASSIGNED, "running": Phase.RUNNING, "completed": Phase.COMPLETED}
 
 
 def _opt_time(obj: dict[str, Any], name: str) -> datetime | None:
@@ -267,6 +277,20 @@ def _opt_time(obj: dict[str, Any], name: str) -> datetime | None:
     if not isinstance(value, str):
         raise WireFormatError(f"{name} must be a string timestamp")
     return parse_timestamp(value)
+
+
+def _error_from_json(raw_error: Any) -> ErrorInfo | None:
+    if raw_error is None:
+        return None
+    if not isinstance(raw_error, dict) or not isinstance(raw_error.get("type"), str):
+        raise WireFormatError("update event error must be {type, message, traceback}")
+    if not isinstance(raw_error.get("traceback"), str | None):
+        raise WireFormatError("update event error traceback must be a string or null")
+    return ErrorInfo(
+        type=raw_error["type"],
+        message=str(raw_error.get("message", "")),
+        traceback=raw_error.get("traceback"),
+    )
 
 
 def _event_from_json(obj: Any) -> TaskEvent:
@@ -296,6 +320,12 @@ def _event_from_json(obj: Any) -> TaskEvent:
     output = None
     is_error = False
     completed_at = None
+    if phase is Phase.ASSIGNED:
+        error = _error_from_json(obj.get("error"))
+        if error is None:
+            raise WireFormatError("an assigned (retry notice) update event needs an error")
+        if executed_by is not None or obj.get("started_at") is not None:
+            raise WireFormatError("an assigned (retry notice) update event has no worker fields")
     if phase is Phase.COMPLETED:
         is_error = obj.get("is_error", False)
         if type(is_error) is not bool:
@@ -303,17 +333,7 @@ def _event_from_json(obj: Any) -> TaskEvent:
         completed_at = _opt_time(obj, "completed_at")
         if obj.get("output") is not None:
             output = payload_from_json(obj["output"])
-        raw_error = obj.get("error")
-        if raw_error is not None:
-            if not isinstance(raw_error, dict) or not isinstance(raw_error.get("type"), str):
-                raise WireFormatError("update event error must be {type, message, traceback}")
-            if not isinstance(raw_error.get("traceback"), str | None):
-                raise WireFormatError("update event error traceback must be a string or null")
-            error = ErrorInfo(
-                type=raw_error["type"],
-                message=str(raw_error.get("message", "")),
-                traceback=raw_error.get("traceback"),
-            )
+        error = _error_from_json(obj.get("error"))
     return TaskEvent(
         id=task_id,
         attempt=attempt,
@@ -331,7 +351,8 @@ def _event_from_json(obj: Any) -> TaskEvent:
 
 
 def encode_updates(events: Sequence[TaskEvent]) -> Envelope:
-    """One ``updates`` message carrying several RUNNING/COMPLETED events."""
+    """One ``updates`` message carrying several RUNNING/COMPLETED events (and retry notices:
+    ASSIGNED events that carry the previous attempt's error)."""
     if not events:
         raise WireFormatError("an updates message needs at least one event")
     body = json.dumps([_event_to_json(e) for e in events], separators=(",", ":")).encode()

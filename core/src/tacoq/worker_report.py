@@ -127,9 +127,8 @@ class TaskReporter:
     ) -> None:
         """Publish attempt ``n + 1`` after ``delay`` seconds, then ack attempt ``n``.
 
-        The new assignment carries attempt ``n``'s error (``TaskEvent.error``): the merge rule
-        shows it on the row while the retry waits. (Wire format version 1 has no place for it in
-        an ``assign`` message yet, so today it reaches logs and listeners only.)
+        Attempt ``n``'s error reaches the row through a retry notice (an ASSIGNED event with the
+        error, in the updates stream); the merge rule shows it while the retry waits.
         """
         log.info(
             "task %s (%s) attempt %d failed with %s: %s; attempt %d in %.2fs",
@@ -143,6 +142,9 @@ class TaskReporter:
         )
         retry = replace(assignment, attempt=assignment.attempt + 1, error=error)
         await self.broker.publish(encode_assignment(retry), priority=retry.priority, delay=delay)
+        # The assign message carries the input, not the error: a retry notice in the updates
+        # stream shows attempt n's error on the row while attempt n+1 waits.
+        self.batcher.add(replace(retry, input=None, created_at=None))
         await delivery.ack()
         self.stats.retried += 1
         await self.notify(assignment, LifecycleKind.RETRYING, error=error)
