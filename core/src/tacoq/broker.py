@@ -118,6 +118,14 @@ class Consumer(abc.ABC):
         for delivery in deliveries:
             await delivery.ack()
 
+    async def cancel(self) -> None:
+        """Stop receiving new deliveries, but keep settling the ones already received.
+
+        A stopping worker calls this first, so it is not handed tasks it will never start.
+        The default does nothing, which is right for brokers that only deliver on :meth:`get`
+        (such as ``memory://``); push-based brokers cancel their subscription here.
+        """
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Stop consuming; unsettled deliveries go back to the queue."""

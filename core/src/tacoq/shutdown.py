@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Protocol, runtime_checkable
 
 from tacoq.broker import Consumer
 
@@ -14,24 +13,9 @@ __all__ = ["first_of", "settle", "stop_receiving", "wait_until"]
 log = logging.getLogger("tacoq.worker")
 
 
-@runtime_checkable
-class CancellableConsumer(Protocol):
-    """A consumer that can stop receiving while its held deliveries stay settleable."""
-
-    async def cancel(self) -> None:
-        """Stop receiving new deliveries (AMQP ``basic.cancel``); keep the channel for acks."""
-
-
-async def stop_receiving(consumer: Consumer) -> bool:
-    """Ask the broker to send no more deliveries, if the consumer can; True when it could.
-
-    A consumer without ``cancel`` keeps receiving up to its prefetch; those deliveries are never
-    started and return to the queue when the consumer closes.
-    """
-    if isinstance(consumer, CancellableConsumer):
-        await settle(consumer.cancel())
-        return True
-    return False
+async def stop_receiving(consumer: Consumer) -> None:
+    """Ask the broker to send no more deliveries (``Consumer.cancel``), quietly."""
+    await settle(consumer.cancel())
 
 
 async def first_of(*events: asyncio.Event) -> None:

@@ -100,6 +100,7 @@ class RabbitConsumer(Consumer):
         self._unsettled: dict[int, None] = {}
         self._tag = f"tacoq-{uuid.uuid4().hex[:16]}"
         self._closed = False
+        self._cancelled = False
         self._watcher: asyncio.Task[None] | None = None
         self._side_jobs: set[asyncio.Task[None]] = set()
 
@@ -141,7 +142,7 @@ class RabbitConsumer(Consumer):
                     raise
             except Exception:  # closed with an error: that is what we waited for
                 pass
-            if self.closed:
+            if self.closed or self._cancelled:
                 return
             self._drop_buffered(channel)
             delay = 0.1
@@ -297,6 +298,18 @@ class RabbitConsumer(Consumer):
         await self._ack_one(delivery)
 
     # -- closing -----------------------------------------------------------------------------
+
+    async def cancel(self) -> None:
+        """Cancel the subscription (``basic.cancel``) but keep the channel for settling."""
+        if self._cancelled or self._closed:
+            return
+        self._cancelled = True
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            try:
+                await channel.basic_cancel(self._tag)
+            except Exception as exc:  # a lost channel delivers nothing more anyway
+                log.info("cancelling the subscription to %s failed (%s)", self.logical, exc)
 
     async def close(self) -> None:
         """Cancel the subscription and close its channel; unsettled messages are redelivered."""
