@@ -94,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         invoked_command(args_list),
     )
     write_report(args.output, report)
-    failed = [row for row in rows if row.error is not None]
+    for row in rows:
+        if row.skipped:
+            print(f"SKIPPED {row.scenario} / {row.label}: {row.error}", file=sys.stderr)
+    failed = [row for row in rows if row.error is not None and not row.skipped]
     for row in failed:
         print(f"FAILED {row.scenario} / {row.label}: {row.error}", file=sys.stderr)
     return 1 if failed else 0

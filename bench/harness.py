@@ -26,6 +26,19 @@ class MeasurementError(Exception):
     """A measurement could not be taken; the message says why, in one line."""
 
 
+class SkipScenario(MeasurementError):
+    """The scenario cannot run here (a service is unreachable): every row says SKIPPED and why,
+    and the run does not count as failed."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A measurement with side numbers reported beside it (``notes``: name -> value)."""
+
+    value: float
+    notes: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What every measurement of a run shares."""
@@ -40,7 +53,7 @@ class Variant:
     """One thing to measure: ``measure`` returns one sample in the scenario's unit."""
 
     label: str
-    measure: Callable[[Settings], float]
+    measure: Callable[[Settings], float | Sample]
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,12 @@ class Row:
     samples: list[float] = field(default_factory=list)
     error: str | None = None
     ratio: float | None = None  # median / the baseline's median; None for the baseline itself
+    skipped: bool = False
+    notes: dict[str, list[float]] = field(default_factory=dict)
+
+    def note_medians(self) -> dict[str, float]:
+        """The median of each side number."""
+        return {name: statistics.median(values) for name, values in self.notes.items()}
 
     @property
     def median(self) -> float | None:
@@ -97,11 +116,22 @@ def run_scenario(scenario: Scenario, settings: Settings, progress: Progress) -> 
             if row.error is not None:
                 continue
             try:
-                sample = variant.measure(settings)
+                measured = variant.measure(settings)
+            except SkipScenario as exc:
+                for each in rows:
+                    each.error, each.skipped = str(exc), True
+                progress(f"{scenario.name} | SKIPPED: {exc}")
+                return rows
             except MeasurementError as exc:
                 row.error = str(exc)
                 progress(f"{scenario.name} | {variant.label} | FAILED: {exc}")
                 continue
+            if isinstance(measured, Sample):
+                sample = measured.value
+                for name, value in measured.notes.items():
+                    row.notes.setdefault(name, []).append(value)
+            else:
+                sample = measured
             row.samples.append(sample)
             progress(
                 f"{scenario.name} | {variant.label} | repeat {repeat}/{settings.repeats}: "

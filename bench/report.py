@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.harness import ROOT, Row, Settings
 
-COLUMNS = ("scenario", "variant", "median", "min", "max", "unit", "TacoQ/baseline")
+COLUMNS = ("scenario", "variant", "median", "min", "max", "unit", "TacoQ/baseline", "notes")
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,10 @@ def _number(value: float | None) -> str:
 def cells(row: Row) -> tuple[str, ...]:
     """Return the table cells of ``row`` (a failed row says FAILED and why)."""
     if row.error is not None:
-        failed = f"FAILED: {row.error}"
-        return (row.scenario, row.label, failed, "-", "-", row.unit, "-")
+        failed = f"{'SKIPPED' if row.skipped else 'FAILED'}: {row.error}"
+        return (row.scenario, row.label, failed, "-", "-", row.unit, "-", "")
     ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
+    notes = ", ".join(f"{name} {value:,.2f}" for name, value in row.note_medians().items())
     return (
         row.scenario,
         row.label,
@@ -121,6 +122,7 @@ def cells(row: Row) -> tuple[str, ...]:
         _number(row.high),
         row.unit,
         "baseline" if row.is_baseline else ratio,
+        notes,
     )
 
 
@@ -143,7 +145,9 @@ def print_table(rows: Sequence[Row]) -> None:
             table.add_column(column, justify="right")
         for row in rows:
             if row.scenario == scenario:
-                table.add_row(*cells(row)[1:], style="red" if row.error else None)
+                table.add_row(
+                    *cells(row)[1:], style="red" if row.error and not row.skipped else None
+                )
         console.print(table)
 
 
@@ -174,7 +178,9 @@ def markdown_report(
             f"Each value is the median of {settings.repeats} runs of {settings.tasks:,} tasks "
             "(min and max beside it), TacoQ and its baseline measured in the same run, "
             "interleaved. TacoQ/baseline is the ratio of the medians: for tasks/s, 1.00 means "
-            "as fast as the baseline and 0.50 half as fast.",
+            "as fast as the baseline and 0.50 half as fast. Notes are side numbers (medians), "
+            "such as the messages a worker published per task. A scenario whose service is "
+            "unreachable is marked SKIPPED.",
             "",
             markdown_table(rows),
             "",

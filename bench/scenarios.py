@@ -93,5 +93,12 @@ DEMO_EMBEDDED = Scenario(
     baseline=Variant("raw asyncio + pydantic", asyncio_pydantic_baseline),
 )
 
-SCENARIOS: list[Scenario] = [DEMO_EMBEDDED]
+
+def _rabbit_scenarios() -> list[Scenario]:
+    from bench.rabbit_scenarios import RABBIT_DRAIN, RABBIT_PUBLISH
+
+    return [RABBIT_PUBLISH, RABBIT_DRAIN]
+
+
+SCENARIOS: list[Scenario] = [DEMO_EMBEDDED, *_rabbit_scenarios()]
 """Every scenario ``python -m bench`` knows, in the order it runs them."""

@@ -118,7 +118,7 @@ class Consumer(abc.ABC):
         for delivery in deliveries:
             await delivery.ack()
 
-    async def cancel(self) -> None:
+    async def cancel(self) -> None:  # noqa: B027 (optional: a no-op unless push-based)
         """Stop receiving new deliveries, but keep settling the ones already received.
 
         A stopping worker calls this first, so it is not handed tasks it will never start.

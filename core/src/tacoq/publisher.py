@@ -29,7 +29,7 @@ from tacoq.wire import encode_assignment
 if TYPE_CHECKING:
     from tacoq.worker import TaskDef
 
-__all__ = ["Publisher", "SyncPublisher"]
+__all__ = ["Publisher", "SyncPublisher", "delay_seconds"]
 
 log = logging.getLogger("tacoq.publisher")
 
@@ -173,7 +173,7 @@ class Publisher:
         ``countdown`` seconds or ``eta`` to run it later.
         """
         event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
-        return await self.publish_event(event, delay=_delay(countdown, eta))
+        return await self.publish_event(event, delay=delay_seconds(countdown, eta))
 
     async def publish_event(self, event: TaskEvent, *, delay: float | None = None) -> Task:
         """Publish an ASSIGNED event made by :meth:`build` (or by the relay's REST publish).
@@ -217,7 +217,8 @@ class Publisher:
                 log.exception("task listener %r failed on published; ignored", listener)
 
 
-def _delay(countdown: float | None, eta: datetime | None) -> float | None:
+def delay_seconds(countdown: float | None, eta: datetime | None) -> float | None:
+    """Seconds to hold a task back, from ``countdown`` or ``eta`` (``None``: run at once)."""
     if countdown is not None and eta is not None:
         raise ConfigError("give countdown or eta, not both")
     if eta is not None:

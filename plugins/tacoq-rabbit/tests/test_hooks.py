@@ -51,7 +51,7 @@ def test_queue_names_are_safe_and_distinct_for_any_kind() -> None:
     long = "x" * 300
     assert len(Topology("ns").worker_queue(long)) < 255
     assert safe_name(long) != safe_name(long + "y")
-    assert "~" in safe_name("ünïcode")
+    assert "#" in safe_name("ünïcode")
 
 
 def test_delays_round_up_to_a_rung_never_down() -> None:

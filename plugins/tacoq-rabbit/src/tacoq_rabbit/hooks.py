@@ -1,6 +1,6 @@
-"""The ``rabbit`` plugin's hooks: the ``amqp`` and ``amqps`` broker schemes.
+"""The ``rabbit`` plugin's hooks: the ``amqp`` and ``amqps`` broker schemes, ``tacoq rabbit``.
 
-Import-light: aio-pika (and pika) are imported only when a broker is created.
+Import-light: aio-pika (and pika) are imported only when a broker is created or a command runs.
 """
 
 from __future__ import annotations
@@ -25,3 +25,11 @@ def rabbit_broker(url: str, *, namespace: str) -> Broker:
 def tacoq_broker_schemes() -> Mapping[str, Any]:
     """The ``amqp`` and ``amqps`` broker schemes."""
     return {"amqp": rabbit_broker, "amqps": rabbit_broker}
+
+
+@hookimpl
+def tacoq_cli_group() -> tuple[str, Any]:
+    """The ``tacoq rabbit`` command group (typer is imported here, pika only by commands)."""
+    from tacoq_rabbit.cli import app
+
+    return "rabbit", app

@@ -61,14 +61,14 @@ def safe_name(kind: str) -> str:
     """A queue-name-safe form of a worker kind.
 
     A kind of 1-100 characters from ``A-Z a-z 0-9 _ . : -`` is used as is; any other kind becomes
-    its first 60 characters with every other character replaced by ``_``, then ``~`` and 16 hex
-    digits of its SHA-256. ``~`` never appears in an unhashed name, so no two kinds collide.
+    its first 60 characters with every other character replaced by ``_``, then ``#`` and 16 hex
+    digits of its SHA-256. ``#`` never appears in an unhashed name, so no two kinds collide.
     """
     if _SAFE.fullmatch(kind):
         return kind
     digest = hashlib.sha256(kind.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     prefix = re.sub(r"[^A-Za-z0-9_.:-]", "_", kind[:_HASH_PREFIX])
-    return f"{prefix}~{digest}"
+    return f"{prefix}#{digest}"
 
 
 def delay_rung(delay: float) -> tuple[int, int]:

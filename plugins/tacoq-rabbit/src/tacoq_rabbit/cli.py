@@ -1,0 +1,213 @@
+"""The ``tacoq rabbit`` command group: declare, status and the dead-letter queue.
+
+Mounted by the ``tacoq`` CLI through the ``tacoq_cli_group`` hook. typer is imported here (this
+module is only imported by that hook); pika only inside the commands. Every failure is a
+:class:`~tacoq.errors.TacoqError`, which the CLI prints as one ``error:`` line without a
+traceback or a password.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tacoq.config import ENV_BROKER_URL, resolve_namespace
+from tacoq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tacoq_rabbit.admin import RabbitAdmin
+
+__all__ = ["DEFAULT_URL", "app"]
+
+#: The URL used when neither ``--url`` nor ``TACOQ_BROKER_URL`` is given.
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+app = typer.Typer(
+    help="Operate TacoQ's RabbitMQ topology: declare queues, show status, manage dead letters.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+dlq = typer.Typer(help="The dead-letter queue: list, requeue, purge.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The broker URL and namespace the group's commands work on."""
+
+    url: str
+    namespace: str
+
+
+KindOption = Annotated[
+    list[str] | None,
+    typer.Option("--kind", "-k", help="A worker kind (repeatable).", metavar="KIND"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def _group(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help=f"RabbitMQ URL (default: ${ENV_BROKER_URL}, else {DEFAULT_URL})."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace", "-n", help="Namespace (default: $TACOQ_NAMESPACE, else tacoq)."
+        ),
+    ] = None,
+) -> None:
+    """Operate TacoQ's RabbitMQ topology (needs the management of no plugin: plain AMQP)."""
+    logging.getLogger("pika").setLevel(logging.CRITICAL + 1)  # errors are reported by us
+    chosen = url or os.environ.get(ENV_BROKER_URL, "").strip() or DEFAULT_URL
+    ctx.obj = Target(chosen, resolve_namespace(namespace))
+
+
+@contextmanager
+def _admin(ctx: typer.Context) -> Iterator[RabbitAdmin]:
+    """A connected admin; pika errors become one-line ``RabbitUnreachable`` errors."""
+    from tacoq_rabbit.admin import RabbitAdmin
+    from tacoq_rabbit.pika_link import PIKA_CONNECTION_ERRORS, RabbitUnreachable, describe
+
+    target: Target = ctx.obj
+    admin = RabbitAdmin(target.url, target.namespace)
+    try:
+        yield admin
+    except PIKA_CONNECTION_ERRORS as exc:
+        raise RabbitUnreachable(
+            f"RabbitMQ at {admin.settings.display_url} failed: {describe(exc)}"
+        ) from None
+    finally:
+        admin.close()
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+@app.command()
+def declare(ctx: typer.Context, kind: KindOption = None) -> None:
+    """Declare the namespace's exchanges and queues, plus each --kind's worker queue
+    (idempotent)."""
+    from tacoq_rabbit.admin import kinds_of
+
+    with _admin(ctx) as admin:
+        queues = admin.declare(kinds_of(kind))
+        typer.echo(f"declared {len(queues)} queues in namespace {admin.namespace}:")
+        for name in queues:
+            typer.echo(f"  {name}")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    kind: KindOption = None,
+    as_json: JsonOption = False,
+    scan: Annotated[
+        int, typer.Option(min=0, help="Dead letters browsed to count them by origin.")
+    ] = 10_000,
+) -> None:
+    """Per queue: depth (ready messages), consumers, dead-lettered count.
+
+    Without a management API queues cannot be listed: shown are the relay's queue, the
+    dead-letter queue, existing delay rungs, the --kind worker queues and every worker kind
+    that has dead letters.
+    """
+    from tacoq_rabbit.admin import kinds_of
+
+    with _admin(ctx) as admin:
+        rows = admin.status(kinds_of(kind), scan=scan)
+    if as_json:
+        document = {"namespace": ctx.obj.namespace, "queues": [row.as_dict() for row in rows]}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _table(
+        f"RabbitMQ queues of namespace {ctx.obj.namespace}",
+        ["queue", "role", "depth", "consumers", "dead-lettered"],
+        [
+            [
+                row.name,
+                row.role,
+                _cell(row.depth) if row.exists else "missing",
+                _cell(row.consumers),
+                _cell(row.dead_lettered),
+            ]
+            for row in rows
+        ],
+    )
+
+
+@dlq.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many dead letters.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Show dead letters (reason, origin, task id, event, size) without removing them."""
+    with _admin(ctx) as admin:
+        letters = admin.dead_letters(limit)
+    if as_json:
+        typer.echo(json.dumps([letter.as_dict() for letter in letters], indent=2))
+        return
+    if not letters:
+        typer.echo(f"no dead letters in namespace {ctx.obj.namespace}")
+        return
+    _table(
+        f"Dead letters of namespace {ctx.obj.namespace} (first {len(letters)})",
+        ["reason", "origin", "task id", "event", "bytes"],
+        [[d.reason, d.origin, _cell(d.task_id), _cell(d.event), str(d.size)] for d in letters],
+    )
+
+
+@dlq.command("requeue")
+def dlq_requeue(
+    ctx: typer.Context,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many (default: all).")
+    ] = None,
+) -> None:
+    """Republish dead letters to the queue they came from (confirmed), then remove them."""
+    with _admin(ctx) as admin:
+        result = admin.requeue(limit)
+    typer.echo(f"requeued {result.requeued} dead letters")
+    if result.skipped:
+        typer.echo(f"left {result.skipped} without a known origin in the dead-letter queue")
+
+
+@dlq.command("purge")
+def dlq_purge(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every dead letter of the namespace."""
+    if not yes:
+        if not os.isatty(0):
+            raise ConfigError("refusing to purge without a terminal to confirm: pass --yes")
+        typer.confirm(f"Delete every dead letter of namespace {ctx.obj.namespace}?", abort=True)
+    with _admin(ctx) as admin:
+        count = admin.purge()
+    typer.echo(f"purged {count} dead letters")
