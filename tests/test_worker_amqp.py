@@ -15,7 +15,7 @@ import tacoq
 from tacoq.plugins import get_plugin_host
 from tacoq.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
-from tacoq.testing import fresh_namespace
+from tacoq.testing import eventually, fresh_namespace
 from tacoq.worker import WorkerApp
 from tacoq.worker_runtime import UNKNOWN_KIND_REDELIVERIES, WorkerRuntime
 from tacoq_rabbit.link import delete_namespace
@@ -114,7 +114,13 @@ async def test_an_unknown_kind_is_dead_lettered_after_bounded_requeues(
     async with running(amqp_url, ns) as (relay, pub, runtime):
         task = await pub.publish("rotate", {"deg": 90}, worker_kind=KIND)
         row = await relay.store.wait(task.id, TIMEOUT)
-        dead = await pub.broker.dead_letters()
+        # The COMPLETED row is confirmed before the message is moved to the dead-letter queue.
+        dead = await eventually(
+            pub.broker.dead_letters,
+            until=lambda found: len(found) >= 1,
+            timeout=TIMEOUT,
+            message="the unknown kind's message reached the dead-letter queue",
+        )
     assert row is not None
     assert row.is_error
     assert row.error is not None
