@@ -13,6 +13,8 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).resolve().parent
+#: The fault-injection suite: run by ``nox -s faults`` only, never by ``nox -s tests``.
+FAULTS = ROOT / "tests" / "faults"
 
 nox.needs_version = ">=2024.4.15"  # for @nox.session(default=False)
 nox.options.default_venv_backend = "venv"
@@ -21,6 +23,16 @@ nox.options.sessions = ["lint", "types", "tests"]
 TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "pytest-docker>=3")
 LINT_TOOLS = ("ruff>=0.17,<0.18",)
 TYPE_TOOLS = ("mypy>=2.4,<3",)
+#: The peers the benchmark compares TacoQ with, and what they need to store results in
+#: Postgres (Celery's ``db+postgresql://`` backend is SQLAlchemy over psycopg2), plus psutil
+#: for CPU time and peak RSS. Installed from PyPI into the bench session only.
+BENCH_TOOLS = (
+    "celery>=5.3,<6",
+    "sqlalchemy>=2,<3",
+    "psycopg2-binary>=2.9,<3",
+    "dramatiq[rabbitmq]>=1.15,<2",
+    "psutil>=5.9",
+)
 
 
 def plugin_dirs() -> list[Path]:
@@ -75,7 +87,23 @@ def tests(session: nox.Session) -> None:
     install_local(session, *TEST_TOOLS)
     args = list(session.posargs)
     paths = [] if any(names_tests(arg) for arg in args) else test_paths()
+    if paths:  # the fault-injection suite restarts services: only `nox -s faults` runs it
+        paths.append(f"--ignore={relative(FAULTS)}")
     session.run("pytest", *paths, *args)
+
+
+@nox.session(default=False)
+def faults(session: nox.Session) -> None:
+    """Run the fault-injection suite (``tests/faults``): real worker and relay processes, worker
+    kills, RabbitMQ and Postgres restarts, poison messages (``-- ARGS`` go to pytest).
+
+    It restarts the services it uses (briefly): run it against RabbitMQ and Postgres you may
+    restart (``TACOQ_TEST_AMQP_URL`` / ``TACOQ_TEST_POSTGRES_URL``, as ``.ci/run`` sets). Each
+    scenario's counts go to ``TACOQ_FAULTS_SUMMARY`` (default: a JSON file in the temp dir),
+    from which ``docs/reliability.md`` is written.
+    """
+    install_local(session, *TEST_TOOLS)
+    session.run("pytest", relative(FAULTS), *session.posargs)
 
 
 @nox.session
@@ -102,8 +130,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run the benchmark harness (``python -m bench``; ``-- --quick`` for a short run)."""
-    install_local(session)
+    """Run the benchmark harness (``python -m bench``; ``-- --quick`` for a short run).
+
+    Besides TacoQ (from this checkout) it installs Celery 5 and Dramatiq with their Postgres
+    result storage from PyPI: the peer scenarios measure them in the same run.
+    """
+    install_local(session, *BENCH_TOOLS)
     passed_on = ["--", *session.posargs] if session.posargs else []
     # The harness writes the command that produced the numbers into docs/benchmarks.md.
     command = shlex.join(["nox", "-s", "bench", *passed_on])

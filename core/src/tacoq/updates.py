@@ -55,6 +55,8 @@ class UpdateBatcher:
         self.consumer = consumer
         self.cache = cache
         self._pending: list[tuple[TaskEvent, Delivery | None]] = []
+        # completions added but not confirmed yet, by (id, attempt)
+        self._unconfirmed: dict[tuple[UUID, int], TaskEvent] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -64,6 +66,8 @@ class UpdateBatcher:
     def add(self, event: TaskEvent, delivery: Delivery | None = None) -> None:
         """Queue an event; ``delivery`` is acked once the event's message is confirmed."""
         self._pending.append((event, delivery))
+        if event.completed_at is not None:
+            self._unconfirmed.setdefault((event.id, event.attempt), event)
         self._idle.clear()
         self._wakeup.set()
 
@@ -92,9 +96,19 @@ class UpdateBatcher:
                 for event, _ in chunk:
                     if event.completed_at is not None:
                         self.cache.add(event)
+                        self._unconfirmed.pop((event.id, event.attempt), None)
             self._idle.set()
             if self._closing:
                 return
+
+    def completion(self, task_id: UUID, attempt: int) -> TaskEvent | None:
+        """This worker's completion of that attempt: confirmed (cached) or still being sent.
+
+        A redelivered assignment answered with it is acked once it is confirmed, instead of
+        running the handler again (a reconnect can redeliver a task whose completion is queued
+        here, waiting for the broker to come back).
+        """
+        return self.cache.get(task_id, attempt) or self._unconfirmed.get((task_id, attempt))
 
     async def _ack(self, deliveries: Sequence[Delivery]) -> None:
         try:

@@ -20,6 +20,7 @@ import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from tacoq.broker import DEFAULT_DELIVERY_LIMIT, Broker, Consumer, Delivery, worker_queue
 from tacoq.config import redact_url
@@ -30,6 +31,7 @@ from tacoq.handler_pool import DaemonThreadPool
 from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
 from tacoq.plugins import get_plugin_host
 from tacoq.publisher import Publisher
+from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.shutdown import first_of, settle, stop_receiving, wait_until
 from tacoq.updates import CompletedCache, UpdateBatcher
 from tacoq.wire import decode_assignment
@@ -75,6 +77,7 @@ class WorkerRuntime:
         name: str,
         grace: float = DEFAULT_GRACE,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -87,6 +90,8 @@ class WorkerRuntime:
         self.name = name
         self.grace = grace
         self.delivery_limit = delivery_limit
+        #: Larger assignments are dead-lettered unrun (publishers refuse them; see publisher).
+        self.max_payload_bytes = max_payload_bytes
         self.stats = WorkerStats()
         host = get_plugin_host()
         self.registry = host.serializers
@@ -99,6 +104,8 @@ class WorkerRuntime:
         self._seq = itertools.count()
         self._reporter: TaskReporter | None = None
         self._active = 0  # deliveries being handled right now
+        # (id, attempt) of handlers running now -> redeliveries of them received meanwhile
+        self._running: dict[tuple[UUID, int], list[Delivery]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -264,10 +271,23 @@ class WorkerRuntime:
             await delivery.dead_letter(f"malformed assignment: {exc}")
             self.stats.dead_lettered += 1
             return None
+        size = len(delivery.envelope.body)
+        if size > self.max_payload_bytes:  # no publisher sends this; never run it
+            await reporter.dead_letter(
+                assignment,
+                delivery,
+                f"input of {size:,} bytes is over the limit of {self.max_payload_bytes:,} bytes "
+                f"(max_payload_bytes)",
+            )
+            return None
+        key = (assignment.id, assignment.attempt)
         if delivery.redelivered:
-            done = self.cache.get(assignment.id, assignment.attempt)
-            if done is not None:  # completed before a reconnect lost the ack
+            done = reporter.batcher.completion(*key)
+            if done is not None:  # completed here before a reconnect lost the ack
                 reporter.batcher.add(done, delivery)
+                return None
+            if key in self._running:  # still running here: answer it with that run's outcome
+                self._running[key].append(delivery)
                 return None
         if delivery.delivery_count > self.delivery_limit:
             await reporter.dead_letter(
@@ -291,7 +311,23 @@ class WorkerRuntime:
                 f"(known: {known})",
             )
             return None
-        return await self._execute(taskdef, assignment, delivery)
+        self._running[key] = []
+        try:
+            return await self._execute(taskdef, assignment, delivery)
+        finally:
+            await self._answer_twins(key, self._running.pop(key))
+
+    async def _answer_twins(self, key: tuple[UUID, int], twins: list[Delivery]) -> None:
+        """Settle redeliveries of a task that arrived while it ran here: with its completion
+        (acked once confirmed), or back to the queue when it did not complete (a retry)."""
+        reporter = self._reporter
+        assert reporter is not None
+        for twin in twins:
+            done = reporter.batcher.completion(*key)
+            if done is not None:
+                reporter.batcher.add(done, twin)
+            else:
+                await settle(twin.requeue())
 
     async def _execute(
         self, taskdef: TaskDef[..., Any], assignment: TaskEvent, delivery: Delivery

@@ -25,8 +25,9 @@ from tacoq.errors import StoreUnavailable, WireFormatError
 from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
 from tacoq.models import TaskEvent, utcnow
 from tacoq.relay.cleanup import CleanupJob
+from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.store import BatchResult, Store
-from tacoq.wire import decode
+from tacoq.wire import EVENT_ASSIGN, decode
 
 __all__ = ["RelayEngine", "RelayStats"]
 
@@ -73,6 +74,7 @@ class RelayEngine:
         cleanup_interval: float = 60.0,
         cleanup_batch: int = 1000,
         clock: Callable[[], datetime] = utcnow,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -98,6 +100,8 @@ class RelayEngine:
         # as nothing more is waiting); this caps a gather that keeps finding deliveries.
         self.max_batch_wait = max_batch_wait
         self.max_backoff = max_backoff
+        #: Assignment copies with a larger input are dead-lettered (publishers refuse them).
+        self.max_payload_bytes = max_payload_bytes
         self.consume_enabled = consume
         self.cleanup = (
             CleanupJob(self.store, interval=cleanup_interval, limit=cleanup_batch, clock=clock)
@@ -168,7 +172,13 @@ class RelayEngine:
         decoded: list[tuple[Delivery, list[TaskEvent]]] = []
         for delivery in batch:
             try:
-                decoded.append((delivery, decode(delivery.envelope)))
+                envelope = delivery.envelope
+                if envelope.event == EVENT_ASSIGN and len(envelope.body) > self.max_payload_bytes:
+                    raise WireFormatError(
+                        f"assignment input of {len(envelope.body):,} bytes is over the limit of "
+                        f"{self.max_payload_bytes:,} bytes (max_payload_bytes)"
+                    )
+                decoded.append((delivery, decode(envelope)))
             except WireFormatError as exc:
                 log.warning("dead-lettering an undecodable message: %s", exc)
                 await delivery.dead_letter(f"relay cannot decode: {exc}")

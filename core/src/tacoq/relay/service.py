@@ -126,6 +126,7 @@ class RelayService:
             cleanup=cleanup,
             cleanup_interval=cleanup_interval,
             clock=clock,
+            max_payload_bytes=max_payload_bytes,
         )
         self.publisher = Publisher(
             broker_instance=self.engine.broker,

@@ -1,0 +1,1 @@
+"""Fault-injection scenarios (``nox -s faults``): real processes, real RabbitMQ and Postgres."""
