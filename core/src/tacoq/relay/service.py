@@ -197,10 +197,6 @@ class RelayService:
         Stopping wakes long-polls (they answer with the task's current state), stops the HTTP
         server, then the engine, then closes the connections.
         """
-        import uvicorn
-
-        from tacoq.relay.http import create_app
-
         sock = self._bind() if self.http_enabled else None
         engine_stop = asyncio.Event()
         engine_job = asyncio.create_task(self.engine.run(engine_stop), name="tacoq-relay-engine")
@@ -210,6 +206,11 @@ class RelayService:
         try:
             await _until(self.engine.ready.wait(), engine_job)
             if sock is not None:
+                # Imported only when HTTP is on: `tacoq relay --no-http` never loads FastAPI.
+                import uvicorn
+
+                from tacoq.relay.http import create_app
+
                 if not self.engine.consume_enabled:
                     await self.broker.connect()
                     own_broker = True
