@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{scenario.name}: {scenario.description}")
         return 0
     tasks = args.tasks or (QUICK_TASKS if args.quick else DEFAULT_TASKS)
-    settings = Settings(repeats=args.repeats, tasks=tasks, timeout_s=args.timeout)
+    settings = Settings(repeats=args.repeats, tasks=tasks, timeout_s=args.timeout, quick=args.quick)
     chosen = [s for s in SCENARIOS if args.scenario is None or s.name in args.scenario]
 
     rows: list[Row] = []

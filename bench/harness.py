@@ -1,8 +1,10 @@
 """The harness: scenarios, repeated measurements, pinned subprocesses and their results.
 
 A :class:`Scenario` has TacoQ variants and one baseline. Every repeat measures each of them
-once, interleaved, so slow drift of the machine hits all alike. A variant that fails stops
-being measured and is reported as a failure row; the others go on.
+once, interleaved, so slow drift of the machine hits all alike. A peer scenario
+(``peers=True``) turns it around: TacoQ is the reference (the ``baseline`` variant) and every
+candidate is a peer (Celery, Dramatiq), whose ratio is TacoQ's median over the peer's. A
+variant that fails stops being measured and is reported as a failure row; the others go on.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Settings:
     repeats: int = 5
     tasks: int = 20_000
     timeout_s: float = 300.0
+    #: ``--quick``: a smoke test; scenarios with a floor on N (the peer drain) may go under it.
+    quick: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Scenario:
     unit: str
     candidates: tuple[Variant, ...]
     baseline: Variant
+    #: True: ``baseline`` is TacoQ, the candidates are peers, each ratio is TacoQ ÷ the peer.
+    peers: bool = False
 
 
 @dataclass
@@ -77,9 +83,14 @@ class Row:
     is_baseline: bool
     samples: list[float] = field(default_factory=list)
     error: str | None = None
-    ratio: float | None = None  # median / the baseline's median; None for the baseline itself
+    # TacoQ ÷ the other: the row's median / the baseline's, or for a peer row the baseline's
+    # (TacoQ's) median / the row's; None for the baseline itself.
+    ratio: float | None = None
     skipped: bool = False
     notes: dict[str, list[float]] = field(default_factory=dict)
+    #: What the ratio column shows for the baseline row: ``baseline``, or ``reference`` when
+    #: the baseline is TacoQ itself (a peer scenario).
+    reference: str = "baseline"
 
     def note_medians(self) -> dict[str, float]:
         """The median of each side number."""
@@ -111,6 +122,8 @@ def run_scenario(scenario: Scenario, settings: Settings, progress: Progress) -> 
         Row(scenario.name, variant.label, scenario.unit, variant is scenario.baseline)
         for variant in variants
     ]
+    if scenario.peers:
+        rows[-1].reference = "reference"
     for repeat in range(1, settings.repeats + 1):
         for variant, row in zip(variants, rows, strict=True):
             if row.error is not None:
@@ -135,13 +148,23 @@ def run_scenario(scenario: Scenario, settings: Settings, progress: Progress) -> 
             row.samples.append(sample)
             progress(
                 f"{scenario.name} | {variant.label} | repeat {repeat}/{settings.repeats}: "
-                f"{sample:,.0f} {scenario.unit}"
+                f"{format_value(sample)} {scenario.unit}"
             )
     baseline_median = rows[-1].median
     for row in rows[:-1]:
-        if row.median is not None and baseline_median:
-            row.ratio = row.median / baseline_median
+        if row.median and baseline_median:
+            mine, other = (
+                (baseline_median, row.median) if scenario.peers else (row.median, baseline_median)
+            )
+            row.ratio = mine / other
     return rows
+
+
+def format_value(value: float) -> str:
+    """A measured value for people: no decimals from 100 up, more below (milliseconds)."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
 def pinned(argv: Sequence[str]) -> list[str]:

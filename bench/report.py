@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bench.harness import ROOT, Row, Settings
+from bench.harness import ROOT, Row, Settings, format_value
 
-COLUMNS = ("scenario", "variant", "median", "min", "max", "unit", "TacoQ/baseline", "notes")
+#: Side numbers that get a column of their own (the peer scenarios report them).
+CPU_NOTE, RSS_NOTE = "CPU s/task", "peak RSS MiB"
+COLUMNS = (
+    "scenario", "variant", "median", "min", "max", "unit", "TacoQ ÷ other", CPU_NOTE, RSS_NOTE,
+    "notes",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -31,17 +36,26 @@ class Machine:
     tacoq: str
     pinned: bool
     date: str
+    rabbitmq: str = "unknown"
+    postgres: str = "unknown"
+    peers: str = "unknown"
 
     def lines(self) -> list[str]:
         """Describe the machine as Markdown list items."""
         pinning = "pinned to core 0 with `taskset -c 0`" if self.pinned else "not pinned"
         return [
             f"- Date: {self.date}",
-            f"- CPU: {self.cpu}, {self.cores} cores (each measurement {pinning})",
+            f"- CPU: {self.cpu}, {self.cores} cores (the TacoQ-only scenarios' measured "
+            f"processes {pinning}; the peer scenarios are not pinned). The machine is shared: "
+            "other test suites ran beside this one, so the numbers are noisy; compare the "
+            "ratios of one run, not absolute numbers across runs.",
             f"- Memory: {self.memory_gib:.1f} GiB",
             f"- System: {self.system}",
             f"- Python: {self.python}",
+            f"- RabbitMQ: {self.rabbitmq}",
+            f"- PostgreSQL: {self.postgres}",
             f"- TacoQ: {self.tacoq}",
+            f"- Peers: {self.peers}",
         ]
 
 
@@ -85,6 +99,30 @@ def _git_revision() -> str:
     return completed.stdout.strip() or "unknown"
 
 
+def _rabbitmq_version() -> str:
+    try:
+        completed = subprocess.run(
+            ["rabbitmqctl", "version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (rabbitmqctl unavailable)"
+    lines = completed.stdout.strip().splitlines()
+    return lines[-1].strip() if completed.returncode == 0 and lines else "unknown"
+
+
+def _postgres_version() -> str:
+    try:
+        import psycopg
+
+        from bench.peers.common import postgres_url
+
+        with psycopg.connect(postgres_url(), connect_timeout=5) as conn:
+            row = conn.execute("SELECT version()").fetchone()
+    except Exception:
+        return "unknown (unreachable)"
+    return str(row[0]) if row else "unknown"
+
+
 def describe_machine() -> Machine:
     """Read the machine, the interpreter and the installed TacoQ."""
     tacoq = (
@@ -100,20 +138,37 @@ def describe_machine() -> Machine:
         tacoq=tacoq,
         pinned=shutil.which("taskset") is not None,
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        rabbitmq=_rabbitmq_version(),
+        postgres=_postgres_version(),
+        peers=(
+            f"celery {_version('celery')} (kombu {_version('kombu')}, SQLAlchemy "
+            f"{_version('sqlalchemy')}, psycopg2-binary {_version('psycopg2-binary')}), "
+            f"dramatiq {_version('dramatiq')} (pika {_version('pika')}), psycopg "
+            f"{_version('psycopg')}"
+        ),
     )
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
+    return "-" if value is None else format_value(value)
+
+
+def _side(values: dict[str, float], name: str) -> str:
+    value = values.pop(name, None)
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if name == CPU_NOTE else f"{value:,.0f}"
 
 
 def cells(row: Row) -> tuple[str, ...]:
     """Return the table cells of ``row`` (a failed row says FAILED and why)."""
     if row.error is not None:
         failed = f"{'SKIPPED' if row.skipped else 'FAILED'}: {row.error}"
-        return (row.scenario, row.label, failed, "-", "-", row.unit, "-", "")
+        return (row.scenario, row.label, failed, "-", "-", row.unit, "-", "-", "-", "")
     ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
-    notes = ", ".join(f"{name} {value:,.2f}" for name, value in row.note_medians().items())
+    medians = row.note_medians()
+    cpu, rss = _side(medians, CPU_NOTE), _side(medians, RSS_NOTE)
+    notes = ", ".join(f"{name} {value:,.2f}" for name, value in medians.items())
     return (
         row.scenario,
         row.label,
@@ -121,7 +176,9 @@ def cells(row: Row) -> tuple[str, ...]:
         _number(row.low),
         _number(row.high),
         row.unit,
-        "baseline" if row.is_baseline else ratio,
+        row.reference if row.is_baseline else ratio,
+        cpu,
+        rss,
         notes,
     )
 
@@ -176,11 +233,15 @@ def markdown_report(
             f"Command: `{command}`",
             "",
             f"Each value is the median of {settings.repeats} runs of {settings.tasks:,} tasks "
-            "(min and max beside it), TacoQ and its baseline measured in the same run, "
-            "interleaved. TacoQ/baseline is the ratio of the medians: for tasks/s, 1.00 means "
-            "as fast as the baseline and 0.50 half as fast. Notes are side numbers (medians), "
-            "such as the messages a worker published per task. A scenario whose service is "
-            "unreachable is marked SKIPPED.",
+            "(min and max beside it; a scenario may use more, see its description), TacoQ and "
+            "what it is compared with measured in the same run, interleaved. `TacoQ ÷ other` is "
+            "the ratio of the medians: on a TacoQ row, TacoQ over the scenario's baseline; on a "
+            "peer row (Celery, Dramatiq; the `peers-*` scenarios), TacoQ (the `reference` row) "
+            "over that peer. For tasks/s, 2.00 means TacoQ is twice as fast; for latency (ms), "
+            "0.20 means TacoQ answers in a fifth of the time. `CPU s/task` is CPU-seconds per "
+            "task summed over every process of the system, `peak RSS MiB` the peak RSS of one "
+            "worker process after the drain (medians). Notes are other side numbers (medians). "
+            "A scenario whose service is unreachable is marked SKIPPED.",
             "",
             markdown_table(rows),
             "",

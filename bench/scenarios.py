@@ -100,5 +100,29 @@ def _rabbit_scenarios() -> list[Scenario]:
     return [RABBIT_PUBLISH, RABBIT_DRAIN]
 
 
-SCENARIOS: list[Scenario] = [DEMO_EMBEDDED, *_rabbit_scenarios()]
+def _peer_scenarios() -> list[Scenario]:
+    from bench.peer_scenarios import PEER_SCENARIOS
+
+    return PEER_SCENARIOS
+
+
+def _postgres_scenarios() -> list[Scenario]:
+    from bench.postgres_scenarios import POSTGRES_APPLY, POSTGRES_WAIT
+
+    return [POSTGRES_APPLY, POSTGRES_WAIT]
+
+
+def _relay_scenarios() -> list[Scenario]:
+    from bench.relay_scenarios import RELAY_LATENCY, RELAY_THROUGHPUT
+
+    return [RELAY_LATENCY, RELAY_THROUGHPUT]
+
+
+SCENARIOS: list[Scenario] = [
+    DEMO_EMBEDDED,
+    *_rabbit_scenarios(),
+    *_peer_scenarios(),
+    *_postgres_scenarios(),
+    *_relay_scenarios(),
+]
 """Every scenario ``python -m bench`` knows, in the order it runs them."""

@@ -89,7 +89,10 @@ def format_timestamp(value: datetime) -> str:
     """RFC 3339 UTC with microseconds, ending in ``Z``."""
     if value.tzinfo is None:
         raise WireFormatError(f"timestamp {value!r} is naive; TacoQ only uses UTC-aware times")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is several times faster than strftime on this hot path (every update event).
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:
