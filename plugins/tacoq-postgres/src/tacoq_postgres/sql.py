@@ -143,7 +143,7 @@ class Statements:
             "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (id) DO UPDATE SET {}"
         ).format(table, cols, arrays, updates)
         # Typed: in INSERT ... SELECT, a NULL parameter would otherwise be taken as text.
-        placeholders = sql.SQL(", ").join(
+        typed_params = sql.SQL(", ").join(
             sql.SQL("%s::{}").format(sql.SQL(kind)) for _, kind in COLUMNS
         )
         # The lock (the same key apply_batch takes) keeps an insert from landing between a
@@ -151,7 +151,7 @@ class Statements:
         self.insert_if_absent = sql.SQL(
             "WITH lock AS (SELECT pg_advisory_xact_lock(%s)) "
             "INSERT INTO {} ({}) SELECT {} FROM lock ON CONFLICT (id) DO NOTHING RETURNING id"
-        ).format(table, cols, placeholders)
+        ).format(table, cols, typed_params)
         self.notify = sql.SQL("SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p")
         self.delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(table)
         self.cleanup = sql.SQL(
