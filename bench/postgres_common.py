@@ -8,34 +8,15 @@ afterwards.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import uuid
-from urllib.parse import urlsplit
 
-from bench.harness import SkipScenario
-
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def postgres_url() -> str:
-    """The PostgreSQL the scenarios use."""
-    for name in ("TACOQ_BENCH_POSTGRES_URL", "TACOQ_TEST_POSTGRES_URL"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return DEFAULT_POSTGRES_URL
+from bench.services import postgres_url as postgres_url  # re-exported for the scenarios
+from bench.services import require_port
 
 
 def require_postgres(url: str) -> None:
     """Raise :class:`SkipScenario` unless Postgres's port accepts a TCP connection."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return
-    except OSError as exc:
-        raise SkipScenario(f"PostgreSQL is unreachable at {host}:{port} ({exc})") from None
+    require_port("PostgreSQL", url, 5432)
 
 
 def fresh_namespace(prefix: str) -> str:

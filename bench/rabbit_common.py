@@ -7,38 +7,20 @@ measurement works in a namespace of its own and deletes it afterwards.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import uuid
-from urllib.parse import urlsplit
 
-from bench.harness import SkipScenario
+from bench.services import amqp_url as amqp_url  # re-exported for the scenarios
+from bench.services import require_port
 
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: The worker kind the RabbitMQ scenarios publish to.
 BENCH_KIND = "bench"
 #: Confirms in flight for the publish scenario, and the drain's concurrency / prefetch.
 IN_FLIGHT = 100
 
 
-def amqp_url() -> str:
-    """The RabbitMQ the scenarios use."""
-    for name in ("TACOQ_BENCH_AMQP_URL", "TACOQ_TEST_AMQP_URL"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return DEFAULT_AMQP_URL
-
-
 def require_rabbitmq(url: str) -> None:
     """Raise :class:`SkipScenario` unless RabbitMQ's port accepts a TCP connection."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return
-    except OSError as exc:
-        raise SkipScenario(f"RabbitMQ is unreachable at {host}:{port} ({exc})") from None
+    require_port("RabbitMQ", url, 5672)
 
 
 def fresh_namespace(prefix: str) -> str:

@@ -20,21 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import ROOT, MeasurementError, SkipScenario
-
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from bench.services import postgres_url as postgres_url  # re-exported for the scenarios
 
 
 class ServiceVanished(MeasurementError):
     """RabbitMQ or Postgres went away during a measurement (worth one retry)."""
-
-
-def postgres_url() -> str:
-    """The Postgres the peer scenarios use."""
-    for name in ("TACOQ_BENCH_POSTGRES_URL", "TACOQ_TEST_POSTGRES_URL"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return DEFAULT_POSTGRES_URL
 
 
 def fresh_ident() -> str:
