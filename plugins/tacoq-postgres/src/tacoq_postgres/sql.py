@@ -1,7 +1,9 @@
 """The store's SQL for one schema, and the mapping between :class:`~tacoq.models.Task` and rows.
 
 Every statement is composed once per store with :class:`psycopg.sql.Identifier` for the schema
-and table; values always travel as parameters. A batch writes its changed rows with a single
+and table, and rendered to bytes there: psycopg converts a ``bytes`` query once and caches it
+(and prepares it after a few uses), where a ``Composed`` one is rendered again on every call,
+which cost more than a single-event batch's round trips. Values always travel as parameters. A batch writes its changed rows with a single
 ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (id) DO UPDATE`` (one array per column).
 """
 
@@ -117,8 +119,13 @@ def parse_payload(payload: str) -> list[UUID]:
     return found
 
 
+def _render(statement: sql.Composable) -> bytes:
+    # Identifiers are quoted by psycopg itself; no connection is needed for UTF-8 text.
+    return statement.as_bytes(None)
+
+
 class Statements:
-    """Every statement of a store, composed for its schema."""
+    """Every statement of a store, composed for its schema and rendered to bytes once."""
 
     def __init__(self, schema: str) -> None:
         table = sql.Identifier(schema, "tasks")
@@ -126,11 +133,13 @@ class Statements:
         cols = sql.SQL(", ").join(sql.Identifier(n) for n in names)
         self.table = table
         self.select_columns = cols
-        self.lock = sql.SQL("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%b::bigint[]) AS k")
-        self.select_many = sql.SQL("SELECT {} FROM {} WHERE id = ANY(%b::uuid[])").format(
-            cols, table
+        self.lock = _render(
+            sql.SQL("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%b::bigint[]) AS k")
         )
-        self.get = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(cols, table)
+        self.select_many = _render(
+            sql.SQL("SELECT {} FROM {} WHERE id = ANY(%b::uuid[])").format(cols, table)
+        )
+        self.get = _render(sql.SQL("SELECT {} FROM {} WHERE id = %s").format(cols, table))
         arrays = sql.SQL(", ").join(
             # Binary arrays: far cheaper to build than text ones (no quoting of each element).
             sql.SQL("%b::{}[]").format(sql.SQL(kind))
@@ -139,22 +148,30 @@ class Statements:
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in names[1:]
         )
-        self.upsert = sql.SQL(
-            "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (id) DO UPDATE SET {}"
-        ).format(table, cols, arrays, updates)
+        self.upsert = _render(
+            sql.SQL(
+                "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (id) DO UPDATE SET {}"
+            ).format(table, cols, arrays, updates)
+        )
         # Typed: in INSERT ... SELECT, a NULL parameter would otherwise be taken as text.
         typed_params = sql.SQL(", ").join(
             sql.SQL("%s::{}").format(sql.SQL(kind)) for _, kind in COLUMNS
         )
         # The lock (the same key apply_batch takes) keeps an insert from landing between a
         # batch's read and its write; the CTE runs before the insert needs its row.
-        self.insert_if_absent = sql.SQL(
-            "WITH lock AS (SELECT pg_advisory_xact_lock(%s)) "
-            "INSERT INTO {} ({}) SELECT {} FROM lock ON CONFLICT (id) DO NOTHING RETURNING id"
-        ).format(table, cols, typed_params)
-        self.notify = sql.SQL("SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p")
-        self.delete = sql.SQL("DELETE FROM {} WHERE id = %s").format(table)
-        self.cleanup = sql.SQL(
-            "DELETE FROM {0} WHERE id IN (SELECT id FROM {0} WHERE status = 'COMPLETED' "
-            "AND expires_at <= %s ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-        ).format(table)
+        self.insert_if_absent = _render(
+            sql.SQL(
+                "WITH lock AS (SELECT pg_advisory_xact_lock(%s)) "
+                "INSERT INTO {} ({}) SELECT {} FROM lock ON CONFLICT (id) DO NOTHING RETURNING id"
+            ).format(table, cols, typed_params)
+        )
+        self.notify = _render(
+            sql.SQL("SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p")
+        )
+        self.delete = _render(sql.SQL("DELETE FROM {} WHERE id = %s").format(table))
+        self.cleanup = _render(
+            sql.SQL(
+                "DELETE FROM {0} WHERE id IN (SELECT id FROM {0} WHERE status = 'COMPLETED' "
+                "AND expires_at <= %s ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            ).format(table)
+        )
