@@ -4,6 +4,10 @@ A busy worker finishes many tasks within a few milliseconds; the batcher sends t
 one ``updates`` message, waits for the broker's confirm, and only then acknowledges the
 assignments that those events complete (at-least-once). An idle worker's single event is sent
 at once: the flusher wakes as soon as something is added, so batching costs no latency.
+
+A completion whose task asked for a direct reply carries the publisher's reply address; the
+message that holds it is published with those addresses (``reply_to``), so the broker copies
+that one message to the reply queues too: replies cost no message of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ log = logging.getLogger("tacoq.worker")
 
 #: Most events in one updates message.
 MAX_EVENTS_PER_MESSAGE = 500
+#: Most updates messages waiting for their confirms at once.
+MESSAGES_IN_FLIGHT = 2
+#: The first pause (seconds) after a failed publish; it doubles up to 2 s.
+BACKOFF_START = 0.05
 
 
 class CompletedCache:
@@ -54,52 +62,82 @@ class UpdateBatcher:
         self.broker = broker
         self.consumer = consumer
         self.cache = cache
-        self._pending: list[tuple[TaskEvent, Delivery | None]] = []
+        self._pending: list[tuple[TaskEvent, Delivery | None, str | None]] = []
         # completions added but not confirmed yet, by (id, attempt)
         self._unconfirmed: dict[tuple[UUID, int], TaskEvent] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        self._backoff = BACKOFF_START / 2
         self.messages_sent = 0
 
-    def add(self, event: TaskEvent, delivery: Delivery | None = None) -> None:
-        """Queue an event; ``delivery`` is acked once the event's message is confirmed."""
-        self._pending.append((event, delivery))
+    def add(
+        self, event: TaskEvent, delivery: Delivery | None = None, *, reply_to: str | None = None
+    ) -> None:
+        """Queue an event; ``delivery`` is acked once the event's message is confirmed, and the
+        message is copied to the reply queue of ``reply_to`` (a publisher's reply address)."""
+        self._pending.append((event, delivery, reply_to))
         if event.completed_at is not None:
             self._unconfirmed.setdefault((event.id, event.attempt), event)
         self._idle.clear()
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Flush until :meth:`close` is called and everything queued has been sent."""
-        backoff = 0.05
+        """Flush until :meth:`close` is called and everything queued has been sent.
+
+        Up to :data:`MESSAGES_IN_FLIGHT` messages wait for their confirms at once, so a new
+        completion never queues behind the confirm of the previous message (a broker confirms
+        a persistent message only once it is on disk); while the window is full, events
+        gather into the next message.
+        """
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def landed(job: asyncio.Task[None]) -> None:
+            in_flight.discard(job)
+            self._wakeup.set()
+
         while True:
+            if self._pending and len(in_flight) < MESSAGES_IN_FLIGHT:
+                chunk = self._pending[:MAX_EVENTS_PER_MESSAGE]
+                del self._pending[: len(chunk)]
+                job = asyncio.create_task(self._send(chunk))
+                in_flight.add(job)
+                job.add_done_callback(landed)
+                continue
+            if not self._pending and not in_flight:
+                self._idle.set()
+                if self._closing:
+                    return
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
-                chunk = self._pending[:MAX_EVENTS_PER_MESSAGE]
-                try:
-                    await self.broker.publish(encode_updates([event for event, _ in chunk]))
-                except Exception as exc:  # PublishError, or anything unexpected: never stop
-                    level = logging.WARNING if isinstance(exc, PublishError) else logging.ERROR
-                    log.log(level, "publishing %d updates failed (%s); retrying", len(chunk), exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                backoff = 0.05
-                self.messages_sent += 1
-                del self._pending[: len(chunk)]
-                deliveries = [delivery for _, delivery in chunk if delivery is not None]
-                if deliveries:
-                    await self._ack(deliveries)
-                for event, _ in chunk:
-                    if event.completed_at is not None:
-                        self.cache.add(event)
-                        self._unconfirmed.pop((event.id, event.attempt), None)
-            self._idle.set()
-            if self._closing:
-                return
+
+    async def _send(self, chunk: list[tuple[TaskEvent, Delivery | None, str | None]]) -> None:
+        """Publish one chunk; once confirmed, ack its deliveries. On failure it goes back to
+        the front of the queue after a pause (events merge in any order)."""
+        message = encode_updates([event for event, _, _ in chunk])
+        replies = sorted({address for _, _, address in chunk if address})
+        try:
+            if replies:
+                await self.broker.publish(message, reply_to=replies)
+            else:
+                await self.broker.publish(message)
+        except Exception as exc:  # PublishError, or anything unexpected: never stop
+            level = logging.WARNING if isinstance(exc, PublishError) else logging.ERROR
+            log.log(level, "publishing %d updates failed (%s); retrying", len(chunk), exc)
+            self._backoff = min(self._backoff * 2, 2.0)
+            await asyncio.sleep(self._backoff)
+            self._pending[:0] = chunk
+            return
+        self._backoff = BACKOFF_START / 2
+        self.messages_sent += 1
+        deliveries = [delivery for _, delivery, _ in chunk if delivery is not None]
+        if deliveries:
+            await self._ack(deliveries)
+        for event, _, _ in chunk:
+            if event.completed_at is not None:
+                self.cache.add(event)
+                self._unconfirmed.pop((event.id, event.attempt), None)
 
     def completion(self, task_id: UUID, attempt: int) -> TaskEvent | None:
         """This worker's completion of that attempt: confirmed (cached) or still being sent.

@@ -1,0 +1,116 @@
+"""The update batcher: confirms in flight, batching while the window is full, failures retried.
+
+On the real in-process broker; ``GatedBroker`` holds publishes until the test releases them (a
+broker whose confirms are slow, as a persistent publish's are), it does not fake routing.
+"""
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from tacoq.broker import RELAY_QUEUE
+from tacoq.builtin.memory_broker import MemoryBroker
+from tacoq.errors import PublishError
+from tacoq.models import Phase, TaskEvent, utcnow
+from tacoq.testing import fresh_namespace
+from tacoq.updates import MESSAGES_IN_FLIGHT, CompletedCache, UpdateBatcher
+from tacoq.wire import Envelope, decode_updates
+
+
+class GatedBroker(MemoryBroker):
+    """Routes each publish only once ``gate`` is set; ``fail_next`` refuses that many."""
+
+    def __init__(self, url: str, *, namespace: str) -> None:
+        super().__init__(url, namespace=namespace)
+        self.gate = asyncio.Event()
+        self.started = 0
+        self.fail_next = 0
+
+    async def publish(
+        self,
+        envelope: Envelope,
+        *,
+        priority: int = 0,
+        delay: float | None = None,
+        reply_to: Sequence[str] = (),
+    ) -> None:
+        self.started += 1
+        if self.fail_next:
+            self.fail_next -= 1
+            raise PublishError("injected: not confirmed")
+        await self.gate.wait()
+        await super().publish(envelope, priority=priority, delay=delay, reply_to=reply_to)
+
+
+def completion() -> TaskEvent:
+    now = utcnow()
+    return TaskEvent(
+        id=uuid.uuid4(),
+        attempt=1,
+        phase=Phase.COMPLETED,
+        task_kind="t",
+        worker_kind="k",
+        executed_by="w",
+        started_at=now,
+        completed_at=now,
+    )
+
+
+async def relayed_events(broker: MemoryBroker, count: int) -> list[TaskEvent]:
+    events: list[TaskEvent] = []
+    async with await broker.consume(RELAY_QUEUE, prefetch=100) as relay:
+        while len(events) < count:
+            delivery = await asyncio.wait_for(relay.get(), 5)
+            events += decode_updates(delivery.envelope)
+            await delivery.ack()
+    return events
+
+
+async def test_a_new_event_does_not_wait_for_the_previous_confirm() -> None:
+    ns = fresh_namespace("batcher")
+    broker = GatedBroker(f"memory://{ns}", namespace=ns)
+    await broker.connect()
+    consumer = await broker.consume(RELAY_QUEUE, prefetch=1)
+    batcher = UpdateBatcher(broker, consumer, CompletedCache())
+    runner = asyncio.create_task(batcher.run())
+    sent = [completion() for _ in range(MESSAGES_IN_FLIGHT + 3)]
+    for event in sent[:MESSAGES_IN_FLIGHT]:
+        batcher.add(event)
+        await asyncio.sleep(0.01)
+    # each event went out in its own message although none is confirmed yet
+    assert broker.started == MESSAGES_IN_FLIGHT
+    for event in sent[MESSAGES_IN_FLIGHT:]:  # the window is full: these gather
+        batcher.add(event)
+    await asyncio.sleep(0.05)
+    assert broker.started == MESSAGES_IN_FLIGHT
+    broker.gate.set()
+    await asyncio.wait_for(batcher.drain(), 5)
+    assert broker.started == MESSAGES_IN_FLIGHT + 1  # the three gathered into one message
+    assert all(batcher.completion(e.id, 1) is not None for e in sent)
+    await consumer.close()
+    events = await relayed_events(broker, len(sent))
+    assert sorted(e.id for e in events) == sorted(e.id for e in sent)
+    await batcher.close()
+    await asyncio.wait_for(runner, 5)
+    await broker.close()
+
+
+async def test_a_refused_message_is_sent_again() -> None:
+    ns = fresh_namespace("batcher")
+    broker = GatedBroker(f"memory://{ns}", namespace=ns)
+    await broker.connect()
+    broker.gate.set()
+    broker.fail_next = 2
+    consumer = await broker.consume(RELAY_QUEUE, prefetch=1)
+    batcher = UpdateBatcher(broker, consumer, CompletedCache())
+    runner = asyncio.create_task(batcher.run())
+    event = completion()
+    batcher.add(event)
+    await asyncio.wait_for(batcher.drain(), 5)
+    assert broker.started == 3
+    assert batcher.messages_sent == 1
+    await consumer.close()
+    assert [e.id for e in await relayed_events(broker, 1)] == [event.id]
+    await batcher.close()
+    await asyncio.wait_for(runner, 5)
+    await broker.close()
