@@ -426,3 +426,62 @@ async def test_a_batch_the_store_refuses_sets_aside_only_the_culprit(url: str, n
     assert [d.reason for d in dead if "store refused" in d.reason] == [
         "store refused: ValueError: row violates a constraint"
     ]
+
+
+# -- assignment linger ----------------------------------------------------------------------------
+
+
+async def test_a_lone_assignment_waits_for_its_completion_to_share_one_batch(
+    url: str, ns: str
+) -> None:
+    """A batch of only assignment copies lingers; the update that arrives ends the wait at
+    once (well before the 30 s linger), and both are stored in one transaction."""
+    async with (
+        relay_running(url, ns, assignment_linger=30.0) as relay,
+        raw_broker(url, ns) as broker,
+        reader(url, ns) as store,
+        Publisher(url, namespace=ns) as pub,
+    ):
+        task = await pub.publish(double, 4)
+        await eventually(lambda: _value(relay_depth(broker) == 0), timeout=5)  # taken
+        assert await store.get(task.id) is None
+        assert relay.stats.batches == 0
+        await broker.publish(encode_updates([completion(task, b"8")]))
+        row = await completed(store, task.id, timeout=5)
+    assert row.result(int) == 8
+    assert relay.stats.batches == 1
+    assert relay.stats.deliveries == 2
+
+
+async def test_a_lingering_assignment_is_stored_when_the_linger_ends(url: str, ns: str) -> None:
+    async with (
+        relay_running(url, ns, assignment_linger=0.05) as relay,
+        reader(url, ns) as store,
+        Publisher(url, namespace=ns) as pub,
+    ):
+        task = await pub.publish(double, 4)
+        await eventually(lambda: _value(relay.stats.batches == 1), timeout=5)
+        row = await store.get(task.id)
+    assert row is not None
+    assert row.status is TaskStatus.PENDING
+
+
+async def test_without_linger_an_assignment_is_stored_at_once(url: str, ns: str) -> None:
+    async with (
+        relay_running(url, ns, assignment_linger=0) as relay,
+        raw_broker(url, ns) as broker,
+        reader(url, ns) as store,
+        Publisher(url, namespace=ns) as pub,
+    ):
+        task = await pub.publish(double, 4)
+        await eventually(lambda: _value(relay.stats.batches == 1), timeout=5)
+        assert (row := await store.get(task.id)) is not None
+        assert row.status is TaskStatus.PENDING
+        await broker.publish(encode_updates([completion(task, b"8")]))
+        await completed(store, task.id)
+    assert relay.stats.batches == 2
+
+
+def test_a_negative_linger_is_refused() -> None:
+    with pytest.raises(ValueError, match="assignment_linger"):
+        RelayEngine("memory://x", "memory://x", namespace="x", assignment_linger=-1)

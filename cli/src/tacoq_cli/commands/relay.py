@@ -50,6 +50,14 @@ def relay(
             help="Upper bound (s) on gathering a batch; a batch never waits to fill.",
         ),
     ] = 0.05,
+    assignment_linger: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="TACOQ_RELAY_ASSIGNMENT_LINGER",
+            help="Seconds a batch of only assignment copies waits for more (0: never).",
+        ),
+    ] = 0.005,
     cleanup_interval: Annotated[
         float,
         typer.Option(
@@ -117,6 +125,7 @@ def relay(
         cleanup=cleanup,
         batch_size=batch_size,
         max_batch_wait=max_batch_wait,
+        assignment_linger=assignment_linger,
         cleanup_interval=cleanup_interval,
         default_ttl=default_ttl,
         token=token,

@@ -3,7 +3,11 @@
 It takes the first waiting delivery, then everything else already received (up to
 ``batch_size``), and flushes at once: a batch is flushed when it is full or when nothing more is
 waiting, so a lone update is never delayed, and under load batches grow by themselves while the
-previous one commits. One store transaction per batch, then one ack for the batch. When the
+previous one commits. The one exception: a batch of nothing but assignment copies waits up to
+``assignment_linger`` (5 ms) for more, so a fast task's completion usually shares its
+assignment's transaction instead of queueing behind it (a waiter sees the completion sooner, a
+PENDING row appears up to that much later); an update ends the wait at once. One store
+transaction per batch, then one ack for the batch. When the
 store is unavailable it stops acking, backs off and retries the same batch; nothing is lost and,
 because applying a batch is idempotent, nothing is doubled. Messages it cannot decode are
 dead-lettered with the reason.
@@ -36,6 +40,8 @@ log = logging.getLogger("tacoq.relay")
 DEFAULT_BATCH_SIZE = 1000
 #: Upper bound (seconds) on gathering one batch; a batch never waits to fill.
 DEFAULT_MAX_BATCH_WAIT = 0.05
+#: How long (seconds) a batch of nothing but assignment copies waits for more deliveries.
+DEFAULT_ASSIGNMENT_LINGER = 0.005
 
 
 @dataclass(slots=True)
@@ -68,6 +74,7 @@ class RelayEngine:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int | None = None,
         max_batch_wait: float = DEFAULT_MAX_BATCH_WAIT,
+        assignment_linger: float = DEFAULT_ASSIGNMENT_LINGER,
         max_backoff: float = 5.0,
         consume: bool = True,
         cleanup: bool = True,
@@ -80,6 +87,8 @@ class RelayEngine:
             raise ValueError("batch_size must be at least 1")
         if not max_batch_wait >= 0:
             raise ValueError("max_batch_wait must be a number of seconds >= 0")
+        if not assignment_linger >= 0:
+            raise ValueError("assignment_linger must be a number of seconds >= 0")
         ns = resolve_namespace(namespace)
         from tacoq.plugins import get_plugin_host
 
@@ -99,6 +108,7 @@ class RelayEngine:
         # An upper bound only: the engine never waits for a batch to fill (it flushes as soon
         # as nothing more is waiting); this caps a gather that keeps finding deliveries.
         self.max_batch_wait = max_batch_wait
+        self.assignment_linger = assignment_linger
         self.max_backoff = max_backoff
         #: Assignment copies with a larger input are dead-lettered (publishers refuse them).
         self.max_payload_bytes = max_payload_bytes
@@ -156,6 +166,8 @@ class RelayEngine:
                     batch.append(more)
                     if loop.time() >= flush_by:
                         break
+                if self.assignment_linger > 0 and _only_assignments(batch):
+                    await self._linger(consumer, batch, stop)
                 await self._process(consumer, batch, stop)
                 if stop.is_set():
                     return
@@ -165,6 +177,27 @@ class RelayEngine:
                 future.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(stopping, getting, return_exceptions=True)
+
+    async def _linger(self, consumer: Consumer, batch: list[Delivery], stop: asyncio.Event) -> None:
+        """Add deliveries to an all-assignments batch until an update arrives, the batch is
+        full, ``assignment_linger`` has passed, or the relay stops."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.assignment_linger
+        while len(batch) < self.batch_size and not stop.is_set():
+            more = consumer.get_nowait()
+            if more is None:
+                remaining = until - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    more = await asyncio.wait_for(consumer.get(), remaining)
+                except TimeoutError:
+                    return
+            batch.append(more)
+            if more.envelope.event != EVENT_ASSIGN:
+                while len(batch) < self.batch_size and (more := consumer.get_nowait()):
+                    batch.append(more)
+                return
 
     async def _process(
         self, consumer: Consumer, batch: Sequence[Delivery], stop: asyncio.Event
@@ -256,3 +289,7 @@ class RelayEngine:
                         await awaitable
                 except Exception:
                     log.exception("task listener %r failed on stored; ignored", listener)
+
+
+def _only_assignments(batch: Sequence[Delivery]) -> bool:
+    return all(delivery.envelope.event == EVENT_ASSIGN for delivery in batch)

@@ -25,7 +25,12 @@ from tacoq.errors import ConfigError, StoreUnavailable, TacoqError
 from tacoq.models import DEFAULT_TTL_SECONDS, Phase, TaskEvent, utcnow
 from tacoq.publisher import Publisher
 from tacoq.relay.api_models import HealthOut, PartHealth, PublishIn
-from tacoq.relay.engine import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT, RelayEngine
+from tacoq.relay.engine import (
+    DEFAULT_ASSIGNMENT_LINGER,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_WAIT,
+    RelayEngine,
+)
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
 from tacoq.store import Store
 
@@ -93,6 +98,7 @@ class RelayService:
         cleanup: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_wait: float = DEFAULT_MAX_BATCH_WAIT,
+        assignment_linger: float = DEFAULT_ASSIGNMENT_LINGER,
         cleanup_interval: float = 60.0,
         default_ttl: int = DEFAULT_TTL_SECONDS,
         token: str | None = None,
@@ -114,6 +120,8 @@ class RelayService:
             raise ConfigError(f"cleanup interval must be > 0 seconds, got {cleanup_interval!r}")
         if max_batch_wait < 0:
             raise ConfigError(f"max batch wait must be >= 0 seconds, got {max_batch_wait!r}")
+        if assignment_linger < 0:
+            raise ConfigError(f"assignment linger must be >= 0 seconds, got {assignment_linger!r}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size!r}")
         self.engine = RelayEngine(
@@ -122,6 +130,7 @@ class RelayService:
             namespace=namespace,
             batch_size=batch_size,
             max_batch_wait=max_batch_wait,
+            assignment_linger=assignment_linger,
             consume=consume,
             cleanup=cleanup,
             cleanup_interval=cleanup_interval,
