@@ -147,3 +147,23 @@ async def test_by_name_input_is_validated_by_the_worker(amqp_url: str, ns: str) 
     assert bad_row.error.type == "InvalidInput"
     assert "x" in bad_row.error.message
     assert "y" in bad_row.error.message  # every validation detail, not just the first
+
+
+async def test_call_returns_the_direct_reply_and_the_relay_still_stores_it(
+    amqp_url: str, ns: str
+) -> None:
+    """Direct replies over RabbitMQ: ``call`` answers from the worker's reply (retries
+    included: the reply address travels with each new attempt), the relay's row agrees."""
+    async with running(amqp_url, ns) as (relay, pub, _):
+        done = await pub.call("echo", 7, worker_kind=KIND, timeout=TIMEOUT)
+        retried = await pub.call("flaky", 5, worker_kind=KIND, timeout=TIMEOUT)
+        task = await pub.publish("norm", {"x": -3, "y": 4}, worker_kind=KIND, reply=True)
+        waited = await pub.wait(task.id, timeout=TIMEOUT)
+        stored = await relay.store.wait(done.id, TIMEOUT)
+    assert done.result(int) == 7
+    assert done.executed_by == "amqp-worker"
+    assert (retried.result(int), retried.attempt) == (50, 3)
+    assert waited.result(int) == 7
+    assert stored is not None
+    assert stored.is_completed
+    assert (stored.result(int), stored.completed_at) == (7, done.completed_at)

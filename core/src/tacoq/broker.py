@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
+from tacoq.errors import ConfigError
 from tacoq.wire import Envelope
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Delivery",
     "Health",
     "priority_level",
+    "reply_queue",
     "worker_queue",
 ]
 
@@ -40,6 +42,7 @@ DEFAULT_DELIVERY_LIMIT = 5
 #: The logical name of the relay's queue (every assignment copy and every update).
 RELAY_QUEUE = "relay"
 _WORKER_PREFIX = "worker:"
+_REPLY_PREFIX = "reply:"
 
 
 def priority_level(priority: int) -> int:
@@ -52,6 +55,11 @@ def priority_level(priority: int) -> int:
 def worker_queue(worker_kind: str) -> str:
     """The logical name of the queue that feeds workers of ``worker_kind``."""
     return _WORKER_PREFIX + worker_kind
+
+
+def reply_queue(address: str) -> str:
+    """The logical name of the reply queue of a publisher's reply ``address``."""
+    return _REPLY_PREFIX + address
 
 
 def worker_kind_of(queue: str) -> str | None:
@@ -154,6 +162,9 @@ class Broker(abc.ABC):
 
     #: The URL scheme(s) this broker serves, for messages.
     scheme: str = ""
+    #: True when the broker supports direct replies: :meth:`open_replies`, and ``reply_to``
+    #: on :meth:`publish`. Workers never pass ``reply_to`` to a broker without it.
+    supports_replies: bool = False
     #: True when the broker lives inside this process (``memory://``): separate processes
     #: (``tacoq worker``, ``tacoq relay``) refuse such brokers.
     in_process: bool = False
@@ -168,12 +179,20 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def publish(
-        self, envelope: Envelope, *, priority: int = 0, delay: float | None = None
+        self,
+        envelope: Envelope,
+        *,
+        priority: int = 0,
+        delay: float | None = None,
+        reply_to: Sequence[str] = (),
     ) -> None:
         """Publish and return once the broker confirmed it.
 
         ``priority`` is the API's 0–255; ``delay`` (seconds) holds the message back before it
-        is routed. Raises :class:`~tacoq.errors.PublishError` when not confirmed in time.
+        is routed. ``reply_to`` (only for ``updates``, only given to brokers that set
+        :attr:`supports_replies`) lists reply addresses whose queues also get this message,
+        if they still exist (direct replies). Raises :class:`~tacoq.errors.PublishError`
+        when not confirmed in time.
         """
 
     async def publish_many(self, items: Sequence[tuple[Envelope, int]]) -> None:
@@ -188,6 +207,18 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def consume(self, queue: str, *, prefetch: int) -> Consumer:
         """Start consuming a logical queue (:func:`worker_queue` or :data:`RELAY_QUEUE`)."""
+
+    async def open_replies(self, address: str, *, prefetch: int = 1000) -> Consumer:
+        """Create the private reply queue of ``address`` and consume it (direct replies).
+
+        A publisher calls this once for its own address (:func:`tacoq.wire.check_reply_address`);
+        workers then publish the updates that complete the tasks it published with
+        ``reply=True`` with ``reply_to=[address]``, so a copy lands here too. The queue is
+        transient: it need not survive a broker restart, and the broker removes it some time
+        after its consumer is gone. Brokers without :attr:`supports_replies` keep this
+        default, which raises :class:`~tacoq.errors.ConfigError`.
+        """
+        raise ConfigError(f"the {self.scheme or type(self).__name__} broker has no direct replies")
 
     @abc.abstractmethod
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

@@ -20,9 +20,10 @@ from uuid import UUID
 
 from tacoq.broker import Broker
 from tacoq.config import resolve_broker_url, resolve_namespace
-from tacoq.errors import ConfigError, SerializationError, TacoqError
+from tacoq.errors import ConfigError, SerializationError, TacoqError, UnknownTaskError
 from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
 from tacoq.models import DEFAULT_TTL_SECONDS, MAX_PRIORITY, Payload, Phase, Task, TaskEvent, utcnow
+from tacoq.replies import DEFAULT_MAX_PENDING_REPLIES, Replies
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
 from tacoq.wire import encode_assignment
 
@@ -42,6 +43,9 @@ class Publisher:
     ``broker`` and ``namespace`` are resolved at connect (argument > ``TACOQ_BROKER_URL`` /
     ``TACOQ_NAMESPACE`` > default). ``broker_instance`` shares an already-made broker (a worker's
     context publisher does this); the publisher then does not close it.
+
+    ``publish(..., reply=True)`` asks for a direct reply, which :meth:`wait` returns: see
+    :mod:`tacoq.replies` (``max_pending_replies`` bounds the replies expected at once).
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class Publisher:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         default_ttl: int = DEFAULT_TTL_SECONDS,
         broker_instance: Broker | None = None,
+        max_pending_replies: int = DEFAULT_MAX_PENDING_REPLIES,
     ) -> None:
         self._url = broker
         self._namespace = namespace
@@ -62,6 +67,10 @@ class Publisher:
         self._declared: set[str] = set()
         self._listeners: list[TaskListener] | None = None
         self._connected = broker_instance is not None
+        self.max_pending_replies = max_pending_replies
+        self._replies: Replies | None = None
+        self._opening_replies = asyncio.Lock()
+        self._confirming: set[asyncio.Future[Task]] = set()
 
     @property
     def broker(self) -> Broker:
@@ -83,7 +92,10 @@ class Publisher:
         self._connected = True
 
     async def close(self) -> None:
-        """Close the broker connection, if this publisher made it."""
+        """Close the reply queue, and the broker connection if this publisher made it."""
+        replies, self._replies = self._replies, None
+        if replies is not None:
+            await replies.close()
         if self._owns_broker and self._broker is not None:
             await self._broker.close()
             self._broker = None
@@ -164,18 +176,22 @@ class Publisher:
         id: UUID | None = None,
         countdown: float | None = None,
         eta: datetime | None = None,
+        reply: bool = False,
     ) -> Task:
         """Publish one task and return it (``PENDING``) once the broker confirmed it.
 
         ``task`` is a :class:`~tacoq.worker.TaskDef` (typed: the input is validated here) or a
         task kind name (then ``worker_kind`` is required). ``priority`` 0–255 (higher runs
         first), ``ttl`` seconds the record lives after completion, ``id`` to choose the UUID,
-        ``countdown`` seconds or ``eta`` to run it later.
+        ``countdown`` seconds or ``eta`` to run it later. ``reply=True`` asks the worker to
+        send the completion straight back to this publisher: :meth:`wait` returns it.
         """
         event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
-        return await self.publish_event(event, delay=delay_seconds(countdown, eta))
+        return await self.publish_event(event, delay=delay_seconds(countdown, eta), reply=reply)
 
-    async def publish_event(self, event: TaskEvent, *, delay: float | None = None) -> Task:
+    async def publish_event(
+        self, event: TaskEvent, *, delay: float | None = None, reply: bool = False
+    ) -> Task:
         """Publish an ASSIGNED event made by :meth:`build` (or by the relay's REST publish).
 
         Declares the worker queue once, returns the ``PENDING`` task once the broker confirmed.
@@ -186,17 +202,90 @@ class Publisher:
         if event.worker_kind not in self._declared:
             await broker.declare_worker_queue(event.worker_kind)
             self._declared.add(event.worker_kind)
-        await broker.publish(encode_assignment(event), priority=event.priority, delay=delay)
+        task = _snapshot(event)
+        reply_to = None
+        if reply:
+            replies = await self._open_replies()
+            replies.expect(task)  # before publishing: the reply may beat the confirm
+            reply_to = replies.address
+        try:
+            await broker.publish(
+                encode_assignment(event, reply_to=reply_to), priority=event.priority, delay=delay
+            )
+        except BaseException:
+            if self._replies is not None and reply:
+                self._replies.forget(event.id)
+            raise
         await self._notify(event)
-        return Task(
-            id=event.id,
-            task_kind=event.task_kind,
-            worker_kind=event.worker_kind,
-            priority=event.priority,
-            ttl=event.ttl,
-            input=event.input,
-            created_at=event.created_at,
-        )
+        return task
+
+    async def call(
+        self,
+        task: TaskDef[..., Any] | str,
+        input: Any = None,
+        *,
+        timeout: float = 30.0,
+        worker_kind: str | None = None,
+        priority: int = 0,
+        ttl: int | None = None,
+        id: UUID | None = None,
+    ) -> Task:
+        """Publish a task with a direct reply and return it completed: one call, like RPC.
+
+        The same as :meth:`publish` with ``reply=True`` then :meth:`wait`, except that the
+        reply may end the call before the broker's confirm arrives (a reply proves the broker
+        routed the task; the confirm is still collected). Raises
+        :class:`~tacoq.errors.PublishError` if the publish failed and no reply came,
+        :class:`TimeoutError` if no reply came within ``timeout`` seconds (the relay still has
+        the task's state). A task that failed comes back completed with ``is_error`` set:
+        ``task.result(...)`` raises :class:`~tacoq.errors.TaskFailed`.
+        """
+        event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
+        if not self._connected:
+            await self.connect()
+        replies = await self._open_replies()
+        replies.expect(_snapshot(event))
+        publishing = asyncio.ensure_future(self.publish_event(event, reply=True))
+        waiting = asyncio.ensure_future(replies.wait(event.id, timeout))
+        done, _ = await asyncio.wait({publishing, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting not in done and publishing.exception() is not None:
+            waiting.cancel()
+            return publishing.result()  # raises the publish error
+        if not publishing.done():  # answered before the confirm: collect it in the background
+            self._confirming.add(publishing)
+            publishing.add_done_callback(self._confirmed)
+        return await waiting
+
+    def _confirmed(self, publishing: asyncio.Future[Task]) -> None:
+        self._confirming.discard(publishing)
+        if not publishing.cancelled() and publishing.exception() is not None:
+            log.warning(
+                "a task was answered, but its publish then failed: %s", publishing.exception()
+            )
+
+    async def wait(self, task_id: UUID, *, timeout: float = 30.0) -> Task:
+        """The completed task, from the direct reply of a task published with ``reply=True``.
+
+        Returns as soon as the worker's reply arrives (typically before the relay has stored
+        the completion). Raises :class:`~tacoq.errors.UnknownTaskError` for a task this
+        publisher did not publish with ``reply=True``, and :class:`TimeoutError` when no reply
+        came in time: a reply is a best-effort copy (see :mod:`tacoq.replies`), so the relay
+        (``RelayClient.wait``) remains the durable way to wait.
+        """
+        if self._replies is None:
+            raise UnknownTaskError(
+                f"task {task_id} was not published with reply=True by this publisher; "
+                "wait for it on the relay instead"
+            )
+        return await self._replies.wait(task_id, timeout)
+
+    async def _open_replies(self) -> Replies:
+        async with self._opening_replies:
+            if self._replies is None:
+                replies = Replies(self.broker, max_pending=self.max_pending_replies)
+                await replies.open()
+                self._replies = replies
+            return self._replies
 
     async def _notify(self, event: TaskEvent) -> None:
         if self._listeners is None:
@@ -215,6 +304,19 @@ class Publisher:
                     await result
             except Exception:
                 log.exception("task listener %r failed on published; ignored", listener)
+
+
+def _snapshot(event: TaskEvent) -> Task:
+    """The ``PENDING`` task an ASSIGNED event makes."""
+    return Task(
+        id=event.id,
+        task_kind=event.task_kind,
+        worker_kind=event.worker_kind,
+        priority=event.priority,
+        ttl=event.ttl,
+        input=event.input,
+        created_at=event.created_at,
+    )
 
 
 def delay_seconds(countdown: float | None, eta: datetime | None) -> float | None:
@@ -258,6 +360,13 @@ class SyncPublisher:
     def publish(self, task: TaskDef[..., Any] | str, input: Any = None, **options: Any) -> Task:
         """Publish one task and return it once confirmed; same options as ``Publisher.publish``."""
         return self._call(self._publisher.publish(task, input, **options))
+
+    def wait(self, task_id: UUID, *, timeout: float = 30.0) -> Task:
+        """The direct reply of a task published with ``reply=True`` (see ``Publisher.wait``)."""
+        future: Future[Task] = asyncio.run_coroutine_threadsafe(
+            self._publisher.wait(task_id, timeout=timeout), self._loop
+        )
+        return future.result(timeout + self.timeout)
 
     def close(self) -> None:
         """Close the broker connection and stop the private loop."""

@@ -8,6 +8,10 @@ type and body bytes. Two kinds of message exist (``tacoq-event``):
 - ``updates``: one or more RUNNING/COMPLETED events in a JSON body. Outputs and error details
   (tracebacks) travel in the body, never in headers.
 
+An assignment may also carry ``tacoq-reply-to``, a publisher's reply address: the worker then
+sends the task's COMPLETED event straight to that address as well (an ``updates`` message with
+one event), besides the relay's copy (direct replies, :mod:`tacoq.replies`).
+
 ``docs/wire-format.md`` is the normative description; this module is its implementation.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +35,7 @@ __all__ = [
     "UPDATES_CONTENT_TYPE",
     "WIRE_VERSION",
     "Envelope",
+    "check_reply_address",
     "decode",
     "decode_assignment",
     "decode_updates",
@@ -37,6 +43,7 @@ __all__ = [
     "encode_updates",
     "format_timestamp",
     "parse_timestamp",
+    "reply_address",
 ]
 
 WIRE_VERSION = "1"
@@ -55,6 +62,9 @@ H_PRIORITY = "tacoq-priority"
 H_TTL = "tacoq-ttl"
 H_CREATED_AT = "tacoq-created-at"
 H_COUNT = "tacoq-count"
+#: Optional header of an ``assign`` message: where to send the COMPLETED event directly.
+H_REPLY_TO = "tacoq-reply-to"
+_REPLY_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 EVENT_ASSIGN = "assign"
 EVENT_UPDATES = "updates"
@@ -114,8 +124,29 @@ def _bounded(name: str, value: str) -> str:
     return value
 
 
-def encode_assignment(event: TaskEvent) -> Envelope:
-    """The ``assign`` message for an ASSIGNED event; the body is the serialized input."""
+def check_reply_address(address: str) -> str:
+    """``address`` if it is a valid reply address (1-64 of ``A-Z a-z 0-9 _ -``), else raise."""
+    if not isinstance(address, str) or not _REPLY_ADDRESS.fullmatch(address):
+        raise WireFormatError(
+            f"reply address {str(address)[:80]!r} is not 1-64 characters of A-Z a-z 0-9 _ -"
+        )
+    return address
+
+
+def reply_address(envelope: Envelope) -> str | None:
+    """The reply address an ``assign`` envelope carries, ``None`` when it has none.
+
+    Raises :class:`WireFormatError` for a malformed one.
+    """
+    address = envelope.headers.get(H_REPLY_TO)
+    return None if address is None else check_reply_address(address)
+
+
+def encode_assignment(event: TaskEvent, *, reply_to: str | None = None) -> Envelope:
+    """The ``assign`` message for an ASSIGNED event; the body is the serialized input.
+
+    ``reply_to`` (a publisher's reply address) asks the worker for a direct reply.
+    """
     if event.phase is not Phase.ASSIGNED or event.input is None or event.created_at is None:
         raise WireFormatError("only an ASSIGNED event with input and created_at is an assignment")
     headers = {
@@ -129,6 +160,8 @@ def encode_assignment(event: TaskEvent) -> Envelope:
         H_TTL: str(event.ttl),
         H_CREATED_AT: format_timestamp(event.created_at),
     }
+    if reply_to is not None:
+        headers[H_REPLY_TO] = check_reply_address(reply_to)
     return Envelope(headers, event.input.content_type, event.input.data)
 
 

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from tacoq.broker import Broker, Delivery
+from tacoq.errors import WireFormatError
 from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
 from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
 from tacoq.updates import UpdateBatcher
-from tacoq.wire import encode_assignment
+from tacoq.wire import H_REPLY_TO, encode_assignment, reply_address
 
 __all__ = ["TaskReporter", "WorkerStats", "progress_event"]
 
@@ -109,7 +110,7 @@ class TaskReporter:
             output=output,
             error=error,
         )
-        self.batcher.add(event, delivery)
+        self.batcher.add(event, delivery, reply_to=self.reply_to(delivery))
         if error is None:
             self.stats.succeeded += 1
         else:
@@ -141,7 +142,8 @@ class TaskReporter:
             delay,
         )
         retry = replace(assignment, attempt=assignment.attempt + 1, error=error)
-        await self.broker.publish(encode_assignment(retry), priority=retry.priority, delay=delay)
+        message = encode_assignment(retry, reply_to=self.reply_to(delivery))
+        await self.broker.publish(message, priority=retry.priority, delay=delay)
         # The assign message carries the input, not the error: a retry notice in the updates
         # stream shows attempt n's error on the row while attempt n+1 waits.
         self.batcher.add(replace(retry, input=None, created_at=None))
@@ -159,12 +161,25 @@ class TaskReporter:
             is_error=True,
             error=error,
         )
-        self.batcher.add(event)
+        self.batcher.add(event, reply_to=self.reply_to(delivery))
         await self.batcher.drain()
         await delivery.dead_letter(reason)
         self.stats.dead_lettered += 1
         log.warning("dead-lettered task %s: %s", assignment.id, reason)
         await self.notify(assignment, LifecycleKind.DEAD_LETTERED, error=error)
+
+    def reply_to(self, delivery: Delivery) -> str | None:
+        """The reply address an assignment carries, if the broker can reply to it.
+
+        A malformed address is logged and ignored: the task still runs, only unanswered.
+        """
+        if H_REPLY_TO not in delivery.envelope.headers or not self.broker.supports_replies:
+            return None
+        try:
+            return reply_address(delivery.envelope)
+        except WireFormatError as exc:
+            log.warning("not replying to a malformed reply address: %s", exc)
+            return None
 
     def emit(
         self,

@@ -284,7 +284,7 @@ class WorkerRuntime:
         if delivery.redelivered:
             done = reporter.batcher.completion(*key)
             if done is not None:  # completed here before a reconnect lost the ack
-                reporter.batcher.add(done, delivery)
+                reporter.batcher.add(done, delivery, reply_to=reporter.reply_to(delivery))
                 return None
             if key in self._running:  # still running here: answer it with that run's outcome
                 self._running[key].append(delivery)
@@ -325,7 +325,7 @@ class WorkerRuntime:
         for twin in twins:
             done = reporter.batcher.completion(*key)
             if done is not None:
-                reporter.batcher.add(done, twin)
+                reporter.batcher.add(done, twin, reply_to=reporter.reply_to(twin))
             else:
                 await settle(twin.requeue())
 

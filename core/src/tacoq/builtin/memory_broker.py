@@ -32,11 +32,12 @@ from tacoq.broker import (
     Delivery,
     Health,
     priority_level,
+    reply_queue,
     worker_kind_of,
     worker_queue,
 )
 from tacoq.errors import ConfigError, PublishError, TacoqError
-from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope
+from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
 
 __all__ = ["MemoryBroker", "MemoryConsumer", "MemoryDelivery"]
 
@@ -222,8 +223,12 @@ class MemoryDelivery(Delivery):
 class MemoryConsumer(Consumer):
     """Pulls from one in-process queue, holding at most ``prefetch`` unsettled deliveries."""
 
-    def __init__(self, broker: MemoryBroker, queue: _Queue, prefetch: int) -> None:
+    def __init__(
+        self, broker: MemoryBroker, queue: _Queue, prefetch: int, *, transient: bool = False
+    ) -> None:
         self._broker = broker
+        #: A reply queue's consumer: closing it removes the queue (and drops what it holds).
+        self.transient = transient
         self._server = broker._server
         self._queue = queue
         self.queue_name = queue.logical
@@ -367,6 +372,10 @@ class MemoryConsumer(Consumer):
             _wake(self.loop, self.thread, waiter[1])
         while self._capacity_waiters:
             _wake(self.loop, self.thread, self._capacity_waiters.popleft())
+        if self.transient:
+            name = f"{self._broker.namespace}.{queue.logical}"
+            if self._server.queues.get(name) is queue:
+                del self._server.queues[name]
 
     def __repr__(self) -> str:
         return f"MemoryConsumer({self.queue_name!r}, prefetch={self.prefetch})"
@@ -377,6 +386,7 @@ class MemoryBroker(Broker):
 
     scheme = "memory"
     in_process = True
+    supports_replies = True
 
     def __init__(self, url: str, *, namespace: str) -> None:
         super().__init__(url, namespace=namespace)
@@ -395,12 +405,24 @@ class MemoryBroker(Broker):
             raise PublishError(f"the memory broker of namespace {self.namespace!r} is closed")
 
     async def publish(
-        self, envelope: Envelope, *, priority: int = 0, delay: float | None = None
+        self,
+        envelope: Envelope,
+        *,
+        priority: int = 0,
+        delay: float | None = None,
+        reply_to: Sequence[str] = (),
     ) -> None:
-        """Route the envelope now (confirmed at once), or after ``delay`` seconds."""
+        """Route the envelope now (confirmed at once), or after ``delay`` seconds; a copy
+        goes to each existing reply queue of ``reply_to``."""
         level = _level(priority)
         self._check_open()
         server = self._server
+        if reply_to:
+            names = [f"{self.namespace}.{reply_queue(check_reply_address(a))}" for a in reply_to]
+            with server.lock:
+                for name in names:
+                    if (queue := server.queues.get(name)) is not None:
+                        queue.push(_Message(envelope, 0))
         if delay is not None and delay > 0:
             item = _Delayed(time.monotonic() + delay, self.namespace, envelope, level)
             with server.lock:
@@ -443,6 +465,19 @@ class MemoryBroker(Broker):
             raise TacoqError(f"the memory broker of namespace {self.namespace!r} is closed")
         with self._server.lock:
             consumer = MemoryConsumer(self, self._server.queue(self.namespace, queue), prefetch)
+        self._consumers.add(consumer)
+        return consumer
+
+    async def open_replies(self, address: str, *, prefetch: int = 1000) -> MemoryConsumer:
+        """Consume the reply queue ``address`` (created now; removed when its consumer closes)."""
+        logical = reply_queue(check_reply_address(address))
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        if self._closed:
+            raise TacoqError(f"the memory broker of namespace {self.namespace!r} is closed")
+        with self._server.lock:
+            queue = self._server.queue(self.namespace, logical)
+            consumer = MemoryConsumer(self, queue, prefetch, transient=True)
         self._consumers.add(consumer)
         return consumer
 

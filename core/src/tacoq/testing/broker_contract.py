@@ -23,6 +23,7 @@ import pytest
 import pytest_asyncio
 
 from tacoq.broker import RELAY_QUEUE, Broker, Consumer, Delivery, priority_level, worker_queue
+from tacoq.errors import WireFormatError
 from tacoq.models import Payload, Phase, TaskEvent, utcnow
 from tacoq.plugins import get_plugin_host
 from tacoq.testing.eventually import eventually, fresh_namespace
@@ -361,3 +362,48 @@ class BrokerContract:
         """A connected broker reports healthy."""
         health = await broker.health()
         assert health.ok, health.detail
+
+    # -- direct replies (brokers with ``supports_replies``) --------------------------------------
+
+    def require_replies(self, broker: Broker) -> None:
+        """Skip a direct-reply test for a broker that does not offer them."""
+        if not broker.supports_replies:
+            pytest.skip(f"{type(broker).__name__} does not support direct replies")
+
+    async def test_updates_with_reply_to_reach_relay_and_reply_queue(
+        self, broker: Broker, connect_broker: ConnectBroker
+    ) -> None:
+        """An updates message published with ``reply_to`` reaches the relay's queue and the
+        reply queue of that address, unchanged; another publisher's reply queue gets nothing."""
+        self.require_replies(broker)
+        caller = await connect_broker()
+        mine, other = uuid4().hex, uuid4().hex
+        async with (
+            await caller.open_replies(mine) as replies,
+            await caller.open_replies(other) as bystander,
+            await broker.consume(RELAY_QUEUE, prefetch=1) as relay,
+        ):
+            sent = make_update()
+            await broker.publish(sent, reply_to=[mine])
+            for consumer in (replies, relay):
+                delivery = await self.receive(consumer)
+                assert delivery.envelope.body == sent.body
+                assert tacoq_headers(delivery.envelope) == dict(sent.headers)
+                await delivery.ack()
+            await self.expect_nothing(bystander)
+
+    async def test_reply_to_a_missing_queue_is_dropped(self, broker: Broker) -> None:
+        """A reply address nobody listens on does not fail the publish or the relay's copy."""
+        self.require_replies(broker)
+        sent = make_update()
+        await broker.publish(sent, reply_to=[uuid4().hex])
+        async with await broker.consume(RELAY_QUEUE, prefetch=1) as relay:
+            delivery = await self.receive(relay)
+            assert delivery.envelope.body == sent.body
+            await delivery.ack()
+
+    async def test_open_replies_rejects_a_malformed_address(self, broker: Broker) -> None:
+        """A reply address outside ``[A-Za-z0-9_-]{1,64}`` is refused, naming the address."""
+        self.require_replies(broker)
+        with pytest.raises(WireFormatError, match="not a/b"):
+            await broker.open_replies("not a/b")

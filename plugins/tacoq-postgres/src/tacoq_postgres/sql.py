@@ -3,8 +3,9 @@
 Every statement is composed once per store with :class:`psycopg.sql.Identifier` for the schema
 and table, and rendered to bytes there: psycopg converts a ``bytes`` query once and caches it
 (and prepares it after a few uses), where a ``Composed`` one is rendered again on every call,
-which cost more than a single-event batch's round trips. Values always travel as parameters. A batch writes its changed rows with a single
-``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (id) DO UPDATE`` (one array per column).
+which cost more than a single-event batch's round trips. Values always travel as parameters.
+A batch writes its changed rows with a single ``INSERT ... SELECT FROM unnest(arrays) ON
+CONFLICT (id) DO UPDATE`` (one array per column).
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ worker queue and the relay's queue are both bound to it); ``updates`` go with th
 exchange with its routing key and priority); a delayed assignment is also copied to the relay at
 once so the task shows ``PENDING`` from the start. Every publish is persistent and returns once
 confirmed; many may be in flight on one channel.
+
+Direct replies: a publisher's reply queue is a non-durable queue with ``x-expires``, bound to
+the task exchange with its own routing key; an ``updates`` message published with ``reply_to``
+carries those keys in a ``BCC`` header, so RabbitMQ routes the one message to the relay's queue
+and to those reply queues, and removes the header before delivery.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+import aiormq.abc
 from pamqp import commands as spec
 
 from tacoq.broker import (
@@ -22,10 +28,11 @@ from tacoq.broker import (
     DeadLetter,
     Health,
     priority_level,
+    reply_queue,
     worker_kind_of,
 )
 from tacoq.errors import TacoqError
-from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope
+from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
 from tacoq_rabbit.codec import envelope_from, header_text, property_fields
 from tacoq_rabbit.consumer import RabbitConsumer
 from tacoq_rabbit.link import RETRYABLE_ERRORS, Link, describe
@@ -35,6 +42,7 @@ from tacoq_rabbit.topology import (
     H_ORIGIN,
     H_REASON,
     RELAY_ROUTING_KEY,
+    REPLY_QUEUE_EXPIRES_MS,
     Topology,
     delay_rung,
 )
@@ -65,6 +73,7 @@ class RabbitBroker(Broker):
 
     scheme = "amqp"
     in_process = False
+    supports_replies = True
 
     def __init__(
         self,
@@ -114,7 +123,12 @@ class RabbitBroker(Broker):
         return RELAY_ROUTING_KEY, None
 
     async def publish(
-        self, envelope: Envelope, *, priority: int = 0, delay: float | None = None
+        self,
+        envelope: Envelope,
+        *,
+        priority: int = 0,
+        delay: float | None = None,
+        reply_to: Sequence[str] = (),
     ) -> None:
         """Publish persistently; return once confirmed (see the class and module docs)."""
         level = _level(priority)
@@ -123,6 +137,10 @@ class RabbitBroker(Broker):
         if kind is not None and kind not in link.kinds:
             await link.declare_worker(kind)
         fields = property_fields(envelope, level)
+        if reply_to:
+            fields["headers"]["BCC"] = [
+                self.topology.reply_routing_key(check_reply_address(a)) for a in reply_to
+            ]
         body = envelope.body
         if delay is None or delay <= 0:
             properties = spec.Basic.Properties(**fields)
@@ -165,6 +183,34 @@ class RabbitBroker(Broker):
             await self.link.declare_worker(kind)
         consumer = RabbitConsumer(
             self.link, queue, physical, prefetch, count_deliveries=queue != RELAY_QUEUE
+        )
+        await consumer.start()
+        self._consumers.add(consumer)
+        return consumer
+
+    async def open_replies(self, address: str, *, prefetch: int = 1000) -> RabbitConsumer:
+        """Consume the reply queue of ``address``: non-durable, declared again on every
+        resubscription, deleted by RabbitMQ a minute after its consumer is gone."""
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        physical = self.topology.reply_queue(check_reply_address(address))
+
+        key = self.topology.reply_routing_key(address)
+        exchange = self.topology.tasks_exchange
+
+        async def declare(channel: aiormq.abc.AbstractChannel) -> None:
+            await channel.queue_declare(
+                physical, durable=False, arguments={"x-expires": REPLY_QUEUE_EXPIRES_MS}
+            )
+            await channel.queue_bind(physical, exchange, routing_key=key)
+
+        consumer = RabbitConsumer(
+            self.link,
+            reply_queue(address),
+            physical,
+            prefetch,
+            count_deliveries=False,
+            declare=declare,
         )
         await consumer.start()
         self._consumers.add(consumer)

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiormq.abc
@@ -88,9 +88,18 @@ class RabbitConsumer(Consumer):
     """A subscription to one queue on its own channel, resubscribed after a reconnect."""
 
     def __init__(
-        self, link: Link, logical: str, physical: str, prefetch: int, *, count_deliveries: bool
+        self,
+        link: Link,
+        logical: str,
+        physical: str,
+        prefetch: int,
+        *,
+        count_deliveries: bool,
+        declare: Callable[[aiormq.abc.AbstractChannel], Awaitable[Any]] | None = None,
     ) -> None:
         self.link = link
+        #: Declares the queue on each (re)subscription: a transient reply queue may be gone.
+        self.declare = declare
         self.logical = logical
         self.physical = physical
         self.prefetch = prefetch
@@ -123,6 +132,8 @@ class RabbitConsumer(Consumer):
         connection = await self.link.connection()
         channel = await connection.channel(publisher_confirms=False)
         try:
+            if self.declare is not None:
+                await self.declare(channel)
             await channel.basic_qos(prefetch_count=self.prefetch)
             self._channel, self._unsettled = channel, {}
             await channel.basic_consume(self.physical, self._on_message, consumer_tag=self._tag)

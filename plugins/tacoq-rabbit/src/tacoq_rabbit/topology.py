@@ -25,6 +25,7 @@ __all__ = [
     "H_REASON",
     "MAX_DELAY_SECONDS",
     "RELAY_ROUTING_KEY",
+    "REPLY_QUEUE_EXPIRES_MS",
     "TRANSPORT_HEADERS",
     "BindingSpec",
     "Declaration",
@@ -50,6 +51,8 @@ H_REASON = "tacoq-reason"
 H_ORIGIN = "tacoq-origin"
 #: Header of a delayed message: the rung (milliseconds) that holds it.
 H_DELAY = "tacoq-delay"
+#: A reply queue is deleted by RabbitMQ once it has had no consumer for this long (x-expires).
+REPLY_QUEUE_EXPIRES_MS = 60_000
 #: Headers the RabbitMQ binding adds; they are not part of the envelope a consumer sees.
 TRANSPORT_HEADERS = frozenset({H_DELIVERIES, H_REASON, H_ORIGIN, H_DELAY})
 
@@ -162,6 +165,15 @@ class Topology:
     def delay_queue(self, rung_ms: int) -> str:
         """The physical queue of one delay rung."""
         return f"{self.namespace}.delay.{rung_ms}ms"
+
+    def reply_routing_key(self, address: str) -> str:
+        """The routing key that binds a reply queue to the task exchange."""
+        return f"reply.{address}"
+
+    def reply_queue(self, address: str) -> str:
+        """The physical reply queue of a publisher's reply address (transient, see
+        :data:`REPLY_QUEUE_EXPIRES_MS`)."""
+        return f"{self.namespace}.reply.{address}"
 
     def physical_queue(self, logical: str) -> str:
         """The physical name of a logical queue (``worker:<kind>`` or ``relay``)."""

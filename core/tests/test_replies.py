@@ -1,0 +1,213 @@
+"""Direct replies (``Publisher.call``, ``publish(reply=True)`` + ``wait``) on the in-process
+broker: what the caller gets, what the relay still stores, and every way a wait can end."""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+import tacoq
+from tacoq.errors import TacoqError, TaskFailed, UnknownTaskError, WireFormatError
+from tacoq.models import Phase, TaskEvent, TaskStatus, utcnow
+from tacoq.publisher import Publisher, SyncPublisher
+from tacoq.relay.engine import RelayEngine
+from tacoq.testing import fresh_namespace
+from tacoq.wire import H_REPLY_TO, encode_assignment, reply_address
+from tacoq.worker import WorkerApp
+
+WAIT = 15.0
+KIND = "replies"
+
+
+def make_app() -> WorkerApp:
+    app = WorkerApp(KIND, name="reply-worker")
+
+    @app.task
+    async def double(value: int) -> int:
+        return value * 2
+
+    @app.task
+    async def fail(value: int) -> int:
+        raise ValueError(f"no {value}")
+
+    @app.task(retries=1, retry_backoff=0.05, retry_on=(ConnectionError,))
+    async def flaky(value: int, ctx: tacoq.TaskContext) -> int:
+        if ctx.attempt == 1:
+            raise ConnectionError("first attempt")
+        return value
+
+    return app
+
+
+@pytest.fixture
+def ns() -> str:
+    return fresh_namespace("replies")
+
+
+@pytest.fixture
+def url(ns: str) -> str:
+    return f"memory://{ns}"
+
+
+@contextlib.asynccontextmanager
+async def serving(url: str, ns: str) -> AsyncIterator[RelayEngine]:
+    relay = RelayEngine(url, url, namespace=ns, cleanup=False)
+    stop = asyncio.Event()
+    jobs = [asyncio.create_task(relay.run(stop))]
+    await asyncio.wait_for(relay.ready.wait(), 5)
+    jobs.append(asyncio.create_task(make_app().serve(stop, broker_url=url, namespace=ns)))
+    try:
+        yield relay
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*jobs), 10)
+
+
+async def test_call_returns_the_completed_task_and_the_relay_stores_the_same(
+    url: str, ns: str
+) -> None:
+    async with serving(url, ns) as relay, Publisher(url, namespace=ns) as pub:
+        done = await pub.call("double", 21, worker_kind=KIND, priority=9, timeout=WAIT)
+        stored = await relay.store.wait(done.id, WAIT)
+    assert done.status is TaskStatus.COMPLETED
+    assert done.result(int) == 42
+    assert (done.priority, done.executed_by) == (9, "reply-worker")
+    assert stored is not None
+    assert stored.result(int) == 42
+    assert stored.completed_at == done.completed_at
+
+
+async def test_publish_with_reply_then_wait(url: str, ns: str) -> None:
+    async with serving(url, ns), Publisher(url, namespace=ns) as pub:
+        tasks = [await pub.publish("double", i, worker_kind=KIND, reply=True) for i in range(5)]
+        done = [await pub.wait(task.id, timeout=WAIT) for task in reversed(tasks)]
+    assert [task.result(int) for task in done] == [8, 6, 4, 2, 0]
+
+
+async def test_a_failed_task_comes_back_completed_with_its_error(url: str, ns: str) -> None:
+    async with serving(url, ns), Publisher(url, namespace=ns) as pub:
+        done = await pub.call("fail", 3, worker_kind=KIND, timeout=WAIT)
+    assert done.is_error
+    with pytest.raises(TaskFailed, match="no 3"):
+        done.result(int)
+
+
+async def test_a_retried_task_replies_with_its_last_attempt(url: str, ns: str) -> None:
+    async with serving(url, ns), Publisher(url, namespace=ns) as pub:
+        done = await pub.call("flaky", 8, worker_kind=KIND, timeout=WAIT)
+    assert (done.result(int), done.attempt) == (8, 2)
+
+
+async def test_waiting_for_a_task_published_without_reply_is_refused(url: str, ns: str) -> None:
+    async with Publisher(url, namespace=ns) as pub:
+        plain = await pub.publish("double", 1, worker_kind=KIND)
+        with pytest.raises(UnknownTaskError, match="reply=True"):
+            await pub.wait(plain.id, timeout=1)
+        await pub.publish("double", 2, worker_kind=KIND, reply=True)
+        with pytest.raises(UnknownTaskError, match=str(plain.id)):
+            await pub.wait(plain.id, timeout=1)
+
+
+async def test_no_reply_in_time_is_a_timeout_naming_the_relay(url: str, ns: str) -> None:
+    async with Publisher(url, namespace=ns) as pub:  # no worker runs
+        with pytest.raises(TimeoutError, match=r"RelayClient\.wait"):
+            await pub.call("double", 1, worker_kind=KIND, timeout=0.2)
+        assert pub.broker.stats()["worker:replies"] == 1  # type: ignore[attr-defined]
+
+
+async def test_a_publisher_keeps_at_most_max_pending_replies(url: str, ns: str) -> None:
+    async with Publisher(url, namespace=ns, max_pending_replies=2) as pub:
+        first, *_ = [await pub.publish("double", i, worker_kind=KIND, reply=True) for i in range(3)]
+        with pytest.raises(TacoqError, match="max_pending"):
+            await pub.wait(first.id, timeout=1)
+
+
+async def test_closing_the_publisher_ends_a_pending_wait(url: str, ns: str) -> None:
+    pub = Publisher(url, namespace=ns)
+    await pub.connect()
+    task = await pub.publish("double", 1, worker_kind=KIND, reply=True)
+    waiting = asyncio.create_task(pub.wait(task.id, timeout=WAIT))
+    await asyncio.sleep(0)
+    await pub.close()
+    with pytest.raises(TacoqError, match="closed"):
+        await asyncio.wait_for(waiting, 5)
+
+
+async def test_a_late_reply_after_a_timeout_is_still_returned_by_a_second_wait(
+    url: str, ns: str
+) -> None:
+    async with Publisher(url, namespace=ns) as pub:
+        task = await pub.publish("double", 4, worker_kind=KIND, reply=True)
+        with pytest.raises(TimeoutError):
+            await pub.wait(task.id, timeout=0.05)
+        async with serving(url, ns):
+            done = await pub.wait(task.id, timeout=WAIT)
+    assert done.result(int) == 8
+
+
+def test_sync_publisher_publish_with_reply_and_wait() -> None:
+    ns = fresh_namespace("syncreply")
+    url = f"memory://{ns}"
+    ready = asyncio.Event()
+    results: list[int] = []
+
+    async def main() -> None:
+        async with serving(url, ns):
+            ready.set()
+
+            def caller() -> None:
+                with SyncPublisher(url, namespace=ns, timeout=10) as pub:
+                    task = pub.publish("double", 5, worker_kind=KIND, reply=True)
+                    results.append(pub.wait(task.id, timeout=WAIT).result(int))
+
+            await asyncio.to_thread(caller)
+
+    asyncio.run(main())
+    assert results == [10]
+
+
+def test_reply_addresses_are_checked_on_both_sides() -> None:
+    event = TaskEvent(
+        id=uuid.uuid4(),
+        attempt=1,
+        phase=Phase.ASSIGNED,
+        task_kind="double",
+        worker_kind=KIND,
+        created_at=utcnow(),
+        input=tacoq.models.Payload("application/json", b"1"),
+    )
+    envelope = encode_assignment(event, reply_to="abc_DEF-123")
+    assert envelope.headers[H_REPLY_TO] == "abc_DEF-123"
+    assert reply_address(envelope) == "abc_DEF-123"
+    assert reply_address(encode_assignment(event)) is None
+    for bad in ("", "a" * 65, "with space", "dots.are.not.allowed"):
+        with pytest.raises(WireFormatError, match="reply address"):
+            encode_assignment(event, reply_to=bad)
+
+
+async def test_a_malformed_reply_address_only_loses_the_reply(
+    url: str, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hand-made assignment with a bad ``tacoq-reply-to`` still runs and is stored."""
+    event = TaskEvent(
+        id=uuid.uuid4(),
+        attempt=1,
+        phase=Phase.ASSIGNED,
+        task_kind="double",
+        worker_kind=KIND,
+        created_at=utcnow(),
+        input=tacoq.models.Payload("application/json", b"6"),
+    )
+    envelope = encode_assignment(event)
+    envelope.headers[H_REPLY_TO] = "not/valid"
+    caplog.set_level(logging.WARNING, logger="tacoq.worker")
+    async with serving(url, ns) as relay, Publisher(url, namespace=ns) as pub:
+        await pub.broker.declare_worker_queue(KIND)
+        await pub.broker.publish(envelope)
+        stored = await relay.store.wait(event.id, WAIT)
+    assert stored is not None
+    assert stored.result(int) == 12
+    assert "malformed reply address" in caplog.text
