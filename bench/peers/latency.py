@@ -1,10 +1,14 @@
 """Round trips, one task at a time, publish -> result in the caller's hands:
-``python -m bench.peers.latency tacoq|celery|dramatiq --count N [--relay-url URL]`` (settings
+``python -m bench.peers.latency tacoq|tacoq-relay|celery|dramatiq --count N [--relay-url URL]``
+(settings
 from the ``BENCH_PEER_*`` environment). Ten warm-up round trips are not counted. Prints a JSON
 line: ``p50_ms``, ``p99_ms``, ``mean_ms``, ``cpu_s`` (this process's CPU time while measuring).
 
-- TacoQ: ``Publisher.publish`` (waits for the broker's confirm), then ``RelayClient.wait`` (a
-  long-poll the relay answers when Postgres NOTIFYs the completion);
+- TacoQ: ``Publisher.call``: publish with a direct reply and wait for it (the reply can end the
+  call before the broker's confirm, which is still collected); the relay still stores every
+  state in Postgres;
+- TacoQ via the relay (``tacoq-relay``): ``Publisher.publish``, then ``RelayClient.wait`` (a
+  long-poll the relay answers once the completion is committed to Postgres);
 - Celery: ``apply_async`` then ``AsyncResult.get`` from the Postgres backend, which polls; every
   ``CELERY_POLL_S`` (its default is 0.5 s: we give it a hundred times less);
 - Dramatiq: ``send`` then ``message.get_result(block=True)`` of the bench's Postgres backend,
@@ -29,7 +33,23 @@ WARM_UP = 10
 TIMEOUT_S = 10.0
 
 
-async def tacoq_trips(count: int, relay_url: str) -> list[float]:
+async def tacoq_trips(count: int) -> list[float]:
+    """TacoQ: ``Publisher.call``: publish with a direct reply and wait for it."""
+    from bench.peers.tacoq_app import KIND
+    from tacoq.publisher import Publisher
+
+    url, namespace = os.environ["BENCH_PEER_AMQP"], os.environ["BENCH_PEER_NAMESPACE"]
+    async with Publisher(url, namespace=namespace) as pub:
+
+        async def trip(index: int) -> None:
+            done = await pub.call("noop", index, worker_kind=KIND, timeout=TIMEOUT_S)
+            if not done.is_completed or done.is_error:
+                raise RuntimeError(f"task {done.id} did not complete: {done!r}")
+
+        return await measure_async(trip, count)
+
+
+async def tacoq_relay_trips(count: int, relay_url: str) -> list[float]:
     """TacoQ: publish, then wait on the relay."""
     from bench.peers.tacoq_app import KIND
     from tacoq.client import RelayClient
@@ -92,13 +112,15 @@ def dramatiq_trips(count: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("system", choices=("tacoq", "celery", "dramatiq"))
+    parser.add_argument("system", choices=("tacoq", "tacoq-relay", "celery", "dramatiq"))
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--relay-url", default="")
     args = parser.parse_args(argv)
     cpu = time.process_time()
     if args.system == "tacoq":
-        times = asyncio.run(tacoq_trips(args.count, args.relay_url))
+        times = asyncio.run(tacoq_trips(args.count))
+    elif args.system == "tacoq-relay":
+        times = asyncio.run(tacoq_relay_trips(args.count, args.relay_url))
     elif args.system == "celery":
         times = celery_trips(args.count)
     else:

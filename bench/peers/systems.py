@@ -105,9 +105,13 @@ class System:
         """The command that publishes ``tasks`` no-op tasks at full speed."""
         return python_command("bench.peers.publish", self.key, "--tasks", str(tasks))
 
+    #: How ``bench.peers.latency`` waits for this system's results (default: its ``key``).
+    latency_mode = ""
+
     def latency_argv(self, count: int, relay_url: str = "") -> list[str]:
         """The command that measures ``count`` round trips."""
-        argv = python_command("bench.peers.latency", self.key, "--count", str(count))
+        mode = self.latency_mode or self.key
+        argv = python_command("bench.peers.latency", mode, "--count", str(count))
         return [*argv, "--relay-url", relay_url] if relay_url else argv
 
     def loaded(self, rabbit: Rabbit, tasks: int) -> bool:
@@ -300,6 +304,13 @@ SystemFactory = Callable[[str, str], System]
 def tacoq(amqp: str, pg: str) -> System:
     """TacoQ with every state in Postgres."""
     return TacoqSystem(amqp, pg)
+
+
+def tacoq_relay_wait(amqp: str, pg: str) -> System:
+    """TacoQ with every state in Postgres, its callers waiting on the relay's HTTP API."""
+    system = TacoqSystem(amqp, pg)
+    system.latency_mode = "tacoq-relay"
+    return system
 
 
 def celery_pg(amqp: str, pg: str) -> System:
