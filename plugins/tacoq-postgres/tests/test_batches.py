@@ -207,3 +207,24 @@ async def test_a_refused_batch_is_not_an_outage(pg: PostgresStore) -> None:
     assert await pg.get(good.id) is None
     assert (await pg.apply_batch([good])).counts.applied == 1
     assert pg.stats.batches == 1
+
+
+async def test_prepared_batch_statements_are_always_planned_for_their_parameters(
+    make_store: MakeStore,
+) -> None:
+    """The store's connections never fall back to a generic plan: one made while a namespace's
+    table was small kept reading the whole table for every batch (a batch of 45 updates cost
+    Postgres 268 µs of CPU per update over 20,000 rows, against 72 µs with custom plans)."""
+    pg = await make_store()
+    for _ in range(12):  # well past the fifth use, when Postgres may switch to a generic plan
+        task_id = uuid.uuid4()
+        await pg.apply_batch([event(task_id, Phase.ASSIGNED)])
+        await pg.apply_batch([event(task_id, Phase.COMPLETED, worker="w1")])
+    async with pg._connection() as conn:
+        cur = await conn.execute(
+            b"SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+            b" WHERE statement NOT IN ('BEGIN', 'COMMIT')"
+        )
+        prepared = await cur.fetchall()
+    assert prepared, "the batch statements were not prepared (nothing checked)"
+    assert all(generic == 0 and custom > 0 for _, generic, custom in prepared), prepared

@@ -44,6 +44,19 @@ _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 Conn = psycopg.AsyncConnection[Any]
 
 
+async def _configure(conn: Conn) -> None:
+    """Set up each pooled connection.
+
+    psycopg prepares a statement after a few uses, and Postgres may then switch it to a
+    *generic* plan, made without the parameters (and, in a new namespace, while the table was
+    small). Measured here: with generic plans a batch of 45 updates over a 20,000-row table cost
+    Postgres 268 µs of CPU per update, with custom plans 72 µs (3,000 against 6,400 updates/s).
+    Custom plans use the real parameters every time; planning a batch's few statements costs
+    far less.
+    """
+    await conn.execute(b"SET plan_cache_mode = force_custom_plan")
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -104,6 +117,7 @@ class PostgresStore(Store):
             min_size=self.pool_min_size,
             max_size=self.pool_max_size,
             kwargs={"autocommit": True},
+            configure=_configure,
             timeout=self.acquire_timeout,
             name=f"tacoq-{self.schema}",
             open=False,
