@@ -13,7 +13,7 @@ from tacoq.builtin.memory_broker import MemoryBroker
 from tacoq.errors import PublishError
 from tacoq.models import Phase, TaskEvent, utcnow
 from tacoq.testing import fresh_namespace
-from tacoq.updates import MESSAGES_IN_FLIGHT, CompletedCache, UpdateBatcher
+from tacoq.updates import EAGER_EVENTS, MESSAGES_IN_FLIGHT, CompletedCache, UpdateBatcher
 from tacoq.wire import Envelope, decode_updates
 
 
@@ -90,6 +90,33 @@ async def test_a_new_event_does_not_wait_for_the_previous_confirm() -> None:
     await consumer.close()
     events = await relayed_events(broker, len(sent))
     assert sorted(e.id for e in events) == sorted(e.id for e in sent)
+    await batcher.close()
+    await asyncio.wait_for(runner, 5)
+    await broker.close()
+
+
+async def test_a_big_message_waiting_for_its_confirm_makes_the_next_events_gather() -> None:
+    """Under load (a message bigger than EAGER_EVENTS in flight) no second message goes out
+    until the first is confirmed: the events gather into one big message."""
+    ns = fresh_namespace("batcher")
+    broker = GatedBroker(f"memory://{ns}", namespace=ns)
+    await broker.connect()
+    consumer = await broker.consume(RELAY_QUEUE, prefetch=1)
+    batcher = UpdateBatcher(broker, consumer, CompletedCache())
+    for _ in range(EAGER_EVENTS + 1):
+        batcher.add(completion())
+    runner = asyncio.create_task(batcher.run())
+    await asyncio.sleep(0.02)
+    assert broker.started == 1
+    for _ in range(3):
+        batcher.add(completion())
+        await asyncio.sleep(0.01)
+    assert broker.started == 1
+    broker.gate.set()
+    await asyncio.wait_for(batcher.drain(), 5)
+    assert broker.started == 2
+    await consumer.close()
+    assert len(await relayed_events(broker, EAGER_EVENTS + 4)) == EAGER_EVENTS + 4
     await batcher.close()
     await asyncio.wait_for(runner, 5)
     await broker.close()

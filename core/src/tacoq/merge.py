@@ -166,17 +166,23 @@ def _advance(row: Task, event: TaskEvent) -> Task:
             started_at=event.started_at,
             executed_by=event.executed_by,
         )
-    return replace(
-        row,
+    # Built directly (every field), not with dataclasses.replace: this is the relay's hot path.
+    return Task(
+        id=row.id,
+        task_kind=row.task_kind,
+        worker_kind=row.worker_kind,
         status=event.phase.status,
+        priority=row.priority,
         attempt=event.attempt,
         ttl=event.ttl,
-        started_at=event.started_at,
-        executed_by=event.executed_by,
-        completed_at=event.completed_at,
         is_error=event.is_error,
-        output=event.output,
         error=event.error,
+        input=row.input,
+        output=event.output,
+        created_at=row.created_at,
+        started_at=event.started_at,
+        completed_at=event.completed_at,
+        executed_by=event.executed_by,
     )
 
 

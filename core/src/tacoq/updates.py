@@ -31,6 +31,8 @@ log = logging.getLogger("tacoq.worker")
 MAX_EVENTS_PER_MESSAGE = 500
 #: Most updates messages waiting for their confirms at once.
 MESSAGES_IN_FLIGHT = 2
+#: A message this small may go out while another (as small) waits for its confirm.
+EAGER_EVENTS = 8
 #: The first pause (seconds) after a failed publish; it doubles up to 2 s.
 BACKOFF_START = 0.05
 
@@ -86,26 +88,35 @@ class UpdateBatcher:
     async def run(self) -> None:
         """Flush until :meth:`close` is called and everything queued has been sent.
 
-        Up to :data:`MESSAGES_IN_FLIGHT` messages wait for their confirms at once, so a new
-        completion never queues behind the confirm of the previous message (a broker confirms
-        a persistent message only once it is on disk); while the window is full, events
-        gather into the next message.
+        One message waits for its confirm at a time, and events gather meanwhile: under load
+        that is what makes messages big. A second message may go out while the first waits only
+        when both are small (at most :data:`EAGER_EVENTS` events): a lightly loaded worker's
+        completion then never queues behind the confirm of the previous one (a broker confirms
+        a persistent message once it is on disk).
         """
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight: dict[asyncio.Task[None], int] = {}
 
         def landed(job: asyncio.Task[None]) -> None:
-            in_flight.discard(job)
+            in_flight.pop(job, None)
             self._wakeup.set()
 
         while True:
-            if self._pending and len(in_flight) < MESSAGES_IN_FLIGHT:
-                chunk = self._pending[:MAX_EVENTS_PER_MESSAGE]
-                del self._pending[: len(chunk)]
+            pending = self._pending
+            if pending and (
+                not in_flight
+                or (
+                    len(in_flight) < MESSAGES_IN_FLIGHT
+                    and len(pending) <= EAGER_EVENTS
+                    and max(in_flight.values()) <= EAGER_EVENTS
+                )
+            ):
+                chunk = pending[:MAX_EVENTS_PER_MESSAGE]
+                del pending[: len(chunk)]
                 job = asyncio.create_task(self._send(chunk))
-                in_flight.add(job)
+                in_flight[job] = len(chunk)
                 job.add_done_callback(landed)
                 continue
-            if not self._pending and not in_flight:
+            if not pending and not in_flight:
                 self._idle.set()
                 if self._closing:
                     return

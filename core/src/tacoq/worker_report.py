@@ -103,8 +103,16 @@ class TaskReporter:
         duration: float | None = None,
     ) -> None:
         """Queue the attempt's ``COMPLETED``; ``delivery`` is acked once it is confirmed."""
-        event = replace(
-            progress_event(assignment, Phase.COMPLETED, self.worker_name, started_at),
+        event = TaskEvent(  # built directly, not with replace(): once per task
+            id=assignment.id,
+            attempt=assignment.attempt,
+            phase=Phase.COMPLETED,
+            task_kind=assignment.task_kind,
+            worker_kind=assignment.worker_kind,
+            ttl=assignment.ttl,
+            priority=assignment.priority,
+            executed_by=self.worker_name,
+            started_at=started_at,
             completed_at=utcnow(),
             is_error=error is not None,
             output=output,
@@ -167,6 +175,10 @@ class TaskReporter:
         self.stats.dead_lettered += 1
         log.warning("dead-lettered task %s: %s", assignment.id, reason)
         await self.notify(assignment, LifecycleKind.DEAD_LETTERED, error=error)
+
+    def report_running(self, assignment: TaskEvent, started_at: datetime) -> None:
+        """Queue the attempt's ``RUNNING`` (a timer calls this once a task runs long enough)."""
+        self.batcher.add(progress_event(assignment, Phase.RUNNING, self.worker_name, started_at))
 
     def reply_to(self, delivery: Delivery) -> str | None:
         """The reply address an assignment carries, if the broker can reply to it.

@@ -28,14 +28,14 @@ from tacoq.errors import SerializationError, WireFormatError
 from tacoq.events import HandlerMiddleware, LifecycleKind, TaskListener
 from tacoq.handler_call import HandlerCall, HandlerTimeout
 from tacoq.handler_pool import DaemonThreadPool
-from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
+from tacoq.models import ErrorInfo, Payload, TaskEvent, utcnow
 from tacoq.plugins import get_plugin_host
 from tacoq.publisher import Publisher
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.shutdown import first_of, settle, stop_receiving, wait_until
 from tacoq.updates import CompletedCache, UpdateBatcher
 from tacoq.wire import decode_assignment
-from tacoq.worker_report import TaskReporter, WorkerStats, progress_event
+from tacoq.worker_report import TaskReporter, WorkerStats
 
 if TYPE_CHECKING:
     from tacoq.worker import TaskDef, WorkerApp
@@ -355,9 +355,9 @@ class WorkerRuntime:
             middlewares=self.middlewares,
             pool=self.pool,
         )
-        running = progress_event(assignment, Phase.RUNNING, self.name, started_at)
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(RUNNING_THRESHOLD, reporter.batcher.add, running)
+        # RUNNING is built only if the task is still running when the timer fires
+        timer = loop.call_later(RUNNING_THRESHOLD, reporter.report_running, assignment, started_at)
         try:
             if self.listeners:
                 await reporter.notify(assignment, LifecycleKind.STARTED)
