@@ -190,7 +190,8 @@ class RabbitBroker(Broker):
 
     async def open_replies(self, address: str, *, prefetch: int = 1000) -> RabbitConsumer:
         """Consume the reply queue of ``address``: non-durable, declared again on every
-        resubscription, deleted by RabbitMQ a minute after its consumer is gone."""
+        resubscription, deleted by RabbitMQ a minute after its consumer is gone; consumed
+        without acks (a reply is best effort), so settling a reply sends nothing."""
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
             raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
         physical = self.topology.reply_queue(check_reply_address(address))
@@ -211,6 +212,7 @@ class RabbitBroker(Broker):
             prefetch,
             count_deliveries=False,
             declare=declare,
+            auto_ack=True,
         )
         await consumer.start()
         self._consumers.add(consumer)

@@ -96,8 +96,12 @@ class RabbitConsumer(Consumer):
         *,
         count_deliveries: bool,
         declare: Callable[[aiormq.abc.AbstractChannel], Awaitable[Any]] | None = None,
+        auto_ack: bool = False,
     ) -> None:
         self.link = link
+        #: RabbitMQ settles each message as it sends it (reply queues: a reply is best effort);
+        #: every delivery is born settled, so settling it again sends nothing.
+        self.auto_ack = auto_ack
         #: Declares the queue on each (re)subscription: a transient reply queue may be gone.
         self.declare = declare
         self.logical = logical
@@ -136,7 +140,9 @@ class RabbitConsumer(Consumer):
                 await self.declare(channel)
             await channel.basic_qos(prefetch_count=self.prefetch)
             self._channel, self._unsettled = channel, {}
-            await channel.basic_consume(self.physical, self._on_message, consumer_tag=self._tag)
+            await channel.basic_consume(
+                self.physical, self._on_message, consumer_tag=self._tag, no_ack=self.auto_ack
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -183,6 +189,11 @@ class RabbitConsumer(Consumer):
         frame = message.delivery
         assert isinstance(frame, spec.Basic.Deliver)
         tag = frame.delivery_tag or 0
+        if self.auto_ack:
+            delivery = RabbitDelivery(self, message, tag, 0, False)
+            delivery.settled = True
+            self._buffer.put_nowait(delivery)
+            return
         if message.channel is self._channel:
             self._unsettled[tag] = None
         previous = previous_deliveries(message.header.properties.headers)
