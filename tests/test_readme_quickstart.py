@@ -26,7 +26,7 @@ def test_quickstart_worker_and_publisher_run_as_written(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "pixels=307200"
+    assert result.stdout.split() == ["pixels=307200", "pixels=64"]
 
 
 def test_readme_has_exactly_the_two_setup_commands_ci_runs() -> None:
