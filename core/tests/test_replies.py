@@ -169,16 +169,21 @@ def test_sync_publisher_publish_with_reply_and_wait() -> None:
     assert results == [10]
 
 
-def test_reply_addresses_are_checked_on_both_sides() -> None:
-    event = TaskEvent(
+def assignment(value: bytes) -> TaskEvent:
+    """A hand-made first attempt of ``double`` with JSON input ``value``."""
+    return TaskEvent(
         id=uuid.uuid4(),
         attempt=1,
         phase=Phase.ASSIGNED,
         task_kind="double",
         worker_kind=KIND,
         created_at=utcnow(),
-        input=tacoq.models.Payload("application/json", b"1"),
+        input=tacoq.models.Payload("application/json", value),
     )
+
+
+def test_reply_addresses_are_checked_on_both_sides() -> None:
+    event = assignment(b"1")
     envelope = encode_assignment(event, reply_to="abc_DEF-123")
     assert envelope.headers[H_REPLY_TO] == "abc_DEF-123"
     assert reply_address(envelope) == "abc_DEF-123"
@@ -192,15 +197,7 @@ async def test_a_malformed_reply_address_only_loses_the_reply(
     url: str, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A hand-made assignment with a bad ``tacoq-reply-to`` still runs and is stored."""
-    event = TaskEvent(
-        id=uuid.uuid4(),
-        attempt=1,
-        phase=Phase.ASSIGNED,
-        task_kind="double",
-        worker_kind=KIND,
-        created_at=utcnow(),
-        input=tacoq.models.Payload("application/json", b"6"),
-    )
+    event = assignment(b"6")
     envelope = encode_assignment(event)
     envelope.headers[H_REPLY_TO] = "not/valid"
     caplog.set_level(logging.WARNING, logger="tacoq.worker")

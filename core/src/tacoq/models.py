@@ -27,6 +27,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "TaskStatus",
+    "pending_task",
     "utcnow",
 ]
 
@@ -195,3 +196,16 @@ class Task:
         from tacoq.serializers import default_registry
 
         return default_registry().decode(self.output, into, what=f"output of task {self.id}")
+
+
+def pending_task(assignment: TaskEvent) -> Task:
+    """The ``PENDING`` task a just-published ASSIGNED event stands for (as ``publish`` returns)."""
+    return Task(
+        id=assignment.id,
+        task_kind=assignment.task_kind,
+        worker_kind=assignment.worker_kind,
+        priority=assignment.priority,
+        ttl=assignment.ttl,
+        input=assignment.input,
+        created_at=assignment.created_at,
+    )

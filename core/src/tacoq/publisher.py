@@ -22,7 +22,16 @@ from tacoq.broker import Broker
 from tacoq.config import resolve_broker_url, resolve_namespace
 from tacoq.errors import ConfigError, SerializationError, TacoqError, UnknownTaskError
 from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
-from tacoq.models import DEFAULT_TTL_SECONDS, MAX_PRIORITY, Payload, Phase, Task, TaskEvent, utcnow
+from tacoq.models import (
+    DEFAULT_TTL_SECONDS,
+    MAX_PRIORITY,
+    Payload,
+    Phase,
+    Task,
+    TaskEvent,
+    pending_task,
+    utcnow,
+)
 from tacoq.replies import DEFAULT_MAX_PENDING_REPLIES, Replies
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
 from tacoq.wire import encode_assignment
@@ -202,7 +211,7 @@ class Publisher:
         if event.worker_kind not in self._declared:
             await broker.declare_worker_queue(event.worker_kind)
             self._declared.add(event.worker_kind)
-        task = _snapshot(event)
+        task = pending_task(event)
         reply_to = None
         if reply:
             replies = await self._open_replies()
@@ -244,7 +253,7 @@ class Publisher:
         if not self._connected:
             await self.connect()
         replies = await self._open_replies()
-        replies.expect(_snapshot(event))
+        replies.expect(pending_task(event))
         publishing = asyncio.ensure_future(self.publish_event(event, reply=True))
         waiting = asyncio.ensure_future(replies.wait(event.id, timeout))
         done, _ = await asyncio.wait({publishing, waiting}, return_when=asyncio.FIRST_COMPLETED)
@@ -304,19 +313,6 @@ class Publisher:
                     await result
             except Exception:
                 log.exception("task listener %r failed on published; ignored", listener)
-
-
-def _snapshot(event: TaskEvent) -> Task:
-    """The ``PENDING`` task an ASSIGNED event makes."""
-    return Task(
-        id=event.id,
-        task_kind=event.task_kind,
-        worker_kind=event.worker_kind,
-        priority=event.priority,
-        ttl=event.ttl,
-        input=event.input,
-        created_at=event.created_at,
-    )
 
 
 def delay_seconds(countdown: float | None, eta: datetime | None) -> float | None:

@@ -45,7 +45,7 @@ import pika
 from tacoq.broker import priority_level
 from tacoq.config import resolve_broker_url, resolve_namespace
 from tacoq.errors import PublishError
-from tacoq.models import DEFAULT_TTL_SECONDS, Task, TaskEvent
+from tacoq.models import DEFAULT_TTL_SECONDS, Task, TaskEvent, pending_task
 from tacoq.publisher import Publisher, delay_seconds
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.wire import encode_assignment
@@ -256,7 +256,7 @@ class SyncRabbitPublisher:
                     describe(cause),
                 )
         self._notify([event])
-        return _task_of(event)
+        return pending_task(event)
 
     def publish_many(
         self,
@@ -315,7 +315,7 @@ class SyncRabbitPublisher:
                 describe(cause),
             )
         self._notify(events)
-        return [_task_of(event) for event in events]
+        return [pending_task(event) for event in events]
 
     def _notify(self, events: Sequence[TaskEvent]) -> None:
         if self._listeners is None:
@@ -367,15 +367,3 @@ class SyncRabbitPublisher:
 
 async def _awaited(awaitable: Any) -> None:
     await awaitable
-
-
-def _task_of(event: TaskEvent) -> Task:
-    return Task(
-        id=event.id,
-        task_kind=event.task_kind,
-        worker_kind=event.worker_kind,
-        priority=event.priority,
-        ttl=event.ttl,
-        input=event.input,
-        created_at=event.created_at,
-    )
