@@ -5,17 +5,18 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 import tacoq
-from tacoq.errors import TacoqError, TaskFailed, UnknownTaskError, WireFormatError
+from tacoq.builtin.memory_broker import MemoryBroker
+from tacoq.errors import PublishError, TacoqError, TaskFailed, UnknownTaskError, WireFormatError
 from tacoq.models import Phase, TaskEvent, TaskStatus, utcnow
 from tacoq.publisher import Publisher, SyncPublisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
-from tacoq.wire import H_REPLY_TO, encode_assignment, reply_address
+from tacoq.wire import H_REPLY_TO, Envelope, encode_assignment, reply_address
 from tacoq.worker import WorkerApp
 
 WAIT = 15.0
@@ -208,3 +209,28 @@ async def test_a_malformed_reply_address_only_loses_the_reply(
     assert stored is not None
     assert stored.result(int) == 12
     assert "malformed reply address" in caplog.text
+
+
+class RefusingBroker(MemoryBroker):
+    """An in-process broker that does not confirm assignments (as a broker that is down)."""
+
+    async def publish(
+        self,
+        envelope: Envelope,
+        *,
+        priority: int = 0,
+        delay: float | None = None,
+        reply_to: Sequence[str] = (),
+    ) -> None:
+        raise PublishError("injected: the broker did not confirm")
+
+
+async def test_call_raises_the_publish_error_when_no_reply_came(url: str, ns: str) -> None:
+    broker = RefusingBroker(url, namespace=ns)
+    await broker.connect()
+    async with Publisher(broker_instance=broker) as pub:
+        with pytest.raises(PublishError, match="did not confirm"):
+            await pub.call("double", 1, worker_kind=KIND, timeout=WAIT)
+        with pytest.raises(UnknownTaskError):  # nothing is left expecting a reply
+            await pub.wait(uuid.uuid4(), timeout=0.1)
+    await broker.close()

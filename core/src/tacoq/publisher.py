@@ -256,14 +256,25 @@ class Publisher:
         replies.expect(pending_task(event))
         publishing = asyncio.ensure_future(self.publish_event(event, reply=True))
         waiting = asyncio.ensure_future(replies.wait(event.id, timeout))
-        done, _ = await asyncio.wait({publishing, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if waiting not in done and publishing.exception() is not None:
+        try:
+            done, _ = await asyncio.wait({publishing, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            waiting.cancel()
+            self._collect(publishing)
+            raise
+        answered = waiting in done and waiting.exception() is None
+        if not answered and publishing.done() and publishing.exception() is not None:
             waiting.cancel()
             return publishing.result()  # raises the publish error
-        if not publishing.done():  # answered before the confirm: collect it in the background
+        self._collect(publishing)  # answered first: the confirm is collected in the background
+        return await waiting
+
+    def _collect(self, publishing: asyncio.Future[Task]) -> None:
+        if publishing.done():
+            self._confirmed(publishing)
+        else:
             self._confirming.add(publishing)
             publishing.add_done_callback(self._confirmed)
-        return await waiting
 
     def _confirmed(self, publishing: asyncio.Future[Task]) -> None:
         self._confirming.discard(publishing)

@@ -26,7 +26,7 @@ from tacoq.broker import Broker, Consumer
 from tacoq.errors import TacoqError, UnknownTaskError, WireFormatError
 from tacoq.merge import merge
 from tacoq.models import Phase, Task
-from tacoq.wire import decode_updates
+from tacoq.wire import Envelope, decode_updates
 
 __all__ = ["DEFAULT_MAX_PENDING_REPLIES", "Replies"]
 
@@ -113,21 +113,36 @@ class Replies:
         )
 
     async def _read(self, consumer: Consumer) -> None:
-        while True:
-            delivery = await consumer.get()
-            try:
-                events = decode_updates(delivery.envelope)
-            except WireFormatError as exc:
-                log.warning("ignoring a malformed reply: %s", exc)
-                events = []
-            for event in events:
-                expected = self._expected.get(event.id)
-                if expected is None or event.phase is not Phase.COMPLETED:
-                    continue  # a reply nobody waits for (any more), or a second one
-                snapshot, future = expected
-                if not future.done():
-                    future.set_result(merge(snapshot, event)[0])
-            await delivery.ack()
+        try:
+            while True:
+                delivery = await consumer.get()
+                self._resolve(delivery.envelope)
+                await delivery.ack()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the consumer broke: say so to every waiter at once
+            log.error("the reply queue %s stopped: %s", self.address, exc)
+            self._fail(TacoqError(f"the publisher's reply queue stopped: {exc}"))
+
+    def _resolve(self, envelope: Envelope) -> None:
+        try:
+            events = decode_updates(envelope)
+        except WireFormatError as exc:
+            log.warning("ignoring a malformed reply: %s", exc)
+            return
+        for event in events:
+            expected = self._expected.get(event.id)
+            if expected is None or event.phase is not Phase.COMPLETED:
+                continue  # another task's event in the same message, or a second reply
+            snapshot, future = expected
+            if not future.done():
+                future.set_result(merge(snapshot, event)[0])
+
+    def _fail(self, error: TacoqError) -> None:
+        for _, future in self._expected.values():
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # nobody may be waiting; do not warn about it
 
     async def close(self) -> None:
         """Stop reading and remove the reply queue; waiters get :class:`TacoqError`."""
@@ -140,8 +155,5 @@ class Replies:
         if consumer is not None:
             with contextlib.suppress(Exception):
                 await consumer.close()
-        for _, future in self._expected.values():
-            if not future.done():
-                future.set_exception(TacoqError("the publisher closed before the reply came"))
-                future.exception()
+        self._fail(TacoqError("the publisher closed before the reply came"))
         self._expected.clear()
