@@ -7,12 +7,14 @@ import asyncio
 import time
 
 import tacoq
+from tacoq.testing import eventually
 
 from .harness import (
     Execution,
     Scene,
     check_outcome,
     never,
+    output_of,
     postgres_restart,
     queue_counts,
     rabbit_outage,
@@ -146,3 +148,70 @@ async def test_postgres_restart_while_the_relay_writes(scene: Scene) -> None:
         seconds=round(time.monotonic() - began, 1),
         **outcome.counts(),
     )
+
+
+async def test_direct_replies_resume_after_a_rabbitmq_restart(scene: Scene) -> None:
+    """Scenario 3b. A caller keeps calling (``Publisher.call``, direct replies) through a
+    RabbitMQ restart. Calls cut by the outage fail (``PublishError`` or ``TimeoutError``; a reply
+    is best effort); once RabbitMQ is back, the publisher's consumer declares its reply queue
+    again and every call is answered; each answer is the stored row's completion; every task
+    that got an answer is COMPLETED in the store."""
+    scene.relay("relay")
+    scene.worker("w-reply", "--concurrency", "4")
+    answered: dict[str, int] = {}
+    failures: list[str] = []
+    stop = asyncio.Event()
+
+    async def caller(pub: tacoq.Publisher) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                done = await pub.call("work", {"n": n}, worker_kind="faults", timeout=3)
+            except (tacoq.PublishError, TimeoutError) as exc:
+                failures.append(type(exc).__name__)
+                await asyncio.sleep(0.2)
+                continue
+            assert done.is_completed, done
+            assert not done.is_error, done
+            assert done.result(dict)["n"] == n
+            answered[str(done.id)] = n
+            await asyncio.sleep(0.02)
+
+    broker = f"{scene.amqp_url.rstrip('/')}/?publish_timeout=2"
+    async with tacoq.Publisher(broker, namespace=scene.namespace) as pub:
+        calling = asyncio.create_task(caller(pub))
+        await asyncio.sleep(2.0)
+        before = len(answered)
+        await asyncio.to_thread(_outage, scene.amqp_url)
+        after_outage = len(answered)
+        # the worker, the relay and this publisher reconnect by themselves (backoff up to 5 s)
+        await eventually(
+            lambda: _value(len(answered)),
+            until=lambda count: count >= after_outage + 5,
+            timeout=60,
+            message="calls answered again after the outage",
+        )
+        stop.set()
+        await asyncio.wait_for(calling, 30)
+    assert before >= 5, f"only {before} calls answered before the outage"
+    rows = await wait_completed(scene, list(answered), timeout=60)
+    for task_id, n in answered.items():
+        assert output_of(rows[task_id])["n"] == n
+    record(
+        "3b-direct-replies-rabbitmq-restart",
+        injected=f"rabbitmqctl stop_app, {RABBIT_DOWN:g} s, start_app, while one caller calls",
+        answered=len(answered),
+        answered_before_outage=before,
+        calls_failed_by_the_outage=len(failures),
+        failures=sorted(set(failures)),
+    )
+
+
+def _outage(amqp_url: str) -> None:
+    with rabbit_outage(amqp_url, RABBIT_DOWN):
+        pass
+
+
+async def _value(value: int) -> int:
+    return value

@@ -221,9 +221,12 @@ class Publisher:
             await broker.publish(
                 encode_assignment(event, reply_to=reply_to), priority=event.priority, delay=delay
             )
-        except BaseException:
+        except BaseException as exc:
             if self._replies is not None and reply:
-                self._replies.forget(event.id)
+                reason = (
+                    exc if isinstance(exc, Exception) else TacoqError("the publish was cancelled")
+                )
+                self._replies.forget(event.id, reason)
             raise
         await self._notify(event)
         return task
@@ -262,7 +265,7 @@ class Publisher:
             waiting.cancel()
             self._collect(publishing)
             raise
-        answered = waiting in done and waiting.exception() is None
+        answered = waiting in done and not waiting.cancelled() and waiting.exception() is None
         if not answered and publishing.done() and publishing.exception() is not None:
             waiting.cancel()
             return publishing.result()  # raises the publish error

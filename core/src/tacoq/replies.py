@@ -72,11 +72,12 @@ class Replies:
                 old.set_exception(self._too_many(dropped))
                 old.exception()  # nobody may be waiting; do not warn about it
 
-    def forget(self, task_id: UUID) -> None:
-        """Stop expecting a reply (its publish failed)."""
+    def forget(self, task_id: UUID, reason: Exception) -> None:
+        """Stop expecting a reply (its publish failed with ``reason``): a waiter gets it."""
         expected = self._expected.pop(task_id, None)
-        if expected is not None:
-            expected[1].cancel()
+        if expected is not None and not expected[1].done():
+            expected[1].set_exception(reason)
+            expected[1].exception()  # nobody may be waiting; do not warn about it
 
     async def wait(self, task_id: UUID, timeout: float) -> Task:
         """The completed task from its direct reply.

@@ -111,6 +111,8 @@ def parse_timestamp(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except (TypeError, ValueError) as exc:
         raise WireFormatError(f"invalid timestamp {text!r}") from exc
+    if value.tzinfo is UTC:  # "...Z", as TacoQ writes them: nothing to convert
+        return value
     if value.tzinfo is None:
         raise WireFormatError(f"timestamp {text!r} has no time zone")
     return value.astimezone(UTC)

@@ -47,7 +47,9 @@ def _untext(value: bytes | None) -> str | None:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
+    if value is None or value.tzinfo is UTC:  # the store's sessions use TimeZone UTC
+        return value
+    return value.astimezone(UTC)
 
 
 def _expires(row: Task) -> datetime | None:

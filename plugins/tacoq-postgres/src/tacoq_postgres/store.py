@@ -55,6 +55,8 @@ async def _configure(conn: Conn) -> None:
     far less.
     """
     await conn.execute(b"SET plan_cache_mode = force_custom_plan")
+    # Timestamps then come back in UTC, which is what the store hands out: no conversion.
+    await conn.execute(b"SET TimeZone = 'UTC'")
 
 
 def _first_line(exc: BaseException) -> str:
