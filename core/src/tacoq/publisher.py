@@ -20,7 +20,7 @@ from uuid import UUID
 
 from tacoq.broker import Broker
 from tacoq.config import resolve_broker_url, resolve_namespace
-from tacoq.errors import ConfigError, SerializationError, TacoqError, UnknownTaskError
+from tacoq.errors import ConfigError, SerializationError, TacoqError
 from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
 from tacoq.models import (
     DEFAULT_TTL_SECONDS,
@@ -32,7 +32,7 @@ from tacoq.models import (
     pending_task,
     utcnow,
 )
-from tacoq.replies import DEFAULT_MAX_PENDING_REPLIES, Replies
+from tacoq.replies import DEFAULT_MAX_PENDING_REPLIES, Replies, not_expected
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
 from tacoq.wire import encode_assignment
 
@@ -296,10 +296,7 @@ class Publisher:
         (``RelayClient.wait``) remains the durable way to wait.
         """
         if self._replies is None:
-            raise UnknownTaskError(
-                f"task {task_id} was not published with reply=True by this publisher; "
-                "wait for it on the relay instead"
-            )
+            raise not_expected(task_id)
         return await self._replies.wait(task_id, timeout)
 
     async def _open_replies(self) -> Replies:

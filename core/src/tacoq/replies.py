@@ -28,7 +28,7 @@ from tacoq.merge import merge
 from tacoq.models import Phase, Task
 from tacoq.wire import Envelope, decode_updates
 
-__all__ = ["DEFAULT_MAX_PENDING_REPLIES", "Replies"]
+__all__ = ["DEFAULT_MAX_PENDING_REPLIES", "Replies", "not_expected"]
 
 log = logging.getLogger("tacoq.publisher")
 
@@ -68,16 +68,13 @@ class Replies:
             self._dropped[dropped] = None
             if len(self._dropped) > self.max_pending:
                 self._dropped.popitem(last=False)
-            if not old.done():
-                old.set_exception(self._too_many(dropped))
-                old.exception()  # nobody may be waiting; do not warn about it
+            _fail(old, self._too_many(dropped))
 
     def forget(self, task_id: UUID, reason: Exception) -> None:
         """Stop expecting a reply (its publish failed with ``reason``): a waiter gets it."""
         expected = self._expected.pop(task_id, None)
-        if expected is not None and not expected[1].done():
-            expected[1].set_exception(reason)
-            expected[1].exception()  # nobody may be waiting; do not warn about it
+        if expected is not None:
+            _fail(expected[1], reason)
 
     async def wait(self, task_id: UUID, timeout: float) -> Task:
         """The completed task from its direct reply.
@@ -90,10 +87,7 @@ class Replies:
         if expected is None:
             if task_id in self._dropped:
                 raise self._too_many(task_id)
-            raise UnknownTaskError(
-                f"task {task_id} was not published with reply=True by this publisher "
-                "(or its reply was already returned); wait for it on the relay instead"
-            )
+            raise not_expected(task_id)
         future = expected[1]
         try:
             async with asyncio.timeout(timeout):
@@ -141,9 +135,7 @@ class Replies:
 
     def _fail(self, error: TacoqError) -> None:
         for _, future in self._expected.values():
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # nobody may be waiting; do not warn about it
+            _fail(future, error)
 
     async def close(self) -> None:
         """Stop reading and remove the reply queue; waiters get :class:`TacoqError`."""
@@ -158,3 +150,17 @@ class Replies:
                 await consumer.close()
         self._fail(TacoqError("the publisher closed before the reply came"))
         self._expected.clear()
+
+
+def not_expected(task_id: UUID) -> UnknownTaskError:
+    """The error of waiting for a reply nobody asked for (or that was already returned)."""
+    return UnknownTaskError(
+        f"task {task_id} was not published with reply=True by this publisher "
+        "(or its reply was already returned); wait for it on the relay instead"
+    )
+
+
+def _fail(future: asyncio.Future[Task], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
+        future.exception()  # nobody may be waiting; do not warn about it

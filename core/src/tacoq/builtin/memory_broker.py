@@ -450,6 +450,12 @@ class MemoryBroker(Broker):
             for envelope, level in routed:
                 self._server.route(self.namespace, envelope, level)
 
+    def _check_consumable(self, prefetch: int) -> None:
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        if self._closed:
+            raise TacoqError(f"the memory broker of namespace {self.namespace!r} is closed")
+
     async def declare_worker_queue(self, worker_kind: str) -> None:
         """Create the queue of ``worker_kind`` so tasks wait there for a worker."""
         with self._server.lock:
@@ -459,10 +465,7 @@ class MemoryBroker(Broker):
         """Consume a logical queue (created if absent) with at most ``prefetch`` unsettled."""
         if queue != RELAY_QUEUE and not worker_kind_of(queue):
             raise ValueError(f"unknown queue {queue!r}: use worker_queue(kind) or RELAY_QUEUE")
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
-        if self._closed:
-            raise TacoqError(f"the memory broker of namespace {self.namespace!r} is closed")
+        self._check_consumable(prefetch)
         with self._server.lock:
             consumer = MemoryConsumer(self, self._server.queue(self.namespace, queue), prefetch)
         self._consumers.add(consumer)
@@ -471,10 +474,7 @@ class MemoryBroker(Broker):
     async def open_replies(self, address: str, *, prefetch: int = 1000) -> MemoryConsumer:
         """Consume the reply queue ``address`` (created now; removed when its consumer closes)."""
         logical = reply_queue(check_reply_address(address))
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
-        if self._closed:
-            raise TacoqError(f"the memory broker of namespace {self.namespace!r} is closed")
+        self._check_consumable(prefetch)
         with self._server.lock:
             queue = self._server.queue(self.namespace, logical)
             consumer = MemoryConsumer(self, queue, prefetch, transient=True)

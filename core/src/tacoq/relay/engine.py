@@ -162,12 +162,9 @@ class RelayEngine:
                     return
                 batch = [getting.result()]
                 flush_by = loop.time() + self.max_batch_wait
-                while len(batch) < self.batch_size and (more := consumer.get_nowait()) is not None:
-                    batch.append(more)
-                    if loop.time() >= flush_by:
-                        break
+                self._take_waiting(consumer, batch, flush_by)
                 if self.assignment_linger > 0 and _only_assignments(batch):
-                    await self._linger(consumer, batch, stop)
+                    await self._linger(consumer, batch, stop, flush_by)
                 await self._process(consumer, batch, stop)
                 if stop.is_set():
                     return
@@ -178,7 +175,17 @@ class RelayEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(stopping, getting, return_exceptions=True)
 
-    async def _linger(self, consumer: Consumer, batch: list[Delivery], stop: asyncio.Event) -> None:
+    def _take_waiting(self, consumer: Consumer, batch: list[Delivery], flush_by: float) -> None:
+        """Add the deliveries already received, until the batch is full or ``flush_by``."""
+        loop = asyncio.get_running_loop()
+        while len(batch) < self.batch_size and (more := consumer.get_nowait()) is not None:
+            batch.append(more)
+            if loop.time() >= flush_by:
+                return
+
+    async def _linger(
+        self, consumer: Consumer, batch: list[Delivery], stop: asyncio.Event, flush_by: float
+    ) -> None:
         """Add deliveries to an all-assignments batch until an update arrives, the batch is
         full, ``assignment_linger`` has passed, or the relay stops."""
         loop = asyncio.get_running_loop()
@@ -195,8 +202,7 @@ class RelayEngine:
                     return
             batch.append(more)
             if more.envelope.event != EVENT_ASSIGN:
-                while len(batch) < self.batch_size and (more := consumer.get_nowait()):
-                    batch.append(more)
+                self._take_waiting(consumer, batch, flush_by)
                 return
 
     async def _process(

@@ -55,6 +55,11 @@ _HEALTH_ERRORS: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, TacoqError
 PUBLISH_WINDOW = 256
 
 
+def _check_prefetch(prefetch: int) -> None:
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+        raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+
+
 def _level(priority: int) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ValueError(f"priority must be an integer between 0 and 255, got {priority!r}")
@@ -175,8 +180,7 @@ class RabbitBroker(Broker):
 
     async def consume(self, queue: str, *, prefetch: int) -> RabbitConsumer:
         """Consume a logical queue with ``basic.qos`` ``prefetch``."""
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        _check_prefetch(prefetch)
         physical = self.topology.physical_queue(queue)
         kind = worker_kind_of(queue)
         if kind is not None:
@@ -192,8 +196,7 @@ class RabbitBroker(Broker):
         """Consume the reply queue of ``address``: non-durable, declared again on every
         resubscription, deleted by RabbitMQ a minute after its consumer is gone; consumed
         without acks (a reply is best effort), so settling a reply sends nothing."""
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        _check_prefetch(prefetch)
         physical = self.topology.reply_queue(check_reply_address(address))
 
         key = self.topology.reply_routing_key(address)
