@@ -238,7 +238,7 @@ def _latency(factory: SystemFactory) -> Callable[[Settings], Sample]:
     return _retrying(lambda settings: measure_latency(factory, settings))
 
 
-TACOQ = "TacoQ (worker concurrency 100 + relay, every state in Postgres)"
+TACOQ = "TacoQ (worker concurrency 100, prefetch 400 + relay, every state in Postgres)"
 CELERY_PG = (
     "Celery (prefork 1 child, acks_late, track_started, prefetch 1, Postgres backend; "
     f"throughput samples: {systems.CELERY_PG_TASKS:,} tasks)"
@@ -246,7 +246,7 @@ CELERY_PG = (
 CELERY_FAST = "Celery fastest (solo, no result backend, early ack, prefetch 100)"
 DRAMATIQ_PG = "Dramatiq (8 threads, Postgres results)"
 TACOQ_DIRECT = (
-    "TacoQ (worker concurrency 100 + relay, every state in Postgres; "
+    "TacoQ (worker concurrency 100, prefetch 400 + relay, every state in Postgres; "
     "caller: Publisher.call, a direct reply)"
 )
 TACOQ_RELAY_WAIT = (

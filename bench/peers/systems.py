@@ -29,9 +29,14 @@ from pathlib import Path
 from bench.harness import python_command
 from bench.peers.common import Counter, Rabbit, fresh_ident, pg_run
 
-#: TacoQ worker concurrency (and prefetch): a no-op async handler keeps 100 in flight cheaply,
-#: and the worker batches its acks and status updates across them.
+#: TacoQ worker concurrency: a no-op async handler keeps 100 in flight cheaply, and the worker
+#: batches its acks and status updates across them.
 TACOQ_CONCURRENCY = 100
+#: TacoQ worker prefetch (4 x concurrency, Celery's default multiplier; TacoQ's default is the
+#: concurrency). A worker acks a task only once the broker confirmed the update that completes
+#: it, so completed tasks keep window slots until then: under a drain of no-op tasks a window of
+#: 100 idles the worker between confirms (docs/worker.md, "Prefetch and throughput").
+TACOQ_PREFETCH = 4 * TACOQ_CONCURRENCY
 #: Dramatiq worker threads per process (issue 7).
 DRAMATIQ_THREADS = 8
 #: Tasks per throughput sample of Celery with its Postgres backend (see CelerySystem).
@@ -152,7 +157,7 @@ class System:
 
 
 class TacoqSystem(System):
-    """TacoQ: ``tacoq worker`` (async no-op, concurrency 100) and ``tacoq relay`` storing every
+    """TacoQ: ``tacoq worker`` (async no-op, concurrency 100, prefetch 400) and ``tacoq relay`` storing every
     state in Postgres; the whole run lives in namespace ``bench-tacoq-<id>``, schema
     ``bench_tacoq_<id>``."""
 
@@ -195,10 +200,11 @@ class TacoqSystem(System):
         return rabbit.depth(self.topology.relay_queue)[1] > 0
 
     def worker_argv(self, index: int, processes: int = 1) -> list[str]:
-        """``tacoq worker bench.peers.tacoq_app:app --concurrency 100``."""
+        """``tacoq worker bench.peers.tacoq_app:app --concurrency 100 --prefetch 400``."""
         return [
             _script("tacoq"), "worker", "bench.peers.tacoq_app:app",
-            "--concurrency", str(TACOQ_CONCURRENCY), "--broker", self.amqp,
+            "--concurrency", str(TACOQ_CONCURRENCY), "--prefetch", str(TACOQ_PREFETCH),
+            "--broker", self.amqp,
             "--namespace", self.namespace, "--name", f"bench-{self.ident}-{index}",
         ]  # fmt: skip
 
