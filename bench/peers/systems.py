@@ -157,9 +157,9 @@ class System:
 
 
 class TacoqSystem(System):
-    """TacoQ: ``tacoq worker`` (async no-op, concurrency 100, prefetch 400) and ``tacoq relay`` storing every
-    state in Postgres; the whole run lives in namespace ``bench-tacoq-<id>``, schema
-    ``bench_tacoq_<id>``."""
+    """TacoQ: ``tacoq worker`` (async no-op, concurrency 100, prefetch 400) and ``tacoq relay``
+    storing every state in Postgres; the whole run lives in namespace ``bench-tacoq-<id>``,
+    schema ``bench_tacoq_<id>``."""
 
     key = "tacoq"
 

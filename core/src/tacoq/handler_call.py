@@ -74,6 +74,10 @@ class HandlerCall:
         """Run the handler on ``value``; raises what it raises, or :class:`HandlerTimeout`."""
         taskdef = self.taskdef
         kwargs: dict[str, Any] = {taskdef.input_param: value}
+        if taskdef.is_async and taskdef.timeout is None and not self.middlewares:
+            if taskdef.context_param is not None:
+                kwargs[taskdef.context_param] = self.context(started_at)
+            return await taskdef.fn(**kwargs)  # the common case, without the wrapping below
         ctx = None
         if taskdef.context_param is not None or self.middlewares:
             ctx = self.context(started_at)

@@ -67,6 +67,8 @@ class UpdateBatcher:
         self._pending: list[tuple[TaskEvent, Delivery | None, str | None]] = []
         # completions added but not confirmed yet, by (id, attempt)
         self._unconfirmed: dict[tuple[UUID, int], TaskEvent] = {}
+        # updates messages waiting for their confirm -> how many events each carries
+        self._in_flight: dict[asyncio.Task[None], int] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -83,7 +85,20 @@ class UpdateBatcher:
         if event.completed_at is not None:
             self._unconfirmed.setdefault((event.id, event.attempt), event)
         self._idle.clear()
-        self._wakeup.set()
+        if self._can_send():  # else a landing confirm wakes the flusher: no wakeup per event
+            self._wakeup.set()
+
+    def _can_send(self) -> bool:
+        """Whether :meth:`run` may publish what is pending now (see its docstring)."""
+        in_flight = self._in_flight
+        return bool(self._pending) and (
+            not in_flight
+            or (
+                len(in_flight) < MESSAGES_IN_FLIGHT
+                and len(self._pending) <= EAGER_EVENTS
+                and max(in_flight.values()) <= EAGER_EVENTS
+            )
+        )
 
     async def run(self) -> None:
         """Flush until :meth:`close` is called and everything queued has been sent.
@@ -94,7 +109,7 @@ class UpdateBatcher:
         completion then never queues behind the confirm of the previous one (a broker confirms
         a persistent message once it is on disk).
         """
-        in_flight: dict[asyncio.Task[None], int] = {}
+        in_flight = self._in_flight
 
         def landed(job: asyncio.Task[None]) -> None:
             in_flight.pop(job, None)
@@ -102,14 +117,7 @@ class UpdateBatcher:
 
         while True:
             pending = self._pending
-            if pending and (
-                not in_flight
-                or (
-                    len(in_flight) < MESSAGES_IN_FLIGHT
-                    and len(pending) <= EAGER_EVENTS
-                    and max(in_flight.values()) <= EAGER_EVENTS
-                )
-            ):
+            if self._can_send():
                 chunk = pending[:MAX_EVENTS_PER_MESSAGE]
                 del pending[: len(chunk)]
                 job = asyncio.create_task(self._send(chunk))

@@ -101,8 +101,9 @@ def format_timestamp(value: datetime) -> str:
         raise WireFormatError(f"timestamp {value!r} is naive; TacoQ only uses UTC-aware times")
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    # isoformat is several times faster than strftime on this hot path (every update event).
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # isoformat is faster than strftime on this hot path (two per update event); in UTC it
+    # ends in "+00:00", which becomes "Z".
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -42,10 +42,10 @@ def header_text(value: object) -> str:
 
 def previous_deliveries(headers: Mapping[str, Any] | None) -> int:
     """The ``tacoq-deliveries`` count a message copy carries (0 when absent or malformed)."""
-    if not headers:
+    if not headers or H_DELIVERIES not in headers:
         return 0
     try:
-        return max(0, int(header_text(headers.get(H_DELIVERIES, 0))))
+        return max(0, int(header_text(headers[H_DELIVERIES])))
     except ValueError:
         return 0
 
@@ -57,10 +57,13 @@ def envelope_from(
     meta: Mapping[str, Any] | None = None,
 ) -> Envelope:
     """The envelope a consumer sees: every header but ``x-*`` and the binding's own headers."""
-    kept: dict[str, str] = {}
-    if headers:
-        for name, value in headers.items():
-            if name in TRANSPORT_HEADERS or name.startswith("x-"):
-                continue
-            kept[name] = header_text(value)
+    kept: dict[str, str] = (
+        {
+            name: value if type(value) is str else header_text(value)
+            for name, value in headers.items()
+            if name not in TRANSPORT_HEADERS and not name.startswith("x-")
+        }
+        if headers
+        else {}
+    )
     return Envelope(kept, content_type or "", body, dict(meta) if meta else {})
