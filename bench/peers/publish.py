@@ -9,6 +9,10 @@ while publishing).
 - Celery: ``noop.apply_async((i,))`` in a loop (kombu publishes without confirms by default);
 - Dramatiq: ``noop.send(i)`` in a loop (``RabbitmqBroker`` without ``confirm_delivery``, its
   default).
+
+The peers publish without confirms, so each closes its connection before the clock stops: a
+process that exits with its connection open may lose what the socket had not sent yet (a
+steady-state run once finished only 9,933 of 10,000 Dramatiq tasks).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def publish_celery(tasks: int) -> None:
 
     for index in range(tasks):
         noop.apply_async((index,))
+    noop.app.close()  # closes the pooled broker connection cleanly
 
 
 def publish_dramatiq(tasks: int) -> None:
@@ -59,6 +64,7 @@ def publish_dramatiq(tasks: int) -> None:
 
     for index in range(tasks):
         noop.send(index)
+    noop.broker.close()  # closes its connections cleanly
 
 
 def main(argv: list[str] | None = None) -> int:
