@@ -321,6 +321,13 @@ def test_format_and_parse_timestamp() -> None:
     assert parse_timestamp("2024-03-01T08:59:58.123456+09:00").utcoffset() == timedelta(0)
 
 
+def test_timestamps_in_other_zones_are_written_in_utc() -> None:
+    tokyo = timezone(timedelta(hours=9))
+    assert format_timestamp(CREATED.astimezone(tokyo)) == "2024-02-29T23:59:58.123456Z"
+    whole_second = datetime(2024, 1, 1, 9, 0, tzinfo=tokyo)
+    assert format_timestamp(whole_second) == "2024-01-01T00:00:00.000000Z"
+
+
 def test_naive_timestamp_is_refused() -> None:
     with pytest.raises(WireFormatError, match="naive"):
         format_timestamp(datetime(2024, 1, 1))
