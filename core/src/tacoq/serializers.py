@@ -277,7 +277,8 @@ class SerializerRegistry:
             if tp is None:
                 return _decode_untyped(payload)
             codec = self.codec_for(tp, what=what)
-            if _base_type(codec.content_type) == _base_type(payload.content_type):
+            exact = codec.content_type == payload.content_type  # a typed publish: no parsing
+            if exact or _base_type(codec.content_type) == _base_type(payload.content_type):
                 return codec.load(payload.data)
             if _is_json(payload.content_type):
                 # A by-name or REST publish sent JSON; validate it into the handler's type.

@@ -16,7 +16,6 @@ their updates, and leave whatever still runs unacknowledged (the broker redelive
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -330,22 +329,6 @@ class WorkerRuntime:
             else:
                 await settle(twin.requeue())
 
-    def _decode_input(
-        self, taskdef: TaskDef[..., Any], payload: Payload, assignment: TaskEvent
-    ) -> Any:
-        """The handler's input. Fast path: the payload has exactly the content type of the
-        task's own codec (a typed publish). Anything else, and any failure, goes through the
-        registry, which converts (a by-name JSON publish) or says what is wrong."""
-        codec = taskdef.input_codec
-        if payload.content_type == codec.content_type and taskdef.input_type is not None:
-            with contextlib.suppress(Exception):  # the registry raises the proper error
-                return codec.load(payload.data)
-        return self.registry.decode(
-            payload,
-            taskdef.input_type,
-            what=f"input of task {assignment.task_kind!r} ({assignment.id})",
-        )
-
     async def _execute(
         self, taskdef: TaskDef[..., Any], assignment: TaskEvent, delivery: Delivery
     ) -> asyncio.Future[Any] | None:
@@ -355,7 +338,11 @@ class WorkerRuntime:
         started_at = utcnow()
         self.stats.started += 1
         try:
-            value = self._decode_input(taskdef, assignment.input, assignment)
+            value = self.registry.decode(
+                assignment.input,
+                taskdef.input_type,
+                what=f"input of task {assignment.task_kind!r} ({assignment.id})",
+            )
         except SerializationError as exc:
             error = ErrorInfo("InvalidInput", str(exc))
             reporter.complete(assignment, delivery, started_at, error=error)

@@ -59,7 +59,7 @@ def envelope_from(
     """The envelope a consumer sees: every header but ``x-*`` and the binding's own headers."""
     kept: dict[str, str] = (
         {
-            name: value if type(value) is str else header_text(value)
+            name: header_text(value)
             for name, value in headers.items()
             if name not in TRANSPORT_HEADERS and not name.startswith("x-")
         }
