@@ -209,6 +209,24 @@ def test_updates_roundtrip_all_fields() -> None:
     assert decode(envelope) == events
 
 
+def test_updates_round_trip_text_that_utf8_cannot_hold() -> None:
+    # An exception message may carry a lone surrogate (a file name read with surrogateescape):
+    # the fast encoder refuses it, so that message is written by the standard library's, and
+    # the decoder reads the escape back.
+    odd = _completed(output=None, is_error=True, error=ErrorInfo("OSError", "bad name \udc80"))
+    plain = _completed(output=Payload("text/plain", "naïve 名前 ✓".encode()))
+    for events in ([odd], [plain], [odd, plain]):
+        assert decode_updates(encode_updates(events)) == events
+
+
+def test_updates_body_is_compact_utf8_json() -> None:
+    body = encode_updates([_completed(output=Payload("text/plain", "名前".encode()))]).body
+    assert b", " not in body
+    assert b": " not in body
+    assert "名前".encode() in body
+    assert json.loads(body)[0]["output"]["data"] == "名前"
+
+
 def test_updates_keep_outputs_and_tracebacks_out_of_headers() -> None:
     event = _completed(
         is_error=True,

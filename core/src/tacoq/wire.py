@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import pydantic_core
+
 from tacoq.errors import WireFormatError
 from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent
 
@@ -394,9 +396,27 @@ def encode_updates(events: Sequence[TaskEvent]) -> Envelope:
     ASSIGNED events that carry the previous attempt's error)."""
     if not events:
         raise WireFormatError("an updates message needs at least one event")
-    body = json.dumps([_event_to_json(e) for e in events], separators=(",", ":")).encode()
+    items = [_event_to_json(e) for e in events]
+    try:
+        body = pydantic_core.to_json(items)  # compact UTF-8 JSON, ~3x faster than json.dumps
+    except pydantic_core.PydanticSerializationError:  # a lone surrogate in an error message
+        body = json.dumps(items, separators=(",", ":")).encode()
     headers = {H_VERSION: WIRE_VERSION, H_EVENT: EVENT_UPDATES, H_COUNT: str(len(events))}
     return Envelope(headers, UPDATES_CONTENT_TYPE, body)
+
+
+def _load_json(body: bytes) -> Any:
+    """Parse a JSON body: pydantic-core's parser (faster), or the standard library's for what
+    it refuses that Python's JSON allows (a lone surrogate escape written by :func:`json.dumps`,
+    nesting deeper than 200)."""
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise WireFormatError("updates body is not valid JSON") from None
 
 
 def decode_updates(envelope: Envelope) -> list[TaskEvent]:
@@ -406,10 +426,7 @@ def decode_updates(envelope: Envelope) -> list[TaskEvent]:
         raise WireFormatError(
             f"updates must be {UPDATES_CONTENT_TYPE}, not {envelope.content_type!r}"
         )
-    try:
-        items = json.loads(envelope.body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise WireFormatError("updates body is not valid JSON") from None
+    items = _load_json(envelope.body)
     if not isinstance(items, list) or not items:
         raise WireFormatError("updates body must be a non-empty JSON array")
     return [_event_from_json(item) for item in items]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -20,7 +21,7 @@ from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
 from tacoq.updates import UpdateBatcher
 from tacoq.wire import H_REPLY_TO, encode_assignment, reply_address
 
-__all__ = ["TaskReporter", "WorkerStats", "progress_event"]
+__all__ = ["RunningNotices", "TaskReporter", "WorkerStats", "progress_event"]
 
 log = logging.getLogger("tacoq.worker")
 
@@ -177,7 +178,8 @@ class TaskReporter:
         await self.notify(assignment, LifecycleKind.DEAD_LETTERED, error=error)
 
     def report_running(self, assignment: TaskEvent, started_at: datetime) -> None:
-        """Queue the attempt's ``RUNNING`` (a timer calls this once a task runs long enough)."""
+        """Queue the attempt's ``RUNNING`` (:class:`RunningNotices` calls this once a task ran
+        long enough)."""
         self.batcher.add(progress_event(assignment, Phase.RUNNING, self.worker_name, started_at))
 
     def reply_to(self, delivery: Delivery) -> str | None:
@@ -242,3 +244,66 @@ async def _await_all(pending: list[Awaitable[None]]) -> None:
             await awaitable
         except Exception:
             log.exception("a task listener failed; ignored")
+
+
+class _Start:
+    """One attempt a :class:`RunningNotices` watches; ``running`` is cleared when it ends."""
+
+    __slots__ = ("assignment", "deadline", "running", "started_at")
+
+    def __init__(self, deadline: float, assignment: TaskEvent, started_at: datetime) -> None:
+        self.deadline = deadline
+        self.assignment = assignment
+        self.started_at = started_at
+        self.running = True
+
+    def finished(self) -> None:
+        """The handler returned (or failed): no ``RUNNING`` for this attempt from now on."""
+        self.running = False
+
+
+class RunningNotices:
+    """Sends ``RUNNING`` for the attempts still running ``threshold`` seconds after they
+    started, with one timer for all of them.
+
+    Starts arrive in time order, so a queue of them is sorted by deadline. The timer wakes at
+    the head's deadline (at most once per ``tick``), reports the attempts that are still
+    running and drops the finished ones. A busy worker finishes almost every task within the
+    threshold; a timer per task would cost it a heap push and a cancel for each of them.
+    ``RUNNING`` goes out between ``threshold`` and ``threshold + tick`` after the start.
+    """
+
+    def __init__(self, reporter: TaskReporter, threshold: float, tick: float) -> None:
+        self.reporter = reporter
+        self.threshold = threshold
+        self.tick = tick
+        self._starts: deque[_Start] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def started(self, assignment: TaskEvent, started_at: datetime) -> _Start:
+        """Watch an attempt that starts now; call ``finished()`` on the result when it ends."""
+        loop = asyncio.get_running_loop()
+        start = _Start(loop.time() + self.threshold, assignment, started_at)
+        self._starts.append(start)
+        if self._timer is None:
+            self._timer = loop.call_at(start.deadline, self._due, loop)
+        return start
+
+    def _due(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        starts = self._starts
+        now = loop.time()
+        while starts and (starts[0].deadline <= now or not starts[0].running):
+            start = starts.popleft()
+            if start.running:
+                start.running = False
+                self.reporter.report_running(start.assignment, start.started_at)
+        if starts:
+            self._timer = loop.call_at(max(starts[0].deadline, now + self.tick), self._due, loop)
+
+    def close(self) -> None:
+        """Stop watching: nothing more is reported."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._starts.clear()

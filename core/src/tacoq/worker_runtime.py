@@ -4,7 +4,8 @@ One feeder moves deliveries from the broker into a local priority queue (so the 
 priority among what the worker holds runs first); ``concurrency`` runner coroutines take from
 it. Handlers are called by :class:`~tacoq.handler_call.HandlerCall` (async on the loop, sync in
 the worker's own daemon thread pool). ``RUNNING`` is only sent when a handler takes longer than
-:data:`RUNNING_THRESHOLD` (a short task's ``COMPLETED`` carries ``started_at``). Each assignment
+:data:`RUNNING_THRESHOLD` (a short task's ``COMPLETED`` carries ``started_at``; one timer
+watches every running attempt, :class:`~tacoq.worker_report.RunningNotices`). Each assignment
 is acked only after the broker confirmed the update that completes it.
 
 Stopping (``stop`` set, e.g. by SIGTERM): stop taking deliveries, hand the held-but-unstarted
@@ -35,7 +36,7 @@ from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.shutdown import first_of, settle, stop_receiving, wait_until
 from tacoq.updates import CompletedCache, UpdateBatcher
 from tacoq.wire import decode_assignment
-from tacoq.worker_report import TaskReporter, WorkerStats
+from tacoq.worker_report import RunningNotices, TaskReporter, WorkerStats
 
 if TYPE_CHECKING:
     from tacoq.worker import TaskDef, WorkerApp
@@ -52,6 +53,9 @@ log = logging.getLogger("tacoq.worker")
 
 #: A handler that finishes within this many seconds never sends RUNNING (DESIGN.md §4).
 RUNNING_THRESHOLD = 0.05
+#: How often, at most, the worker looks for attempts that passed the threshold (RUNNING goes
+#: out between 50 and 60 ms after the start).
+RUNNING_TICK = 0.01
 #: An unknown task kind is requeued while delivered at most this many times (rolling deploys),
 #: then dead-lettered with a ``DeadLettered`` completion.
 UNKNOWN_KIND_REDELIVERIES = 3
@@ -103,6 +107,7 @@ class WorkerRuntime:
         self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._reporter: TaskReporter | None = None
+        self._notices: RunningNotices | None = None
         self._active = 0  # deliveries being handled right now
         # (id, attempt) of handlers running now -> redeliveries of them received meanwhile
         self._running: dict[tuple[UUID, int], list[Delivery]] = {}
@@ -124,6 +129,7 @@ class WorkerRuntime:
             self._reporter = TaskReporter(
                 self.broker, batcher, self.listeners, self.name, self.stats
             )
+            self._notices = RunningNotices(self._reporter, RUNNING_THRESHOLD, RUNNING_TICK)
             if any(not t.is_async for t in self.app.tasks.values()):
                 self.pool = DaemonThreadPool(self.concurrency, name=f"tacoq-{self.app.worker_kind}")
             log.info(
@@ -145,6 +151,8 @@ class WorkerRuntime:
             await first_of(stop, abort)
             await self._shutdown(consumer, batcher, flusher, feeder, runners, abort)
         finally:
+            if self._notices is not None:
+                self._notices.close()
             if self.pool is not None:
                 self.pool.shutdown()
             await self.broker.close()
@@ -332,8 +340,9 @@ class WorkerRuntime:
     async def _execute(
         self, taskdef: TaskDef[..., Any], assignment: TaskEvent, delivery: Delivery
     ) -> asyncio.Future[Any] | None:
-        reporter = self._reporter
+        reporter, notices = self._reporter, self._notices
         assert reporter is not None
+        assert notices is not None
         assert assignment.input is not None
         started_at = utcnow()
         self.stats.started += 1
@@ -355,9 +364,8 @@ class WorkerRuntime:
             middlewares=self.middlewares,
             pool=self.pool,
         )
-        loop = asyncio.get_running_loop()
-        # RUNNING is built only if the task is still running when the timer fires
-        timer = loop.call_later(RUNNING_THRESHOLD, reporter.report_running, assignment, started_at)
+        # RUNNING is built only if the task still runs at the threshold
+        start = notices.started(assignment, started_at)
         try:
             if self.listeners:
                 await reporter.notify(assignment, LifecycleKind.STARTED)
@@ -368,7 +376,7 @@ class WorkerRuntime:
                     taskdef.output_codec.content_type, taskdef.output_codec.dump(result)
                 )
             except Exception as exc:
-                timer.cancel()
+                start.finished()
                 duration = time.perf_counter() - clock
                 error = ErrorInfo.from_exception(exc)
                 if isinstance(exc, HandlerTimeout):  # not a TimeoutError the handler raised
@@ -390,12 +398,12 @@ class WorkerRuntime:
                         assignment, delivery, started_at, error=error, duration=duration
                     )
                 return call.abandoned
-            timer.cancel()
+            start.finished()
             duration = time.perf_counter() - clock
             reporter.complete(assignment, delivery, started_at, output=output, duration=duration)
             return None
         finally:
-            timer.cancel()
+            start.finished()
 
 
 def _summary(stats: WorkerStats) -> str:

@@ -134,7 +134,14 @@ class RabbitConsumer(Consumer):
 
     async def _subscribe(self) -> None:
         connection = await self.link.connection()
-        channel = await connection.channel(publisher_confirms=False)
+        # aiormq hands a channel's frames over through a queue of 10 by default: the
+        # connection's reader then waits for this channel's reader every few deliveries, so
+        # frames behind them (the confirm of the updates a worker published, which its acks
+        # wait for) queue behind the processing of every delivery ahead. ``prefetch`` bounds
+        # what an acking consumer can receive, so its queue need not be bounded too (0: no
+        # bound); an auto-ack consumer (no prefetch applies) keeps the bounded one.
+        frame_buffer = 10 if self.auto_ack else 0
+        channel = await connection.channel(publisher_confirms=False, frame_buffer_size=frame_buffer)
         try:
             if self.declare is not None:
                 await self.declare(channel)
