@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tacoq.errors import WireFormatError
 from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent
@@ -344,6 +346,15 @@ def test_timestamps_in_other_zones_are_written_in_utc() -> None:
     assert format_timestamp(CREATED.astimezone(tokyo)) == "2024-02-29T23:59:58.123456Z"
     whole_second = datetime(2024, 1, 1, 9, 0, tzinfo=tokyo)
     assert format_timestamp(whole_second) == "2024-01-01T00:00:00.000000Z"
+
+
+@given(st.lists(st.datetimes(timezones=st.just(UTC)), min_size=1, max_size=20))
+def test_formatting_matches_isoformat_whatever_came_before(values: list[datetime]) -> None:
+    # format_timestamp reuses the date and time of the second it wrote last.
+    for value in [*values, *values[:1], *sorted(values)]:
+        expected = value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        assert format_timestamp(value) == expected
+        assert parse_timestamp(format_timestamp(value)) == value
 
 
 def test_naive_timestamp_is_refused() -> None:

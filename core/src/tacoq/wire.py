@@ -97,15 +97,25 @@ class Envelope:
         return self.headers.get(H_ID)
 
 
+#: The last second :func:`format_timestamp` wrote: ``((year, ..., second), "YYYY-MM-DDTHH:MM:SS")``,
+#: replaced whole, so a thread never sees half of it.
+_last_second: tuple[tuple[int, ...], str] = ((), "")
+
+
 def format_timestamp(value: datetime) -> str:
     """RFC 3339 UTC with microseconds, ending in ``Z``."""
+    global _last_second
     if value.tzinfo is None:
         raise WireFormatError(f"timestamp {value!r} is naive; TacoQ only uses UTC-aware times")
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    # isoformat is faster than strftime on this hot path (two per update event); in UTC it
-    # ends in "+00:00", which becomes "Z".
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    # Two per update event, and a busy worker's fall within the same second: the date and time
+    # are formatted once per second (isoformat of an aware time is the slow part).
+    key = (value.year, value.month, value.day, value.hour, value.minute, value.second)
+    last = _last_second
+    if key != last[0]:
+        last = _last_second = (key, value.isoformat(timespec="seconds")[:-6])
+    return f"{last[1]}.{value.microsecond:06d}Z"
 
 
 def parse_timestamp(text: str) -> datetime:
