@@ -88,6 +88,11 @@ class Row:
     ratio: float | None = None
     skipped: bool = False
     notes: dict[str, list[float]] = field(default_factory=dict)
+    #: The repeat (1, 2, ...) each of ``samples`` came from.
+    repeats: list[int] = field(default_factory=list)
+    #: The ratio per repeat, from this row's and the baseline's samples of the same repeat
+    #: (measured one after the other), in repeat order; empty for the baseline itself.
+    paired: list[float] = field(default_factory=list)
     #: What the ratio column shows for the baseline row: ``baseline``, or ``reference`` when
     #: the baseline is TacoQ itself (a peer scenario).
     reference: str = "baseline"
@@ -146,18 +151,28 @@ def run_scenario(scenario: Scenario, settings: Settings, progress: Progress) -> 
             else:
                 sample = measured
             row.samples.append(sample)
+            row.repeats.append(repeat)
             progress(
                 f"{scenario.name} | {variant.label} | repeat {repeat}/{settings.repeats}: "
                 f"{format_value(sample)} {scenario.unit}"
             )
-    baseline_median = rows[-1].median
+    baseline = rows[-1]
+    by_repeat = dict(zip(baseline.repeats, baseline.samples, strict=True))
     for row in rows[:-1]:
-        if row.median and baseline_median:
-            mine, other = (
-                (baseline_median, row.median) if scenario.peers else (row.median, baseline_median)
-            )
-            row.ratio = mine / other
+        if row.median and baseline.median:
+            row.ratio = _ratio(scenario, row.median, baseline.median)
+        row.paired = [
+            _ratio(scenario, sample, by_repeat[repeat])
+            for repeat, sample in zip(row.repeats, row.samples, strict=True)
+            if by_repeat.get(repeat) and sample
+        ]
     return rows
+
+
+def _ratio(scenario: Scenario, value: float, baseline: float) -> float:
+    """TacoQ ÷ the other: the baseline (TacoQ) over a peer's value, else a variant over the
+    baseline."""
+    return baseline / value if scenario.peers else value / baseline
 
 
 def format_value(value: float) -> str:

@@ -169,6 +169,9 @@ def cells(row: Row) -> tuple[str, ...]:
     medians = row.note_medians()
     cpu, rss = _side(medians, CPU_NOTE), _side(medians, RSS_NOTE)
     notes = ", ".join(f"{name} {value:,.2f}" for name, value in medians.items())
+    if len(row.paired) > 1:
+        pairs = "per repeat " + " / ".join(f"{ratio:.2f}" for ratio in row.paired)
+        notes = f"{pairs}, {notes}" if notes else pairs
     return (
         row.scenario,
         row.label,
@@ -240,7 +243,9 @@ def markdown_report(
             "over that peer. For tasks/s, 2.00 means TacoQ is twice as fast; for latency (ms), "
             "0.20 means TacoQ answers in a fifth of the time. `CPU s/task` is CPU-seconds per "
             "task summed over every process of the system, `peak RSS MiB` the peak RSS of one "
-            "worker process after the drain (medians). Notes are other side numbers (medians). "
+            "worker process after the drain (medians). Notes start with the ratio `per repeat` "
+            "(TacoQ's sample over the other's from the same repeat, measured one after the "
+            "other: the spread a shared machine gives), then other side numbers (medians). "
             "A scenario whose service is unreachable is marked SKIPPED.",
             "",
             markdown_table(rows),
