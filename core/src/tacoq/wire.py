@@ -415,8 +415,8 @@ def encode_updates(events: Sequence[TaskEvent]) -> Envelope:
     return Envelope(headers, UPDATES_CONTENT_TYPE, body)
 
 
-def _load_json(body: bytes) -> Any:
-    """Parse a JSON body: pydantic-core's parser (faster), or the standard library's for what
+def _load_updates_body(body: bytes) -> Any:
+    """Parse an updates body: pydantic-core's parser (faster), or the standard library's for what
     it refuses that Python's JSON allows (a lone surrogate escape written by :func:`json.dumps`,
     nesting deeper than 200)."""
     try:
@@ -436,7 +436,7 @@ def decode_updates(envelope: Envelope) -> list[TaskEvent]:
         raise WireFormatError(
             f"updates must be {UPDATES_CONTENT_TYPE}, not {envelope.content_type!r}"
         )
-    items = _load_json(envelope.body)
+    items = _load_updates_body(envelope.body)
     if not isinstance(items, list) or not items:
         raise WireFormatError("updates body must be a non-empty JSON array")
     return [_event_from_json(item) for item in items]

@@ -296,7 +296,7 @@ class RunningNotices:
         while starts and (starts[0].deadline <= now or not starts[0].running):
             start = starts.popleft()
             if start.running:
-                start.running = False
+                start.finished()
                 self.reporter.report_running(start.assignment, start.started_at)
         if starts:
             self._timer = loop.call_at(max(starts[0].deadline, now + self.tick), self._due, loop)

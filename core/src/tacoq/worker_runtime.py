@@ -376,7 +376,7 @@ class WorkerRuntime:
                     taskdef.output_codec.content_type, taskdef.output_codec.dump(result)
                 )
             except Exception as exc:
-                start.finished()
+                start.finished()  # before any await below (a retry publishes)
                 duration = time.perf_counter() - clock
                 error = ErrorInfo.from_exception(exc)
                 if isinstance(exc, HandlerTimeout):  # not a TimeoutError the handler raised
@@ -398,7 +398,6 @@ class WorkerRuntime:
                         assignment, delivery, started_at, error=error, duration=duration
                     )
                 return call.abandoned
-            start.finished()
             duration = time.perf_counter() - clock
             reporter.complete(assignment, delivery, started_at, output=output, duration=duration)
             return None

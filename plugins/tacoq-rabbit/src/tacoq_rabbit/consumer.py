@@ -140,7 +140,7 @@ class RabbitConsumer(Consumer):
         # wait for) queue behind the processing of every delivery ahead. ``prefetch`` bounds
         # what an acking consumer can receive, so its queue need not be bounded too (0: no
         # bound); an auto-ack consumer (no prefetch applies) keeps the bounded one.
-        frame_buffer = 10 if self.auto_ack else 0
+        frame_buffer = connection.FRAME_BUFFER_SIZE if self.auto_ack else 0
         channel = await connection.channel(publisher_confirms=False, frame_buffer_size=frame_buffer)
         try:
             if self.declare is not None:
