@@ -234,3 +234,57 @@ async def test_call_raises_the_publish_error_when_no_reply_came(url: str, ns: st
         with pytest.raises(UnknownTaskError):  # nothing is left expecting a reply
             await pub.wait(uuid.uuid4(), timeout=0.1)
     await broker.close()
+
+
+class SlowConfirmBroker(MemoryBroker):
+    """Routes at once but confirms an assignment ``lag`` seconds later, then ``outcome``
+    (None: confirmed; an exception: refused)."""
+
+    def __init__(self, url: str, *, namespace: str, lag: float, outcome: Exception | None) -> None:
+        super().__init__(url, namespace=namespace)
+        self.lag = lag
+        self.outcome = outcome
+        self.confirmed = 0
+
+    async def publish(
+        self,
+        envelope: Envelope,
+        *,
+        priority: int = 0,
+        delay: float | None = None,
+        reply_to: Sequence[str] = (),
+    ) -> None:
+        await super().publish(envelope, priority=priority, delay=delay, reply_to=reply_to)
+        await asyncio.sleep(self.lag)
+        if self.outcome is not None:
+            raise self.outcome
+        self.confirmed += 1
+
+
+async def test_closing_after_call_collects_the_confirm_the_reply_beat(
+    url: str, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = SlowConfirmBroker(url, namespace=ns, lag=0.3, outcome=None)
+    await broker.connect()
+    async with serving(url, ns):
+        async with Publisher(broker_instance=broker) as pub:
+            done = await pub.call("double", 4, worker_kind=KIND, timeout=WAIT)
+            assert done.result(int) == 8
+            assert broker.confirmed == 0  # the reply came first
+        assert broker.confirmed == 1  # close waited for the confirm
+    await broker.close()
+    assert "publish then failed" not in caplog.text
+
+
+async def test_a_confirm_refused_after_the_reply_is_logged_by_close(
+    url: str, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    refused = PublishError("injected: refused after routing")
+    broker = SlowConfirmBroker(url, namespace=ns, lag=0.1, outcome=refused)
+    await broker.connect()
+    async with serving(url, ns):
+        async with Publisher(broker_instance=broker) as pub:
+            done = await pub.call("double", 5, worker_kind=KIND, timeout=WAIT)
+            assert done.result(int) == 10
+        assert "a task was answered, but its publish then failed: injected" in caplog.text
+    await broker.close()

@@ -39,9 +39,12 @@ from tacoq.wire import encode_assignment
 if TYPE_CHECKING:
     from tacoq.worker import TaskDef
 
-__all__ = ["Publisher", "SyncPublisher", "delay_seconds"]
+__all__ = ["CLOSE_CONFIRM_WAIT", "Publisher", "SyncPublisher", "delay_seconds"]
 
 log = logging.getLogger("tacoq.publisher")
+
+#: Longest :meth:`Publisher.close` waits for the confirms of publishes already answered (s).
+CLOSE_CONFIRM_WAIT = 5.0
 
 T = TypeVar("T")
 
@@ -101,7 +104,22 @@ class Publisher:
         self._connected = True
 
     async def close(self) -> None:
-        """Close the reply queue, and the broker connection if this publisher made it."""
+        """Close the reply queue, and the broker connection if this publisher made it.
+
+        First collects the confirms still outstanding: :meth:`call` returns on the reply,
+        which may come before the broker's confirm. Waits at most
+        :data:`CLOSE_CONFIRM_WAIT` seconds for them; a publish still unconfirmed then is
+        logged as failed when the connection closes.
+        """
+        if self._confirming:
+            _, late = await asyncio.wait(set(self._confirming), timeout=CLOSE_CONFIRM_WAIT)
+            if late:
+                log.warning(
+                    "closing the publisher with %d answered publishes still unconfirmed "
+                    "after %gs",
+                    len(late),
+                    CLOSE_CONFIRM_WAIT,
+                )
         replies, self._replies = self._replies, None
         if replies is not None:
             await replies.close()

@@ -117,6 +117,39 @@ async def test_publish_gives_up_after_its_bounded_wait(
         await broker.close()
 
 
+async def test_closing_fails_a_publish_waiting_for_the_connection_at_once(
+    amqp_url: str, namespaces: NewNamespace
+) -> None:
+    """A publish waiting for a reconnection fails as soon as the client is closed, saying so,
+    instead of waiting out ``publish_timeout``."""
+    name = f"tacoq-test-{uuid.uuid4().hex[:8]}"
+    broker = RabbitBroker(
+        named_url(amqp_url, name, publish_timeout="60"), namespace=namespaces("close")
+    )
+    await broker.connect()
+    link = broker.link
+    link.settings = type(link.settings)(  # nobody listens there: it cannot reconnect
+        client_url="amqp://guest:guest@127.0.0.1:1/",
+        display_url="amqp://guest:***@127.0.0.1:1/",
+        publish_timeout=60.0,
+        connect_timeout=0.5,
+        max_backoff=0.2,
+    )
+    assert close_connections_named(name) >= 1
+    async with asyncio.timeout(TIMEOUT):
+        while link.ready.is_set():  # the supervisor notices the lost connection
+            await asyncio.sleep(0.01)
+    publishing = asyncio.create_task(broker.publish(make_update()))
+    await asyncio.sleep(0.3)
+    assert not publishing.done()
+    loop = asyncio.get_running_loop()
+    closed_at = loop.time()
+    await broker.close()
+    with pytest.raises(PublishError, match="closed"):
+        await asyncio.wait_for(publishing, TIMEOUT)
+    assert loop.time() - closed_at < 5.0
+
+
 async def test_relay_consumer_keeps_consuming_after_a_reconnect(
     amqp_url: str, namespaces: NewNamespace
 ) -> None:

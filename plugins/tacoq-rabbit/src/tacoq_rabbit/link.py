@@ -96,6 +96,8 @@ class Link:
         self._supervisor: asyncio.Task[None] | None = None
         self._declare_lock = asyncio.Lock()
         self._closed = False
+        # set by close(): wakes whoever waits for the connection, so they fail at once
+        self._closing = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class Link:
         if self._supervisor is not None:
             return
         self._closed = False
+        self._closing.clear()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.connect_timeout
         delay = 0.1
@@ -186,6 +189,7 @@ class Link:
     async def close(self) -> None:
         """Stop supervising and close the connection."""
         self._closed = True
+        self._closing.set()
         self.ready.clear()
         if self._supervisor is not None:
             self._supervisor.cancel()
@@ -210,17 +214,26 @@ class Link:
         return self._connection
 
     async def _wait_ready(self, timeout: float) -> None:
+        if not self._closed and self.ready.is_set():
+            return
+        if not self._closed:  # wait for the connection, or for close()
+            waits = {
+                asyncio.ensure_future(self.ready.wait()),
+                asyncio.ensure_future(self._closing.wait()),
+            }
+            try:
+                await asyncio.wait(
+                    waits, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
         if self._closed:
             raise RabbitUnavailable(f"the RabbitMQ client for {self.display} is closed")
-        if self.ready.is_set():
-            return
-        try:
-            async with asyncio.timeout(max(timeout, 0.0)):
-                await self.ready.wait()
-        except TimeoutError:
+        if not self.ready.is_set():
             raise RabbitUnavailable(
                 f"RabbitMQ at {self.display} is unreachable ({self.last_error or 'reconnecting'})"
-            ) from None
+            )
 
     async def retrying(
         self, operation: Callable[[aiormq.abc.AbstractChannel], Awaitable[T]], what: str
@@ -242,8 +255,13 @@ class Link:
                     self.last_error = "channel closed"
                 except CONNECTION_ERRORS as exc:
                     self.last_error = describe(exc)
+            if self._closed:
+                raise PublishError(
+                    f"{what} failed: the connection to RabbitMQ at {self.display} was closed "
+                    "before RabbitMQ answered"
+                )
             remaining = deadline - loop.time()
-            if remaining <= 0 or self._closed:
+            if remaining <= 0:
                 raise PublishError(
                     f"{what} failed: RabbitMQ at {self.display} did not answer within "
                     f"{self.settings.publish_timeout:g}s ({self.last_error or 'reconnecting'})"
