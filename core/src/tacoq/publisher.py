@@ -115,8 +115,7 @@ class Publisher:
             _, late = await asyncio.wait(set(self._confirming), timeout=CLOSE_CONFIRM_WAIT)
             if late:
                 log.warning(
-                    "closing the publisher with %d answered publishes still unconfirmed "
-                    "after %gs",
+                    "closing the publisher with %d answered publishes still unconfirmed after %gs",
                     len(late),
                     CLOSE_CONFIRM_WAIT,
                 )
