@@ -11,7 +11,14 @@ import pytest
 
 import tacoq
 from tacoq.builtin.memory_broker import MemoryBroker
-from tacoq.errors import PublishError, TacoqError, TaskFailed, UnknownTaskError, WireFormatError
+from tacoq.errors import (
+    ConfigError,
+    PublishError,
+    TacoqError,
+    TaskFailed,
+    UnknownTaskError,
+    WireFormatError,
+)
 from tacoq.models import Phase, TaskEvent, TaskStatus, utcnow
 from tacoq.publisher import Publisher, SyncPublisher
 from tacoq.relay.engine import RelayEngine
@@ -287,4 +294,21 @@ async def test_a_confirm_refused_after_the_reply_is_logged_by_close(
             done = await pub.call("double", 5, worker_kind=KIND, timeout=WAIT)
             assert done.result(int) == 10
         assert "a task was answered, but its publish then failed: injected" in caplog.text
+    await broker.close()
+
+
+class UndeclarableBroker(MemoryBroker):
+    """An in-process broker that refuses to declare worker queues."""
+
+    async def declare_worker_queue(self, worker_kind: str) -> None:
+        raise ConfigError(f"injected: cannot declare the queue of {worker_kind!r}")
+
+
+async def test_call_raises_an_error_before_the_publish_at_once(url: str, ns: str) -> None:
+    broker = UndeclarableBroker(url, namespace=ns)
+    await broker.connect()
+    async with Publisher(broker_instance=broker) as pub:
+        async with asyncio.timeout(5):  # not the call's 30 s: the error ends the wait
+            with pytest.raises(ConfigError, match="cannot declare"):
+                await pub.call("double", 1, worker_kind=KIND, timeout=30)
     await broker.close()

@@ -8,6 +8,7 @@ validates it. Payloads over ``max_payload_bytes`` are refused before anything is
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import uuid
@@ -274,20 +275,21 @@ class Publisher:
             await self.connect()
         replies = await self._open_replies()
         replies.expect(pending_task(event))
+        # The publish runs beside the wait. A publish that fails hands its error to the wait,
+        # so the wait alone decides the outcome, and the caller's task wakes once, when the
+        # reply (or that error) arrives.
         publishing = asyncio.ensure_future(self.publish_event(event, reply=True))
-        waiting = asyncio.ensure_future(replies.wait(event.id, timeout))
+        publishing.add_done_callback(functools.partial(_fail_the_wait, replies, event.id))
         try:
-            done, _ = await asyncio.wait({publishing, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            waiting.cancel()
-            self._collect(publishing)
+            answered = await replies.wait(event.id, timeout)
+        except BaseException:
+            if not publishing.done():
+                self._collect(publishing)
+            elif not publishing.cancelled():
+                publishing.exception()  # the error just raised, through the wait
             raise
-        answered = waiting in done and not waiting.cancelled() and waiting.exception() is None
-        if not answered and publishing.done() and publishing.exception() is not None:
-            waiting.cancel()
-            return publishing.result()  # raises the publish error
         self._collect(publishing)  # answered first: the confirm is collected in the background
-        return await waiting
+        return answered
 
     def _collect(self, publishing: asyncio.Future[Task]) -> None:
         if publishing.done():
@@ -415,3 +417,12 @@ class SyncPublisher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _fail_the_wait(replies: Replies, task_id: UUID, publishing: asyncio.Future[Task]) -> None:
+    """A failed publish ends the wait for its reply with the publish's error (a no-op once the
+    reply came)."""
+    if publishing.cancelled():
+        replies.forget(task_id, TacoqError("the publish was cancelled"))
+    elif (exc := publishing.exception()) is not None:
+        replies.forget(task_id, exc if isinstance(exc, Exception) else TacoqError(repr(exc)))
