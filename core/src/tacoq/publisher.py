@@ -44,7 +44,7 @@ __all__ = ["CLOSE_CONFIRM_WAIT", "Publisher", "SyncPublisher", "delay_seconds"]
 
 log = logging.getLogger("tacoq.publisher")
 
-#: Longest :meth:`Publisher.close` waits for the confirms of publishes already answered (s).
+#: Longest :meth:`Publisher.close` waits for the confirms :meth:`Publisher.call` left (s).
 CLOSE_CONFIRM_WAIT = 5.0
 
 T = TypeVar("T")
@@ -116,7 +116,7 @@ class Publisher:
             _, late = await asyncio.wait(set(self._confirming), timeout=CLOSE_CONFIRM_WAIT)
             if late:
                 log.warning(
-                    "closing the publisher with %d answered publishes still unconfirmed after %gs",
+                    "closing the publisher with %d publishes of call() still unconfirmed after %gs",
                     len(late),
                     CLOSE_CONFIRM_WAIT,
                 )
