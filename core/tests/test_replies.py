@@ -218,37 +218,21 @@ async def test_a_malformed_reply_address_only_loses_the_reply(
     assert "malformed reply address" in caplog.text
 
 
-class RefusingBroker(MemoryBroker):
-    """An in-process broker that does not confirm assignments (as a broker that is down)."""
+class InjectedBroker(MemoryBroker):
+    """An in-process broker whose publishes go wrong on purpose: it routes the message unless
+    ``route`` is False, then confirms ``lag`` seconds later, or raises ``outcome`` then."""
 
-    async def publish(
+    def __init__(
         self,
-        envelope: Envelope,
+        url: str,
         *,
-        priority: int = 0,
-        delay: float | None = None,
-        reply_to: Sequence[str] = (),
+        namespace: str,
+        route: bool = True,
+        lag: float = 0.0,
+        outcome: Exception | None = None,
     ) -> None:
-        raise PublishError("injected: the broker did not confirm")
-
-
-async def test_call_raises_the_publish_error_when_no_reply_came(url: str, ns: str) -> None:
-    broker = RefusingBroker(url, namespace=ns)
-    await broker.connect()
-    async with Publisher(broker_instance=broker) as pub:
-        with pytest.raises(PublishError, match="did not confirm"):
-            await pub.call("double", 1, worker_kind=KIND, timeout=WAIT)
-        with pytest.raises(UnknownTaskError):  # nothing is left expecting a reply
-            await pub.wait(uuid.uuid4(), timeout=0.1)
-    await broker.close()
-
-
-class SlowConfirmBroker(MemoryBroker):
-    """Routes at once but confirms an assignment ``lag`` seconds later, then ``outcome``
-    (None: confirmed; an exception: refused)."""
-
-    def __init__(self, url: str, *, namespace: str, lag: float, outcome: Exception | None) -> None:
         super().__init__(url, namespace=namespace)
+        self.route = route
         self.lag = lag
         self.outcome = outcome
         self.confirmed = 0
@@ -261,17 +245,31 @@ class SlowConfirmBroker(MemoryBroker):
         delay: float | None = None,
         reply_to: Sequence[str] = (),
     ) -> None:
-        await super().publish(envelope, priority=priority, delay=delay, reply_to=reply_to)
-        await asyncio.sleep(self.lag)
+        if self.route:
+            await super().publish(envelope, priority=priority, delay=delay, reply_to=reply_to)
+        if self.lag:
+            await asyncio.sleep(self.lag)
         if self.outcome is not None:
             raise self.outcome
         self.confirmed += 1
 
 
+async def test_call_raises_the_publish_error_when_no_reply_came(url: str, ns: str) -> None:
+    refused = PublishError("injected: the broker did not confirm")  # as a broker that is down
+    broker = InjectedBroker(url, namespace=ns, route=False, outcome=refused)
+    await broker.connect()
+    async with Publisher(broker_instance=broker) as pub:
+        with pytest.raises(PublishError, match="did not confirm"):
+            await pub.call("double", 1, worker_kind=KIND, timeout=WAIT)
+        with pytest.raises(UnknownTaskError):  # nothing is left expecting a reply
+            await pub.wait(uuid.uuid4(), timeout=0.1)
+    await broker.close()
+
+
 async def test_closing_after_call_collects_the_confirm_the_reply_beat(
     url: str, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broker = SlowConfirmBroker(url, namespace=ns, lag=0.3, outcome=None)
+    broker = InjectedBroker(url, namespace=ns, lag=0.3)
     await broker.connect()
     async with serving(url, ns):
         async with Publisher(broker_instance=broker) as pub:
@@ -287,7 +285,7 @@ async def test_a_confirm_refused_after_the_reply_is_logged_by_close(
     url: str, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     refused = PublishError("injected: refused after routing")
-    broker = SlowConfirmBroker(url, namespace=ns, lag=0.1, outcome=refused)
+    broker = InjectedBroker(url, namespace=ns, lag=0.1, outcome=refused)
     await broker.connect()
     async with serving(url, ns):
         async with Publisher(broker_instance=broker) as pub:

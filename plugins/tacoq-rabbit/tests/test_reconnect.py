@@ -45,6 +45,20 @@ def named_url(amqp_url: str, name: str, **options: str) -> str:
     return f"{amqp_url.rstrip('/')}/?{query}"
 
 
+def cut_off(broker: RabbitBroker, name: str, publish_timeout: float) -> None:
+    """Point the client at a port nobody listens on, then drop its connection: it cannot
+    reconnect."""
+    link = broker.link
+    link.settings = type(link.settings)(
+        client_url="amqp://guest:guest@127.0.0.1:1/",
+        display_url="amqp://guest:***@127.0.0.1:1/",
+        publish_timeout=publish_timeout,
+        connect_timeout=0.5,
+        max_backoff=0.2,
+    )
+    assert close_connections_named(name) >= 1
+
+
 async def test_publish_and_consume_recover_after_the_connection_is_closed(
     amqp_url: str, namespaces: NewNamespace, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -90,16 +104,7 @@ async def test_publish_gives_up_after_its_bounded_wait(
     await broker.connect()
     try:
         await broker.publish(make_update())
-        # Point the client at a port nobody listens on, then drop its connection.
-        link = broker.link
-        link.settings = type(link.settings)(
-            client_url="amqp://guest:guest@127.0.0.1:1/",
-            display_url="amqp://guest:***@127.0.0.1:1/",
-            publish_timeout=1.0,
-            connect_timeout=0.5,
-            max_backoff=0.2,
-        )
-        assert close_connections_named(name) >= 1
+        cut_off(broker, name, publish_timeout=1.0)
 
         async def publish_until_it_fails() -> None:
             async with asyncio.timeout(TIMEOUT):
@@ -127,15 +132,7 @@ async def test_closing_fails_a_publish_waiting_for_the_connection_at_once(
         named_url(amqp_url, name, publish_timeout="60"), namespace=namespaces("close")
     )
     await broker.connect()
-    link = broker.link
-    link.settings = type(link.settings)(  # nobody listens there: it cannot reconnect
-        client_url="amqp://guest:guest@127.0.0.1:1/",
-        display_url="amqp://guest:***@127.0.0.1:1/",
-        publish_timeout=60.0,
-        connect_timeout=0.5,
-        max_backoff=0.2,
-    )
-    assert close_connections_named(name) >= 1
+    cut_off(broker, name, publish_timeout=60.0)
     publishing = asyncio.create_task(broker.publish(make_update()))
     await asyncio.sleep(0.5)
     assert not publishing.done()  # waiting for a reconnection that cannot happen
