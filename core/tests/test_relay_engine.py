@@ -8,6 +8,7 @@ by the real store.
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -25,7 +26,7 @@ from tacoq.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.store import BatchResult, Store
 from tacoq.testing import FakeClock, eventually, fresh_namespace
-from tacoq.wire import Envelope, encode_updates
+from tacoq.wire import UPDATES_CONTENT_TYPE, Envelope, encode_assignment, encode_updates
 from tacoq.worker import WorkerApp
 
 WAIT = 15.0
@@ -215,6 +216,123 @@ async def test_a_garbage_assignment_is_set_aside_by_worker_and_relay(url: str, n
         [RELAY_QUEUE, f"worker:{APP.worker_kind}"]
     )
     assert any(letter.reason.startswith("malformed assignment") for letter in letters)
+
+
+async def dead_letters(relay: RelayEngine) -> list[Any]:
+    """The dead letters of the relay's namespace (reasons and origins)."""
+    return await relay.broker.dead_letters()
+
+
+def updates_envelope(items: list[dict[str, Any]]) -> Envelope:
+    """An updates message with exactly these JSON items (written by the standard library)."""
+    return Envelope(
+        {"tacoq-version": "1", "tacoq-event": "updates"},
+        UPDATES_CONTENT_TYPE,
+        json.dumps(items).encode(),
+    )
+
+
+def update_item(**changes: Any) -> dict[str, Any]:
+    """One COMPLETED update event as JSON, with ``changes`` applied."""
+    item: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "attempt": 1,
+        "phase": "completed",
+        "task_kind": "double",
+        "worker_kind": APP.worker_kind,
+        "ttl": 60,
+        "executed_by": "w",
+        "started_at": "2026-01-01T00:00:00.000000Z",
+        "completed_at": "2026-01-01T00:00:01.000000Z",
+        "is_error": False,
+        "output": {"content_type": "application/json", "encoding": "text", "data": "1"},
+        "error": None,
+    }
+    item.update(changes)
+    return item
+
+
+POISON_UPDATES = {
+    "started_at before year 1 in UTC": update_item(started_at="0001-01-01T00:00:00+01:00"),
+    "completed_at after year 9999 in UTC": update_item(completed_at="9999-12-31T23:59:59-01:00"),
+    "a text payload with a lone surrogate": update_item(
+        output={"content_type": "text/plain", "encoding": "text", "data": "\ud800"}
+    ),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: the relay exits")
+@pytest.mark.parametrize("poison", list(POISON_UPDATES))
+async def test_a_poison_update_is_dead_lettered_and_the_relay_goes_on(
+    url: str, ns: str, poison: str
+) -> None:
+    async with (
+        relay_running(url, ns) as relay,
+        worker_running(url, ns),
+        Publisher(url, namespace=ns) as pub,
+        raw_broker(url, ns) as broker,
+    ):
+        await broker.publish(updates_envelope([POISON_UPDATES[poison]]))
+        for _ in range(2):  # a relay that restarts on it meets it again: it must not stop either
+            task = await pub.publish(double, 4)
+            row = await completed(relay.store, task.id)
+            assert row.result(int) == 8
+        letters = await eventually(
+            lambda: dead_letters(relay),
+            until=lambda found: len(found) == 1,
+            timeout=5,
+            message="the poison update was dead-lettered",
+        )
+
+    assert letters[0].reason.startswith("relay cannot decode: ")
+    assert relay.stats.dead_lettered == 1
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 2: the worker requeues it forever")
+async def test_an_assignment_whose_created_at_cannot_become_utc_is_dead_lettered_at_once(
+    url: str, ns: str
+) -> None:
+    poison = encode_assignment(
+        TaskEvent(
+            id=uuid.uuid4(),
+            attempt=1,
+            phase=Phase.ASSIGNED,
+            task_kind="double",
+            worker_kind=APP.worker_kind,
+            created_at=utcnow(),
+            input=Payload("application/json", b"21"),
+        )
+    )
+    poison = replace(
+        poison, headers={**poison.headers, "tacoq-created-at": "0001-01-01T00:00:00+01:00"}
+    )
+    poison_id = uuid.UUID(poison.headers["tacoq-id"])
+    async with (
+        relay_running(url, ns) as relay,
+        worker_running(url, ns),
+        Publisher(url, namespace=ns) as pub,
+        raw_broker(url, ns) as broker,
+    ):
+        await broker.publish(poison)
+        task = await pub.publish(double, 5)
+        assert (await completed(relay.store, task.id)).result(int) == 10
+        letters = await eventually(
+            lambda: dead_letters(relay),
+            until=lambda found: len(found) == 2,
+            timeout=5,
+            message="the worker and the relay each dead-lettered their copy",
+        )
+        row = await completed(relay.store, poison_id)
+        await asyncio.sleep(0.2)
+        assert len(await dead_letters(relay)) == 2  # dead-lettered once each, never requeued
+
+    assert sorted(letter.queue for letter in letters) == sorted(
+        [RELAY_QUEUE, f"worker:{APP.worker_kind}"]
+    )
+    assert all("timestamp" in letter.reason for letter in letters)
+    assert row.error is not None
+    assert row.error.type == "DeadLettered"
+    assert "timestamp" in row.error.message
 
 
 # -- the store goes away --------------------------------------------------------------------------

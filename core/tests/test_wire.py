@@ -565,3 +565,40 @@ def test_header_value_over_the_bound_is_refused(field: str) -> None:
 def test_header_value_at_the_bound_is_accepted() -> None:
     event = _assignment(task_kind="k" * MAX_HEADER_VALUE_LENGTH)
     assert decode(encode_assignment(event)) == [event]
+
+
+# -- values that parse but cannot be used (issue 15, finding 1) ----------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: raises outside WireFormatError")
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_that_cannot_become_utc_is_malformed(text: str) -> None:
+    with pytest.raises(WireFormatError, match="timestamp"):
+        parse_timestamp(text)
+    assignment = _with_headers(encode_assignment(_assignment()), created_at=text)
+    with pytest.raises(WireFormatError, match="timestamp"):
+        decode(assignment)
+    item = json.loads(encode_updates([_running()]).body)[0]
+    item["started_at"] = text
+    updates = Envelope(
+        {"tacoq-version": "1", "tacoq-event": "updates"},
+        UPDATES_CONTENT_TYPE,
+        json.dumps([item]).encode(),
+    )
+    with pytest.raises(WireFormatError, match="timestamp"):
+        decode(updates)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: raises UnicodeEncodeError")
+def test_a_text_payload_with_a_lone_surrogate_is_malformed() -> None:
+    with pytest.raises(WireFormatError, match="surrogate"):
+        payload_from_json({"content_type": "text/plain", "encoding": "text", "data": "\ud800"})
+    item = json.loads(encode_updates([_completed()]).body)[0]
+    item["output"] = {"content_type": "text/plain", "encoding": "text", "data": "\ud800"}
+    updates = Envelope(
+        {"tacoq-version": "1", "tacoq-event": "updates"},
+        UPDATES_CONTENT_TYPE,
+        json.dumps([item]).encode(),  # json.dumps writes the lone surrogate as \ud800
+    )
+    with pytest.raises(WireFormatError, match="surrogate"):
+        decode(updates)

@@ -772,3 +772,52 @@ async def test_a_sync_handler_over_its_timeout_completes_with_timeout_error() ->
     assert row.error is not None
     assert row.error.type == "TimeoutError"
     assert row.error.message == "task exceeded its timeout of 0.1s"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 3: an output of any size is sent")
+async def test_an_output_over_the_limit_completes_as_output_too_large_and_the_worker_goes_on() -> (
+    None
+):
+    app = WorkerApp("w")
+
+    @app.task
+    async def huge(size: int) -> bytes:
+        return b"x" * size
+
+    async with running(app) as system:
+        too_big = await system.pub.publish(huge, 2 * 1024 * 1024)
+        fine = await system.pub.publish(huge, 10)
+        row = await system.wait(too_big.id)
+        assert (await system.wait(fine.id)).result(bytes) == b"x" * 10
+
+    assert row.is_error
+    assert row.error is not None
+    assert row.error.type == "OutputTooLarge"
+    assert "2,097,152 bytes" in row.error.message
+    assert "1,048,576 bytes" in row.error.message  # the limit
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 6: a final failure is never logged")
+async def test_a_final_failure_is_logged_once_with_kind_id_attempt_and_error_type(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = WorkerApp("w")
+
+    @app.task(retries=1, retry_backoff=0.01)
+    async def explode(req: int) -> int:
+        raise ValueError(f"cannot handle {req}")
+
+    caplog.set_level("INFO", logger="tacoq.worker")
+    async with running(app) as system:
+        task = await system.pub.publish(explode, 7)
+        row = await system.wait(task.id)
+    assert row.attempt == 2
+
+    mentions = [r for r in caplog.records if str(task.id) in r.getMessage()]
+    final = [r for r in mentions if "attempt 2" in r.getMessage()]
+    assert len(final) == 1, [r.getMessage() for r in caplog.records]
+    message = final[0].getMessage()
+    assert final[0].levelname == "WARNING"
+    assert "explode" in message
+    assert "ValueError" in message
+    assert "no retries left" in message

@@ -245,6 +245,35 @@ async def test_an_async_handler_is_cancelled_at_its_deadline() -> None:
     assert runtime.stats.sync_timed_out_running == 0
 
 
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 4: reported as a success later")
+async def test_an_async_handler_that_swallows_its_cancellation_still_times_out() -> None:
+    app = WorkerApp("w")
+    release = asyncio.Event()
+
+    @app.task(timeout=0.2)
+    async def stubborn(value: int) -> int:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await release.wait()  # ignores the cancellation and keeps going
+        return value
+
+    try:
+        async with system() as sys_, sys_.serving(app) as runtime:
+            task = await sys_.pub.publish(stubborn, 1)
+            began = time.monotonic()
+            row = await sys_.wait(task.id, timeout=10)
+            reported_after = time.monotonic() - began
+            release.set()
+    finally:
+        release.set()
+
+    assert row.error is not None
+    assert row.error.type == "TimeoutError"
+    assert reported_after < 5  # at the deadline, not when the handler chose to return
+    assert runtime.stats.timed_out == 1
+
+
 async def test_a_timed_out_sync_handler_keeps_its_slot_until_its_thread_returns() -> None:
     app = WorkerApp("w")
     release = threading.Event()
