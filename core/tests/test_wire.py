@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tacoq.errors import WireFormatError
+from tacoq.errors import UnknownMessageKind, WireFormatError
 from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent
 from tacoq.wire import (
     MAX_HEADER_VALUE_LENGTH,
@@ -211,14 +211,16 @@ def test_updates_roundtrip_all_fields() -> None:
     assert decode(envelope) == events
 
 
-def test_updates_round_trip_text_that_utf8_cannot_hold() -> None:
-    # An exception message may carry a lone surrogate (a file name read with surrogateescape):
-    # the fast encoder refuses it, so that message is written by the standard library's, and
-    # the decoder reads the escape back.
-    odd = _completed(output=None, is_error=True, error=ErrorInfo("OSError", "bad name \udc80"))
+def test_updates_carry_text_that_utf8_cannot_hold_and_the_reader_makes_it_storable() -> None:
+    # An exception message may carry a lone surrogate (a file name read with surrogateescape)
+    # or a NUL: the fast encoder refuses the surrogate, so that message is written by the
+    # standard library's; the decoder reads it back as text every store and page can hold.
+    odd = _completed(output=None, is_error=True, error=ErrorInfo("OSError", "bad name \udc80\x00!"))
     plain = _completed(output=Payload("text/plain", "naïve 名前 ✓".encode()))
-    for events in ([odd], [plain], [odd, plain]):
-        assert decode_updates(encode_updates(events)) == events
+    readable = replace(odd, error=ErrorInfo("OSError", "bad name \\udc80\\x00!"))
+    assert decode_updates(encode_updates([odd])) == [readable]
+    assert decode_updates(encode_updates([plain])) == [plain]
+    assert decode_updates(encode_updates([odd, plain])) == [readable, plain]
 
 
 def test_updates_body_is_compact_utf8_json() -> None:
@@ -410,18 +412,26 @@ def test_bad_uuid_is_refused(value: str) -> None:
         decode(envelope)
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "1000001"])
+@pytest.mark.parametrize("value", ["0", "1000001"])
 def test_attempt_out_of_range_is_refused(value: str) -> None:
     envelope = _with_headers(encode_assignment(_assignment()), attempt=value)
     with pytest.raises(WireFormatError, match=rf"tacoq-attempt is {value}, outside 1\.\.1000000"):
         decode(envelope)
 
 
-@pytest.mark.parametrize(("header", "value"), [("priority", "256"), ("ttl", "-5")])
+@pytest.mark.parametrize(("header", "value"), [("priority", "256"), ("ttl", "2147483648")])
 def test_other_integer_headers_out_of_range(header: str, value: str) -> None:
     envelope = _with_headers(encode_assignment(_assignment()), **{header: value})
     with pytest.raises(WireFormatError, match="outside"):
         decode(envelope)
+
+
+@pytest.mark.parametrize("value", ["-1", "+1", " 1", "1 ", "1_0", "١", "0x1", "1.0", "", "1e3"])
+def test_integer_headers_are_decimal_ascii_digits_only(value: str) -> None:
+    for header in ("attempt", "priority", "ttl"):
+        envelope = _with_headers(encode_assignment(_assignment()), **{header: value})
+        with pytest.raises(WireFormatError, match="not an integer"):
+            decode(envelope)
 
 
 def test_non_integer_header_is_refused() -> None:
@@ -570,7 +580,6 @@ def test_header_value_at_the_bound_is_accepted() -> None:
 # -- values that parse but cannot be used (issue 15, finding 1) ----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: raises outside WireFormatError")
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_a_timestamp_that_cannot_become_utc_is_malformed(text: str) -> None:
     with pytest.raises(WireFormatError, match="timestamp"):
@@ -589,7 +598,6 @@ def test_a_timestamp_that_cannot_become_utc_is_malformed(text: str) -> None:
         decode(updates)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: raises UnicodeEncodeError")
 def test_a_text_payload_with_a_lone_surrogate_is_malformed() -> None:
     with pytest.raises(WireFormatError, match="surrogate"):
         payload_from_json({"content_type": "text/plain", "encoding": "text", "data": "\ud800"})
@@ -602,3 +610,164 @@ def test_a_text_payload_with_a_lone_surrogate_is_malformed() -> None:
     )
     with pytest.raises(WireFormatError, match="surrogate"):
         decode(updates)
+
+
+# -- exactly as strict as docs/wire-format.md ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-01T00:00:00Z",
+        "2024-01-01t00:00:00z",
+        "2024-01-01T00:00:00.1Z",
+        "2024-01-01T00:00:00.123456789Z",  # nanoseconds (Go's RFC3339Nano) are cut to micro
+        "2024-01-01T01:00:00+01:00",
+        "2023-12-31T23:00:00-01:00",
+    ],
+)
+def test_the_documented_timestamp_forms_are_accepted(text: str) -> None:
+    value = parse_timestamp(text)
+    assert value.tzinfo is UTC
+    assert value.replace(microsecond=0) == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-01x00:00:00Z",  # fromisoformat takes any separator
+        "2024-01-01 00:00:00Z",
+        "20240101T000000Z",  # ISO 8601 basic form
+        "2024-W01-1T00:00:00Z",  # ISO week dates
+        "2024-01-01T00:00Z",  # no seconds
+        "2024-01-01T00:00:00+0100",
+        "2024-01-01T00:00:00+01",
+        "2024-01-01T00:00:00,5Z",
+        "2024-01-01T00:00:00.Z",
+        "2024-01-01T00:00:00.1234567890Z",
+        "2024-01-01T24:00:00Z",
+        "2024-02-30T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "２０２４-01-01T00:00:00Z",
+        "2024-01-01T00:00:00Z\x00",
+        "\ud800",
+        "",
+    ],
+)
+def test_other_timestamp_forms_are_malformed(text: str) -> None:
+    with pytest.raises(WireFormatError, match="timestamp"):
+        parse_timestamp(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0F0E0D0C-0B0A-4908-8706-050403020100",  # upper case
+        "{0f0e0d0c-0b0a-4908-8706-050403020100}",
+        "urn:uuid:0f0e0d0c-0b0a-4908-8706-050403020100",
+        "0f0e0d0c0b0a49088706050403020100",  # no hyphens
+        " 0f0e0d0c-0b0a-4908-8706-050403020100",
+    ],
+)
+def test_a_task_id_must_be_a_canonical_uuid(value: str) -> None:
+    with pytest.raises(WireFormatError, match="not a UUID in canonical form"):
+        decode(_with_headers(encode_assignment(_assignment()), id=value))
+    item = json.loads(encode_updates([_running()]).body)[0]
+    item["id"] = value
+    with pytest.raises(WireFormatError, match="not a UUID in canonical form"):
+        decode(_updates_body([item]))
+
+
+BAD_NAMES = {
+    "empty": "",
+    "NUL": "a\x00b",
+    "a control character": "a\nb",
+    "a lone surrogate": "a\ud800",
+    "256 characters": "k" * 256,
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_NAMES))
+def test_a_kind_or_content_type_that_no_store_can_hold_is_malformed(case: str) -> None:
+    bad = BAD_NAMES[case]
+    for header in ("task_kind", "worker_kind"):
+        with pytest.raises(WireFormatError, match=f"tacoq-{header.replace('_', '-')}"):
+            decode(_with_headers(encode_assignment(_assignment()), **{header: bad}))
+        with pytest.raises(WireFormatError, match=f"tacoq-{header.replace('_', '-')}"):
+            encode_assignment(_assignment(**{header: bad}))
+        item = json.loads(encode_updates([_running()]).body)[0]
+        item[header] = bad
+        with pytest.raises(WireFormatError, match=header):
+            decode(_updates_body([item]))
+    with pytest.raises(WireFormatError, match="content type"):
+        decode(replace(encode_assignment(_assignment()), content_type=bad))
+    item = json.loads(encode_updates([_completed()]).body)[0]
+    item["output"]["content_type"] = bad
+    with pytest.raises(WireFormatError, match="content_type"):
+        decode(_updates_body([item]))
+
+
+def test_a_name_of_255_characters_of_any_script_is_fine() -> None:
+    name = "名" * 255
+    event = _assignment(task_kind=name, worker_kind=name)
+    assert decode(encode_assignment(event)) == [event]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("attempt", 1_000_001), ("attempt", 10**30), ("ttl", 2**31), ("ttl", 10**30)],
+)
+def test_update_integers_out_of_the_wire_range_are_malformed(field: str, value: int) -> None:
+    item = json.loads(encode_updates([_running()]).body)[0]
+    item[field] = value
+    with pytest.raises(WireFormatError, match=field):
+        decode(_updates_body([item]))
+
+
+@pytest.mark.parametrize("message", [42, None, ["list"], {"a": 1}])
+def test_an_error_message_must_be_a_string(message: Any) -> None:
+    item = json.loads(encode_updates([_completed(is_error=True, error=ErrorInfo("E", "m"))]).body)[
+        0
+    ]
+    item["error"]["message"] = message
+    with pytest.raises(WireFormatError, match="message must be a string"):
+        decode(_updates_body([item]))
+
+
+def test_free_text_is_made_storable_and_bounded_not_refused() -> None:
+    item = json.loads(encode_updates([_completed(is_error=True, error=ErrorInfo("E", "m"))]).body)[
+        0
+    ]
+    item["executed_by"] = "w\x00" + "x" * 1000
+    item["error"] = {"type": "T\udc80", "message": "m" * 100_000, "traceback": "tb\x00"}
+    (event,) = decode(_updates_body([item]))
+    assert event.executed_by is not None
+    assert event.executed_by.startswith("w\\x00xxx")
+    assert event.executed_by.endswith("more characters cut]")
+    assert event.error is not None
+    assert event.error.type == "T\\udc80"
+    assert event.error.message.startswith("m" * 65_536 + "... [34,464 more characters cut]")
+    assert event.error.traceback == "tb\\x00"
+
+
+@pytest.mark.parametrize("event", ["cancel", "heartbeat", "schedule-v2"])
+def test_a_well_formed_unknown_message_kind_is_forward_compatible(event: str) -> None:
+    envelope = _with_headers(encode_assignment(_assignment()), event=event)
+    with pytest.raises(UnknownMessageKind) as info:
+        decode(envelope)
+    assert info.value.kind == event
+
+
+@pytest.mark.parametrize("event", ["", "Cancel", "can cel", "x" * 65, "\x00", "cancel\n", None])
+def test_an_ill_formed_message_kind_is_malformed_not_unknown(event: str | None) -> None:
+    envelope = _with_headers(encode_assignment(_assignment()), event=event)
+    with pytest.raises(WireFormatError) as info:
+        decode(envelope)
+    assert not isinstance(info.value, UnknownMessageKind)
+
+
+def test_an_unknown_kind_of_another_wire_version_is_malformed() -> None:
+    envelope = _with_headers(encode_assignment(_assignment()), event="cancel", version="2")
+    with pytest.raises(WireFormatError, match="unknown wire version") as info:
+        decode(envelope)
+    assert not isinstance(info.value, UnknownMessageKind)

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "HandlerSignatureError",
+    "OutputTooLarge",
     "PayloadTooLarge",
     "PluginError",
     "PublishError",
@@ -18,6 +19,7 @@ __all__ = [
     "StoreUnavailable",
     "TacoqError",
     "TaskFailed",
+    "UnknownMessageKind",
     "UnknownSchemeError",
     "UnknownTaskError",
     "WireFormatError",
@@ -48,6 +50,11 @@ class PayloadTooLarge(SerializationError):
     """A serialized payload is larger than ``max_payload_bytes``."""
 
 
+class OutputTooLarge(PayloadTooLarge):
+    """A handler's serialized output is larger than ``max_payload_bytes``; the task completes
+    with this error (type ``OutputTooLarge``) instead of sending the output."""
+
+
 class HandlerSignatureError(TacoqError):
     """A task handler's signature cannot be used (missing annotations, too many parameters)."""
 
@@ -58,6 +65,19 @@ class UnknownTaskError(TacoqError):
 
 class WireFormatError(TacoqError):
     """A message does not follow the wire format (missing header, bad body, unknown version)."""
+
+
+class UnknownMessageKind(WireFormatError):
+    """A well-formed message of a kind (``tacoq-event``) this TacoQ does not know.
+
+    Newer TacoQ versions add message kinds; during a rolling upgrade an older relay or worker
+    meets them. Receivers acknowledge and count such a message (logging once per kind) instead of
+    dead-lettering it, so an upgrade never fills the dead-letter queue.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(f"unknown event type {kind!r} (a message kind of a newer TacoQ?)")
 
 
 class PublishError(TacoqError):

@@ -20,6 +20,8 @@ from tacoq.errors import TacoqError, TaskFailed
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
+    "MAX_ERROR_TEXT",
+    "MAX_NAME_TEXT",
     "MAX_PRIORITY",
     "ErrorInfo",
     "Payload",
@@ -28,15 +30,40 @@ __all__ = [
     "TaskEvent",
     "TaskStatus",
     "pending_task",
+    "readable_text",
     "utcnow",
 ]
 
 T = TypeVar("T")
 
+#: The most an error message or traceback keeps, in characters (longer text is cut).
+MAX_ERROR_TEXT = 65_536
+#: The most an error type or worker name keeps, in characters.
+MAX_NAME_TEXT = 255
 #: Highest priority the API accepts (lowest is 0).
 MAX_PRIORITY = 255
 #: How long a completed task's record lives unless the publisher says otherwise (7 days).
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+
+
+def readable_text(text: str, limit: int) -> str:
+    """``text`` as every store and JSON encoder can hold it, at most ``limit`` characters kept.
+
+    NUL becomes the four characters ``\\x00`` and a lone surrogate (a file name read with
+    ``surrogateescape``, say) its ``\\udXXX`` escape; text over ``limit`` characters is cut
+    and says how much was cut. Used for free text that reaches the store (error messages and
+    tracebacks, worker names), which must never be refused or break a page that shows it.
+    """
+    if len(text) > limit:
+        text = f"{text[:limit]}... [{len(text) - limit:,} more characters cut]"
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def utcnow() -> datetime:
@@ -94,11 +121,22 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
-        """Describe ``exc``; the traceback never includes local variables."""
+        """Describe ``exc``; the traceback never includes local variables.
+
+        Message and traceback are made storable and bounded (:func:`readable_text`).
+        """
         import traceback as tb
 
         text = "".join(tb.format_exception(exc)) if with_traceback else None
-        return cls(type=type(exc).__name__, message=str(exc), traceback=text)
+        try:
+            message = str(exc)
+        except Exception as failure:  # an exception whose __str__ itself fails
+            message = f"<str() of the exception failed: {type(failure).__name__}>"
+        return cls(
+            type=readable_text(type(exc).__name__, MAX_NAME_TEXT),
+            message=readable_text(message, MAX_ERROR_TEXT),
+            traceback=None if text is None else readable_text(text, MAX_ERROR_TEXT),
+        )
 
 
 @dataclass(frozen=True, slots=True)

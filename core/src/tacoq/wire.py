@@ -28,8 +28,16 @@ from uuid import UUID
 
 import pydantic_core
 
-from tacoq.errors import WireFormatError
-from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent
+from tacoq.errors import UnknownMessageKind, WireFormatError
+from tacoq.models import (
+    MAX_ERROR_TEXT,
+    MAX_NAME_TEXT,
+    ErrorInfo,
+    Payload,
+    Phase,
+    TaskEvent,
+    readable_text,
+)
 
 __all__ = [
     "HEADER_PREFIX",
@@ -44,7 +52,9 @@ __all__ = [
     "encode_assignment",
     "encode_updates",
     "format_timestamp",
+    "kind_problem",
     "parse_timestamp",
+    "raise_unknown_kind",
     "reply_address",
 ]
 
@@ -66,7 +76,32 @@ H_CREATED_AT = "tacoq-created-at"
 H_COUNT = "tacoq-count"
 #: Optional header of an ``assign`` message: where to send the COMPLETED event directly.
 H_REPLY_TO = "tacoq-reply-to"
+#: Optional header of any dead-lettered message: the dead letter's id (a UUID), kept when it is
+#: requeued and dead-lettered again, so the store counts it on one record.
+H_DEAD_LETTER_ID = "tacoq-dead-letter-id"
+#: Optional header of a requeued dead letter: how many times it has been requeued.
+H_REQUEUES = "tacoq-requeues"
+#: The highest attempt number and ttl (seconds) the wire carries.
+MAX_ATTEMPT = 1_000_000
+MAX_TTL = 2**31 - 1
 _REPLY_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: A kind (task, worker) or content type: 1-255 characters, none a control character or a
+#: lone surrogate (stores and brokers cannot hold those).
+_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
+#: The RFC 3339 subset the wire uses (docs/wire-format.md, "Timestamps").
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
+)
+#: A decimal integer header: ASCII digits only (no sign, spaces, underscores or other digits).
+_DIGITS = re.compile(r"[0-9]{1,10}", re.ASCII)
+#: A task id: a canonical, lower-case, hyphenated UUID.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+#: What a message kind (``tacoq-event``) may look like; a well-formed kind this TacoQ does not
+#: know is forward-compatible (:class:`~tacoq.errors.UnknownMessageKind`), anything else is
+#: malformed.
+_MESSAGE_KIND = re.compile(r"[a-z][a-z0-9-]{0,63}", re.ASCII)
 
 EVENT_ASSIGN = "assign"
 EVENT_UPDATES = "updates"
@@ -119,24 +154,53 @@ def format_timestamp(value: datetime) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp into an aware UTC datetime."""
+    """Parse a timestamp of the wire's RFC 3339 subset into an aware UTC datetime.
+
+    ``YYYY-MM-DDTHH:MM:SS``, optionally ``.`` and 1-9 fraction digits (cut to microseconds),
+    then ``Z`` or ``±HH:MM``; ``T`` and ``Z`` may be lower-case. A value that cannot become a
+    UTC datetime (a month 13, a time before year 1 or after year 9999 once in UTC) raises
+    :class:`WireFormatError` like any malformed one.
+    """
+    if not isinstance(text, str) or not _TIMESTAMP.fullmatch(text):
+        if isinstance(text, str) and _TIMESTAMP.fullmatch(text + "Z"):
+            raise WireFormatError(f"timestamp {text!r} has no time zone")
+        raise WireFormatError(
+            f"invalid timestamp {str(text)[:64]!r}: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
+            "with Z or an offset ±HH:MM"
+        )
+    if text[-1] == "z" or text[10] == "t":
+        text = f"{text[:10]}T{text[11:-1]}{text[-1].upper()}"
     try:
         value = datetime.fromisoformat(text)
-    except (TypeError, ValueError) as exc:
-        raise WireFormatError(f"invalid timestamp {text!r}") from exc
-    if value.tzinfo is UTC:  # "...Z", as TacoQ writes them: nothing to convert
-        return value
-    if value.tzinfo is None:
-        raise WireFormatError(f"timestamp {text!r} has no time zone")
-    return value.astimezone(UTC)
+        if value.tzinfo is UTC:  # "...Z", as TacoQ writes them: nothing to convert
+            return value
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise WireFormatError(f"invalid timestamp {text!r}: {exc}") from None
 
 
-def _bounded(name: str, value: str) -> str:
+def kind_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a kind (task or worker) or a content type, or ``None`` if it can.
+
+    Such names are 1-255 characters, none of them a control character (NUL included) or a lone
+    surrogate: they become header values, queue names and store columns.
+    """
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if _NAME.fullmatch(value):
+        return None
+    if not value:
+        return "must not be empty"
     if len(value) > MAX_HEADER_VALUE_LENGTH:
-        raise WireFormatError(
-            f"header {name} is {len(value)} characters long; the limit is {MAX_HEADER_VALUE_LENGTH}"
-        )
-    return value
+        return f"is {len(value)} characters long; the limit is {MAX_HEADER_VALUE_LENGTH}"
+    return "must not hold control characters (such as NUL) or lone surrogates"
+
+
+def _name(what: str, value: object) -> str:
+    problem = kind_problem(value)
+    if problem is not None:
+        raise WireFormatError(f"{what} {problem}: {str(value)[:64]!r}")
+    return value  # type: ignore[return-value]  # kind_problem checked it is a str
 
 
 def check_reply_address(address: str) -> str:
@@ -168,8 +232,8 @@ def encode_assignment(event: TaskEvent, *, reply_to: str | None = None) -> Envel
         H_VERSION: WIRE_VERSION,
         H_EVENT: EVENT_ASSIGN,
         H_ID: str(event.id),
-        H_TASK_KIND: _bounded(H_TASK_KIND, event.task_kind),
-        H_WORKER_KIND: _bounded(H_WORKER_KIND, event.worker_kind),
+        H_TASK_KIND: _name(f"header {H_TASK_KIND}", event.task_kind),
+        H_WORKER_KIND: _name(f"header {H_WORKER_KIND}", event.worker_kind),
         H_ATTEMPT: str(event.attempt),
         H_PRIORITY: str(event.priority),
         H_TTL: str(event.ttl),
@@ -177,7 +241,8 @@ def encode_assignment(event: TaskEvent, *, reply_to: str | None = None) -> Envel
     }
     if reply_to is not None:
         headers[H_REPLY_TO] = check_reply_address(reply_to)
-    return Envelope(headers, event.input.content_type, event.input.data)
+    content_type = _name("the input's content type", event.input.content_type)
+    return Envelope(headers, content_type, event.input.data)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -192,10 +257,11 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def _int_header(headers: Mapping[str, str], name: str, low: int, high: int) -> int:
     text = _header(headers, name)
-    try:
-        value = int(text)
-    except ValueError:
-        raise WireFormatError(f"header {name} is not an integer: {text[:40]!r}") from None
+    if not _DIGITS.fullmatch(text):
+        raise WireFormatError(
+            f"header {name} is not an integer (decimal ASCII digits only): {text[:40]!r}"
+        )
+    value = int(text)
     if not low <= value <= high:
         raise WireFormatError(f"header {name} is {value}, outside {low}..{high}")
     return value
@@ -217,21 +283,26 @@ def decode_assignment(envelope: Envelope) -> TaskEvent:
             f"expected an {EVENT_ASSIGN!r} message, got event {envelope.headers.get(H_EVENT)!r}"
         )
     headers = envelope.headers
-    try:
-        task_id = UUID(_header(headers, H_ID))
-    except ValueError:
-        raise WireFormatError(f"header {H_ID} is not a UUID") from None
     return TaskEvent(
-        id=task_id,
-        attempt=_int_header(headers, H_ATTEMPT, 1, 1_000_000),
+        id=_task_id(_header(headers, H_ID), f"header {H_ID}"),
+        attempt=_int_header(headers, H_ATTEMPT, 1, MAX_ATTEMPT),
         phase=Phase.ASSIGNED,
-        task_kind=_header(headers, H_TASK_KIND),
-        worker_kind=_header(headers, H_WORKER_KIND),
+        task_kind=_name(f"header {H_TASK_KIND}", _header(headers, H_TASK_KIND)),
+        worker_kind=_name(f"header {H_WORKER_KIND}", _header(headers, H_WORKER_KIND)),
         priority=_int_header(headers, H_PRIORITY, 0, 255),
-        ttl=_int_header(headers, H_TTL, 0, 2**31 - 1),
+        ttl=_int_header(headers, H_TTL, 0, MAX_TTL),
         created_at=parse_timestamp(_header(headers, H_CREATED_AT)),
-        input=Payload(envelope.content_type, envelope.body),
+        input=Payload(_name("the content type", envelope.content_type), envelope.body),
     )
+
+
+def _task_id(text: object, what: str) -> UUID:
+    """A task id of the canonical lower-case hyphenated form (``str(uuid)``), else raise."""
+    if not isinstance(text, str) or not _UUID.fullmatch(text):
+        raise WireFormatError(
+            f"{what} is not a UUID in canonical form (lower-case, hyphenated): {str(text)[:64]!r}"
+        )
+    return UUID(text)
 
 
 # -- updates -----------------------------------------------------------------------------------
@@ -267,10 +338,17 @@ def payload_from_json(obj: Any) -> Payload:
     content_type = obj.get("content_type")
     encoding = obj.get("encoding")
     data = obj.get("data")
-    if not isinstance(content_type, str) or not isinstance(data, str):
+    if not isinstance(data, str):
         raise WireFormatError("a payload needs a string content_type and data")
+    content_type = _name("a payload's content_type", content_type)
     if encoding == "text":
-        return Payload(content_type, data.encode("utf-8"))
+        try:
+            return Payload(content_type, data.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise WireFormatError(
+                "text payload data holds a lone surrogate (not UTF-8); binary data travels "
+                "as base64"
+            ) from None
     if encoding == "base64":
         try:
             return Payload(content_type, base64.b64decode(data, validate=True))
@@ -335,12 +413,18 @@ def _error_from_json(raw_error: Any) -> ErrorInfo | None:
         return None
     if not isinstance(raw_error, dict) or not isinstance(raw_error.get("type"), str):
         raise WireFormatError("update event error must be {type, message, traceback}")
-    if not isinstance(raw_error.get("traceback"), str | None):
+    message = raw_error.get("message", "")
+    if not isinstance(message, str):
+        raise WireFormatError("update event error message must be a string")
+    traceback = raw_error.get("traceback")
+    if not isinstance(traceback, str | None):
         raise WireFormatError("update event error traceback must be a string or null")
+    # Free text is made storable and bounded, never refused: a worker's exception message may
+    # hold anything, and the completion it carries must not be lost for it.
     return ErrorInfo(
-        type=raw_error["type"],
-        message=str(raw_error.get("message", "")),
-        traceback=raw_error.get("traceback"),
+        type=readable_text(raw_error["type"], MAX_NAME_TEXT),
+        message=readable_text(message, MAX_ERROR_TEXT),
+        traceback=None if traceback is None else readable_text(traceback, MAX_ERROR_TEXT),
     )
 
 
@@ -349,24 +433,26 @@ def _event_from_json(obj: Any) -> TaskEvent:
         raise WireFormatError("an update event must be a JSON object")
     try:
         phase = _PHASES[obj["phase"]]
-        task_id = UUID(obj["id"])
+        raw_id = obj["id"]
         attempt = obj["attempt"]
         task_kind = obj["task_kind"]
         worker_kind = obj["worker_kind"]
         ttl = obj["ttl"]
-    except KeyError as exc:
-        raise WireFormatError(f"update event is missing or has a bad {exc.args[0]!r}") from None
-    except (ValueError, TypeError, AttributeError):
-        raise WireFormatError("update event has a malformed id") from None
-    if type(attempt) is not int or attempt < 1:
-        raise WireFormatError("update event attempt must be a positive integer")
-    if type(ttl) is not int or ttl < 0:
-        raise WireFormatError("update event ttl must be a non-negative integer")
-    if not isinstance(task_kind, str) or not isinstance(worker_kind, str):
-        raise WireFormatError("update event kinds must be strings")
+    except (KeyError, TypeError) as exc:  # TypeError: an unhashable phase
+        name = exc.args[0] if isinstance(exc, KeyError) else "phase"
+        raise WireFormatError(f"update event is missing or has a bad {name!r}") from None
+    task_id = _task_id(raw_id, "update event id")
+    if type(attempt) is not int or not 1 <= attempt <= MAX_ATTEMPT:
+        raise WireFormatError(f"update event attempt must be an integer from 1 to {MAX_ATTEMPT}")
+    if type(ttl) is not int or not 0 <= ttl <= MAX_TTL:
+        raise WireFormatError(f"update event ttl must be an integer from 0 to {MAX_TTL}")
+    task_kind = _name("update event task_kind", task_kind)
+    worker_kind = _name("update event worker_kind", worker_kind)
     executed_by = obj.get("executed_by")
-    if executed_by is not None and not isinstance(executed_by, str):
-        raise WireFormatError("update event executed_by must be a string")
+    if executed_by is not None:
+        if not isinstance(executed_by, str):
+            raise WireFormatError("update event executed_by must be a string")
+        executed_by = readable_text(executed_by, MAX_NAME_TEXT)
     error = None
     output = None
     is_error = False
@@ -443,11 +529,29 @@ def decode_updates(envelope: Envelope) -> list[TaskEvent]:
 
 
 def decode(envelope: Envelope) -> list[TaskEvent]:
-    """Decode any TacoQ message into its events; raises :class:`WireFormatError` if malformed."""
+    """Decode any TacoQ message into its events.
+
+    Raises :class:`WireFormatError` if it is malformed, and its subclass
+    :class:`~tacoq.errors.UnknownMessageKind` for a well-formed message of a kind this TacoQ
+    does not know (a newer sender's): receivers ack and count those instead of dead-lettering
+    them (docs/wire-format.md, "Versioning").
+    """
     event = envelope.headers.get(H_EVENT)
     if event == EVENT_ASSIGN:
         return [decode_assignment(envelope)]
     if event == EVENT_UPDATES:
         return decode_updates(envelope)
     _check_version(envelope)
-    raise WireFormatError(f"unknown event type {event!r}")
+    raise_unknown_kind(event)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def raise_unknown_kind(event: object) -> None:
+    """Raise for a ``tacoq-event`` value this TacoQ does not handle: :class:`UnknownMessageKind`
+    when it is a well-formed kind name (``[a-z][a-z0-9-]{0,63}``), else :class:`WireFormatError`.
+    """
+    if isinstance(event, str) and _MESSAGE_KIND.fullmatch(event):
+        raise UnknownMessageKind(event)
+    shown = repr(event if event is None else str(event)[:64])
+    missing = f": missing header {H_EVENT}" if event is None else ""
+    raise WireFormatError(f"unknown event type {shown}{missing}")
