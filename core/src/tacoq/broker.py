@@ -21,6 +21,7 @@ from tacoq.errors import ConfigError
 from tacoq.wire import Envelope
 
 __all__ = [
+    "DEAD_LETTER_QUEUE",
     "DEFAULT_DELIVERY_LIMIT",
     "PRIORITY_LEVELS",
     "RELAY_QUEUE",
@@ -41,6 +42,9 @@ PRIORITY_LEVELS = 10
 DEFAULT_DELIVERY_LIMIT = 5
 #: The logical name of the relay's queue (every assignment copy and every update).
 RELAY_QUEUE = "relay"
+#: The logical name of the namespace's dead-letter queue. The relay consumes it into the
+#: store, which owns dead letters; its deliveries carry :attr:`Delivery.dead_lettered`.
+DEAD_LETTER_QUEUE = "dead-letter"
 _WORKER_PREFIX = "worker:"
 _REPLY_PREFIX = "reply:"
 
@@ -77,11 +81,18 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A dead-lettered message as the broker keeps it, with the reason it was set aside."""
+    """A dead-lettered message as the broker keeps it, with the reason it was set aside.
+
+    ``queue`` is the logical queue it came from (its origin). The envelope carries the dead
+    letter's id in ``tacoq-dead-letter-id`` (:data:`tacoq.wire.H_DEAD_LETTER_ID`).
+    ``task_completed`` is True when whoever set it aside already published the task's
+    ``COMPLETED`` event (a worker's ``DeadLettered`` completion), so the relay need not.
+    """
 
     queue: str
     reason: str
     envelope: Envelope
+    task_completed: bool = False
 
 
 class Delivery(abc.ABC):
@@ -92,6 +103,8 @@ class Delivery(abc.ABC):
     redelivered: bool
     #: How many times it has been delivered, this time included (1 for a first delivery).
     delivery_count: int
+    #: On the dead-letter queue only: where the message came from and why it was set aside.
+    dead_lettered: DeadLetter | None = None
 
     @abc.abstractmethod
     async def ack(self) -> None:
@@ -106,8 +119,14 @@ class Delivery(abc.ABC):
         """Put the message back on its queue for another delivery."""
 
     @abc.abstractmethod
-    async def dead_letter(self, reason: str) -> None:
-        """Move the message to the dead-letter queue with ``reason`` (then it is acked)."""
+    async def dead_letter(self, reason: str, *, task_completed: bool = False) -> None:
+        """Move the message to the dead-letter queue with ``reason`` (then it is acked).
+
+        The copy keeps the envelope's ``tacoq-dead-letter-id`` header, or gets a new one
+        (``str(uuid4())``) when it has none, and records the logical queue it came from.
+        ``task_completed=True`` says the task's ``COMPLETED`` event was already published
+        (:attr:`DeadLetter.task_completed`).
+        """
 
 
 class Consumer(abc.ABC):
@@ -200,13 +219,23 @@ class Broker(abc.ABC):
         for envelope, priority in items:
             await self.publish(envelope, priority=priority)
 
+    async def republish(self, queue: str, envelope: Envelope, *, priority: int = 0) -> None:
+        """Publish ``envelope`` straight into the logical ``queue`` and return once confirmed.
+
+        No routing happens: nothing else (not the relay) gets a copy. Requeueing a dead letter
+        into the relay's queue uses this. Brokers that cannot keep this default, which raises
+        :class:`~tacoq.errors.ConfigError`.
+        """
+        raise ConfigError(f"the {self.scheme or type(self).__name__} broker cannot republish")
+
     @abc.abstractmethod
     async def declare_worker_queue(self, worker_kind: str) -> None:
         """Make sure the queue of ``worker_kind`` exists, so a task can wait there for a worker."""
 
     @abc.abstractmethod
     async def consume(self, queue: str, *, prefetch: int) -> Consumer:
-        """Start consuming a logical queue (:func:`worker_queue` or :data:`RELAY_QUEUE`)."""
+        """Start consuming a logical queue (:func:`worker_queue`, :data:`RELAY_QUEUE` or
+        :data:`DEAD_LETTER_QUEUE`)."""
 
     async def open_replies(self, address: str, *, prefetch: int = 1000) -> Consumer:
         """Create the private reply queue of ``address`` and consume it (direct replies).

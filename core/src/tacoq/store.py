@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -19,7 +19,19 @@ from tacoq.broker import Health
 from tacoq.merge import MergeCounts
 from tacoq.models import Task, TaskEvent, TaskStatus
 
-__all__ = ["BatchResult", "Store", "StoreFactory", "StoreStats", "TaskFilter", "TaskPage"]
+__all__ = [
+    "BatchResult",
+    "DeadLetterFilter",
+    "DeadLetterPage",
+    "DeadLetterRecord",
+    "Store",
+    "StoreFactory",
+    "StoreStats",
+    "TaskFilter",
+    "TaskPage",
+    "dead_letter_matches",
+    "merge_dead_letter",
+]
 
 
 @dataclass(slots=True)
@@ -48,6 +60,79 @@ class TaskPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A dead-lettered message as the store keeps it (the relay consumes the dead-letter queue
+    into the store: the store owns dead letters).
+
+    ``id`` comes from the message's ``tacoq-dead-letter-id``; a message dead-lettered again
+    after a requeue keeps it, so ``count`` (times dead-lettered) grows on one record.
+    ``headers`` are the message's headers as text; ``body`` is at most the relay's limit, and
+    ``body_size`` the size of the whole body (a cut body cannot be requeued). ``task_id`` is
+    the ``tacoq-id`` header when it is a task id.
+    """
+
+    id: UUID
+    origin: str
+    reason: str
+    headers: dict[str, str]
+    content_type: str
+    body: bytes
+    body_size: int
+    task_id: UUID | None
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+
+    @property
+    def body_complete(self) -> bool:
+        """True when :attr:`body` is the whole body (the record can be requeued)."""
+        return self.body_size == len(self.body)
+
+
+def merge_dead_letter(old: DeadLetterRecord | None, new: DeadLetterRecord) -> DeadLetterRecord:
+    """The record a store keeps when ``new`` arrives for ``old``'s id (the rule every store
+    applies: earliest ``first_seen``, latest ``last_seen``, greatest ``count``, and the other
+    fields of whichever was seen last)."""
+    if old is None:
+        return new
+    latest = new if new.last_seen >= old.last_seen else old
+    return replace(
+        latest,
+        first_seen=min(old.first_seen, new.first_seen),
+        last_seen=max(old.last_seen, new.last_seen),
+        count=max(old.count, new.count),
+    )
+
+
+def dead_letter_matches(record: DeadLetterRecord, filters: DeadLetterFilter | None) -> bool:
+    """Whether ``record`` passes ``filters`` (for stores that filter in Python)."""
+    return filters is None or (
+        (filters.origin is None or record.origin == filters.origin)
+        and (filters.reason is None or filters.reason in record.reason)
+        and (filters.task_id is None or record.task_id == filters.task_id)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    """Filters for :meth:`Store.list_dead_letters`; ``None`` means "any"."""
+
+    #: The logical queue it came from (``relay``, ``worker:<kind>``).
+    origin: str | None = None
+    #: Text the reason contains (case-sensitive).
+    reason: str | None = None
+    task_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPage:
+    """One page of :meth:`Store.list_dead_letters`: newest ``last_seen`` first."""
+
+    dead_letters: list[DeadLetterRecord]
+    next_cursor: str | None
+
+
 @dataclass(slots=True)
 class StoreStats:
     """Counters a store keeps since it was opened (by this process)."""
@@ -57,6 +142,7 @@ class StoreStats:
     duplicate_completions: int = 0
     conflicting_completions: int = 0
     deleted: int = 0
+    dead_letters_recorded: int = 0
 
 
 class Store(abc.ABC):
@@ -115,6 +201,40 @@ class Store(abc.ABC):
     async def cleanup(self, now: datetime, limit: int = 1000) -> int:
         """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is at or before
         ``now``; return how many were deleted."""
+
+    # -- dead letters ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Insert or update dead-letter records in one transaction (idempotent).
+
+        A record whose id exists keeps the earlier ``first_seen``, the later ``last_seen`` and
+        the greater ``count``; its other fields become those of the record seen last.
+        """
+
+    @abc.abstractmethod
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        """The dead letter of that id, or ``None``."""
+
+    @abc.abstractmethod
+    async def list_dead_letters(
+        self,
+        filters: DeadLetterFilter | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> DeadLetterPage:
+        """Dead letters matching ``filters``, newest ``last_seen`` first (ties by id,
+        descending), paginated by cursor; a malformed cursor raises ``ValueError``."""
+
+    @abc.abstractmethod
+    async def remove_dead_letter(self, letter_id: UUID, *, count: int | None = None) -> bool:
+        """Delete one dead letter; with ``count``, only while its count is still that (it was
+        not dead-lettered again meanwhile). True when a record was deleted."""
+
+    @abc.abstractmethod
+    async def purge_dead_letters(self, filters: DeadLetterFilter | None = None) -> int:
+        """Delete every dead letter matching ``filters``; how many were deleted."""
 
     @abc.abstractmethod
     async def health(self) -> Health:

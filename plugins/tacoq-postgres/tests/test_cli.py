@@ -11,6 +11,7 @@ import uuid
 from tacoq.models import Phase
 from tacoq.testing import fresh_namespace
 from tacoq.testing.strategies import event
+from tacoq_postgres.migrate import latest
 from tacoq_postgres.settings import schema_for_namespace
 from tacoq_postgres.testing import MakeStore, drop_schemas
 
@@ -34,8 +35,8 @@ async def test_migrate_then_stats_json(make_store: MakeStore, pg_url: str) -> No
     store = await make_store(namespace, connect=False)  # dropped after the test
     done = tacoq("postgres", "migrate", env=env)
     assert done.returncode == 0, done.stderr
-    assert f"schema {store.schema} migrated to version 1" in done.stdout
-    assert "already at version 1" in tacoq("postgres", "migrate", env=env).stdout
+    assert f"schema {store.schema} migrated to version {latest()}" in done.stdout
+    assert f"already at version {latest()}" in tacoq("postgres", "migrate", env=env).stdout
     await store.connect()
     await store.apply_batch(
         [event(uuid.uuid4(), Phase.ASSIGNED) for _ in range(3)]

@@ -20,10 +20,12 @@ import heapq
 import itertools
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 
 from tacoq.broker import (
+    DEAD_LETTER_QUEUE,
     PRIORITY_LEVELS,
     RELAY_QUEUE,
     Broker,
@@ -37,7 +39,14 @@ from tacoq.broker import (
     worker_queue,
 )
 from tacoq.errors import ConfigError, PublishError, TacoqError
-from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
+from tacoq.wire import (
+    EVENT_ASSIGN,
+    H_DEAD_LETTER_ID,
+    H_EVENT,
+    H_WORKER_KIND,
+    Envelope,
+    check_reply_address,
+)
 
 __all__ = ["MemoryBroker", "MemoryConsumer", "MemoryDelivery"]
 
@@ -46,14 +55,16 @@ _Waiter = tuple["MemoryConsumer", "asyncio.Future[None]"]
 
 
 class _Message:
-    """One message on one queue, with its priority level and how often it was delivered."""
+    """One message on one queue, with its priority level and how often it was delivered; a
+    dead letter also carries why and where from."""
 
-    __slots__ = ("deliveries", "envelope", "level")
+    __slots__ = ("deliveries", "envelope", "letter", "level")
 
-    def __init__(self, envelope: Envelope, level: int) -> None:
+    def __init__(self, envelope: Envelope, level: int, letter: DeadLetter | None = None) -> None:
         self.envelope = envelope
         self.level = level
         self.deliveries = 0
+        self.letter = letter
 
 
 class _Queue:
@@ -119,7 +130,6 @@ class _Server:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.queues: dict[str, _Queue] = {}
-        self.dead: dict[str, list[DeadLetter]] = {}
         self.delayed: list[_Delayed] = []
         self.seq = itertools.count()
 
@@ -186,6 +196,13 @@ def _server_for(url: str) -> _Server:
         return server
 
 
+def _check_queue(queue: str) -> None:
+    if queue not in (RELAY_QUEUE, DEAD_LETTER_QUEUE) and not worker_kind_of(queue):
+        raise ValueError(
+            f"unknown queue {queue!r}: use worker_queue(kind), RELAY_QUEUE or DEAD_LETTER_QUEUE"
+        )
+
+
 def _level(priority: int) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ValueError(f"priority must be an integer between 0 and 255, got {priority!r}")
@@ -195,7 +212,14 @@ def _level(priority: int) -> int:
 class MemoryDelivery(Delivery):
     """One delivery of an in-process message; the first settle wins, later ones are no-ops."""
 
-    __slots__ = ("_consumer", "_message", "delivery_count", "envelope", "redelivered")
+    __slots__ = (
+        "_consumer",
+        "_message",
+        "dead_lettered",
+        "delivery_count",
+        "envelope",
+        "redelivered",
+    )
 
     def __init__(self, consumer: MemoryConsumer, message: _Message) -> None:
         self._consumer = consumer
@@ -203,6 +227,7 @@ class MemoryDelivery(Delivery):
         self.envelope = message.envelope
         self.delivery_count = message.deliveries
         self.redelivered = message.deliveries > 1
+        self.dead_lettered = message.letter
 
     async def ack(self) -> None:
         """The message is done and leaves the queue."""
@@ -212,9 +237,9 @@ class MemoryDelivery(Delivery):
         """Back to the head of its priority level, to be delivered again."""
         self._consumer._settle(self, "requeue")
 
-    async def dead_letter(self, reason: str) -> None:
-        """Set the message aside in the namespace's dead letters with ``reason``."""
-        self._consumer._settle(self, reason, dead=True)
+    async def dead_letter(self, reason: str, *, task_completed: bool = False) -> None:
+        """Set the message aside in the namespace's dead-letter queue with ``reason``."""
+        self._consumer._settle(self, reason, dead=True, task_completed=task_completed)
 
     def __repr__(self) -> str:
         return f"MemoryDelivery({self._consumer.queue_name!r}, count={self.delivery_count})"
@@ -324,15 +349,27 @@ class MemoryConsumer(Consumer):
                 _wake(self.loop, self.thread, future)
                 return
 
-    def _settle(self, delivery: MemoryDelivery, reason: str | None, *, dead: bool = False) -> None:
+    def _settle(
+        self,
+        delivery: MemoryDelivery,
+        reason: str | None,
+        *,
+        dead: bool = False,
+        task_completed: bool = False,
+    ) -> None:
         with self._server.lock:
             if delivery not in self._unsettled:
                 return  # settled before, or returned to the queue when the consumer closed
             del self._unsettled[delivery]
             message = delivery._message
             if dead:
-                letter = DeadLetter(self.queue_name, reason or "", message.envelope)
-                self._server.dead.setdefault(self._broker.namespace, []).append(letter)
+                envelope = message.envelope
+                if H_DEAD_LETTER_ID not in envelope.headers:
+                    headers = {**envelope.headers, H_DEAD_LETTER_ID: str(uuid.uuid4())}
+                    envelope = Envelope(headers, envelope.content_type, envelope.body)
+                letter = DeadLetter(self.queue_name, reason or "", envelope, task_completed)
+                queue = self._server.queue(self._broker.namespace, DEAD_LETTER_QUEUE)
+                queue.push(_Message(envelope, 0, letter))
             elif reason is not None:
                 self._queue.push(message, head=True)
             if self._capacity_waiters:
@@ -450,6 +487,14 @@ class MemoryBroker(Broker):
             for envelope, level in routed:
                 self._server.route(self.namespace, envelope, level)
 
+    async def republish(self, queue: str, envelope: Envelope, *, priority: int = 0) -> None:
+        """Put ``envelope`` straight into the logical ``queue`` (no routing, no relay copy)."""
+        level = _level(priority)
+        _check_queue(queue)
+        self._check_open()
+        with self._server.lock:
+            self._server.queue(self.namespace, queue).push(_Message(envelope, level))
+
     def _check_consumable(self, prefetch: int) -> None:
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
             raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
@@ -463,8 +508,7 @@ class MemoryBroker(Broker):
 
     async def consume(self, queue: str, *, prefetch: int) -> MemoryConsumer:
         """Consume a logical queue (created if absent) with at most ``prefetch`` unsettled."""
-        if queue != RELAY_QUEUE and not worker_kind_of(queue):
-            raise ValueError(f"unknown queue {queue!r}: use worker_queue(kind) or RELAY_QUEUE")
+        _check_queue(queue)
         self._check_consumable(prefetch)
         with self._server.lock:
             consumer = MemoryConsumer(self, self._server.queue(self.namespace, queue), prefetch)
@@ -482,9 +526,12 @@ class MemoryBroker(Broker):
         return consumer
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The first ``limit`` dead letters of this namespace, oldest first."""
+        """The first ``limit`` dead letters waiting in this namespace's dead-letter queue
+        (oldest first), without removing them; the relay consumes them into its store."""
         with self._server.lock:
-            return list(self._server.dead.get(self.namespace, ())[: max(limit, 0)])
+            queue = self._server.queues.get(f"{self.namespace}.{DEAD_LETTER_QUEUE}")
+            waiting = [m.letter for level in queue.levels for m in level] if queue else []
+        return [letter for letter in waiting if letter is not None][: max(limit, 0)]
 
     async def health(self) -> Health:
         """Healthy while open."""

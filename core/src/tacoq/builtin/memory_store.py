@@ -20,7 +20,17 @@ from tacoq.broker import Health
 from tacoq.errors import StoreUnavailable
 from tacoq.merge import fold_batch, merge
 from tacoq.models import Phase, Task, TaskEvent
-from tacoq.store import BatchResult, Store, TaskFilter, TaskPage
+from tacoq.store import (
+    BatchResult,
+    DeadLetterFilter,
+    DeadLetterPage,
+    DeadLetterRecord,
+    Store,
+    TaskFilter,
+    TaskPage,
+    dead_letter_matches,
+    merge_dead_letter,
+)
 
 __all__ = ["MemoryStore", "decode_cursor", "encode_cursor", "micros", "wake"]
 
@@ -48,7 +58,7 @@ def decode_cursor(cursor: str) -> tuple[int | None, UUID]:
         created, _, hex_id = base64.urlsafe_b64decode(padded).decode().partition(":")
         return (None if created == "-" else int(created)), UUID(hex=hex_id)
     except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise ValueError(f"invalid task list cursor {cursor!r}") from None
+        raise ValueError(f"invalid list cursor {cursor!r}") from None
 
 
 def _position(row: Task) -> tuple[int, int, int]:
@@ -56,6 +66,11 @@ def _position(row: Task) -> tuple[int, int, int]:
     if row.created_at is None:
         return (0, 0, row.id.int)
     return (1, micros(row.created_at), row.id.int)
+
+
+def _dead_position(record: DeadLetterRecord) -> tuple[int, int]:
+    """A dead letter's place in :meth:`Store.list_dead_letters` order; greater comes first."""
+    return (micros(record.last_seen), record.id.int)
 
 
 def _matches(row: Task, filters: TaskFilter) -> bool:
@@ -93,6 +108,7 @@ class _Shared:
     """The rows and waiters of one ``(url, namespace)``, shared by its stores."""
 
     rows: dict[UUID, Task] = field(default_factory=dict)
+    dead: dict[UUID, DeadLetterRecord] = field(default_factory=dict)
     waiters: dict[UUID, set[asyncio.Future[None]]] = field(default_factory=dict)
     users: int = 0
 
@@ -224,6 +240,55 @@ class MemoryStore(Store):
             del rows[task_id]
         self.stats.deleted += len(expired)
         return len(expired)
+
+    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Insert or update dead-letter records (the rule of :func:`merge_dead_letter`)."""
+        dead = self._state.dead
+        for letter in letters:
+            dead[letter.id] = merge_dead_letter(dead.get(letter.id), letter)
+        self.stats.dead_letters_recorded += len(letters)
+
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        """The dead letter of that id, or ``None``."""
+        return self._state.dead.get(letter_id)
+
+    async def list_dead_letters(
+        self,
+        filters: DeadLetterFilter | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> DeadLetterPage:
+        """Dead letters matching ``filters``, newest ``last_seen`` first (ties by id)."""
+        found = [r for r in self._state.dead.values() if dead_letter_matches(r, filters)]
+        if cursor is not None:
+            seen, after_id = decode_cursor(cursor)
+            bound = (seen or 0, after_id.int)
+            found = [r for r in found if _dead_position(r) < bound]
+        page = heapq.nlargest(max(limit, 0) + 1, found, key=_dead_position)
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            if page:
+                next_cursor = encode_cursor(page[-1].last_seen, page[-1].id)
+        return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
+
+    async def remove_dead_letter(self, letter_id: UUID, *, count: int | None = None) -> bool:
+        """Delete one dead letter (only while its count is ``count``, when given)."""
+        dead = self._state.dead
+        record = dead.get(letter_id)
+        if record is None or (count is not None and record.count != count):
+            return False
+        del dead[letter_id]
+        return True
+
+    async def purge_dead_letters(self, filters: DeadLetterFilter | None = None) -> int:
+        """Delete every dead letter matching ``filters``."""
+        dead = self._state.dead
+        doomed = [key for key, record in dead.items() if dead_letter_matches(record, filters)]
+        for key in doomed:
+            del dead[key]
+        return len(doomed)
 
     async def health(self) -> Health:
         """Healthy while connected."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import sqlite3
@@ -26,7 +27,15 @@ from tacoq.builtin.memory_store import decode_cursor, encode_cursor, micros, wak
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.merge import MergeCounts, fold_batch, merge
 from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
-from tacoq.store import BatchResult, Store, TaskFilter, TaskPage
+from tacoq.store import (
+    BatchResult,
+    DeadLetterFilter,
+    DeadLetterPage,
+    DeadLetterRecord,
+    Store,
+    TaskFilter,
+    TaskPage,
+)
 
 __all__ = ["SqliteStore", "sqlite_path", "table_name"]
 
@@ -63,11 +72,39 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def table_name(namespace: str) -> str:
-    """The table of a namespace: sanitized for SQL, with a hash so distinct names never clash."""
+def table_name(namespace: str, what: str = "tasks") -> str:
+    """The table of a namespace (``what``: ``tasks`` or ``dead``): sanitized for SQL, with a
+    hash so distinct names never clash."""
     safe = re.sub(r"[^A-Za-z0-9_]", "_", namespace)[:40]
     digest = hashlib.sha256(namespace.encode()).hexdigest()[:8]
-    return f"tacoq_tasks_{safe}_{digest}"
+    return f"tacoq_{what}_{safe}_{digest}"
+
+
+_DEAD_COLUMNS = [
+    "id", "origin", "reason", "headers", "content_type", "body", "body_size", "task_id",
+    "first_seen", "last_seen", "count",
+]  # fmt: skip
+#: On a second record of one id: the fields of whichever was seen last, the earliest
+#: first_seen, the latest last_seen, the greatest count (tacoq.store.merge_dead_letter).
+_DEAD_LATEST = ("origin", "reason", "headers", "content_type", "body", "body_size", "task_id")
+
+
+def _encode_dead(record: DeadLetterRecord) -> tuple[Any, ...]:
+    return (
+        str(record.id), record.origin, record.reason, json.dumps(record.headers),
+        record.content_type, record.body, record.body_size,
+        None if record.task_id is None else str(record.task_id),
+        micros(record.first_seen), micros(record.last_seen), record.count,
+    )  # fmt: skip
+
+
+def _decode_dead(r: Sequence[Any]) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        id=UUID(r[0]), origin=r[1], reason=r[2], headers=json.loads(r[3]), content_type=r[4],
+        body=bytes(r[5]), body_size=r[6], task_id=None if r[7] is None else UUID(r[7]),
+        first_seen=_EPOCH + timedelta(microseconds=r[8]),
+        last_seen=_EPOCH + timedelta(microseconds=r[9]), count=r[10],
+    )  # fmt: skip
 
 
 def _us(moment: datetime | None) -> int | None:
@@ -108,6 +145,22 @@ def _is_locked(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _dead_where(filters: DeadLetterFilter | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if filters is not None:
+        if filters.origin is not None:
+            where.append("origin = ?")
+            params.append(filters.origin)
+        if filters.reason is not None:
+            where.append("instr(reason, ?) > 0")
+            params.append(filters.reason)
+        if filters.task_id is not None:
+            where.append("task_id = ?")
+            params.append(str(filters.task_id))
+    return where, params
+
+
 class SqliteStore(Store):
     """A durable store in one SQLite file, shared safely by several processes.
 
@@ -138,6 +191,19 @@ class SqliteStore(Store):
         )
         self._sql_insert = f"INSERT INTO {q} ({names}) VALUES ({marks}) ON CONFLICT(id) DO NOTHING"
         self._sql_get = f"SELECT {_SELECT} FROM {q} WHERE id = ?"
+        self.dead_table = table_name(namespace, "dead")
+        d = f'"{self.dead_table}"'
+        newer = f"excluded.last_seen >= {d}.last_seen"
+        latest = ", ".join(
+            f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {d}.{c} END" for c in _DEAD_LATEST
+        )
+        self._sql_dead_upsert = (
+            f"INSERT INTO {d} ({', '.join(_DEAD_COLUMNS)}) VALUES "
+            f"({', '.join('?' * len(_DEAD_COLUMNS))}) ON CONFLICT(id) DO UPDATE SET {latest}, "
+            f"first_seen = min({d}.first_seen, excluded.first_seen), "
+            f"last_seen = max({d}.last_seen, excluded.last_seen), "
+            f"count = max({d}.count, excluded.count)"
+        )
         self._sql_schema = [
             f"CREATE TABLE IF NOT EXISTS {q} (id TEXT PRIMARY KEY, task_kind TEXT NOT NULL, "
             "worker_kind TEXT NOT NULL, status TEXT NOT NULL, priority INTEGER NOT NULL, "
@@ -148,6 +214,11 @@ class SqliteStore(Store):
             f'CREATE INDEX IF NOT EXISTS "{self.table}_created" ON {q} (created_at DESC, id DESC)',
             f'CREATE INDEX IF NOT EXISTS "{self.table}_expires" ON {q} (expires_at) '
             "WHERE status = 'COMPLETED'",
+            f"CREATE TABLE IF NOT EXISTS {d} (id TEXT PRIMARY KEY, origin TEXT NOT NULL, "
+            "reason TEXT NOT NULL, headers TEXT NOT NULL, content_type TEXT NOT NULL, "
+            "body BLOB NOT NULL, body_size INTEGER NOT NULL, task_id TEXT, "
+            "first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL)",
+            f'CREATE INDEX IF NOT EXISTS "{self.dead_table}_seen" ON {d} (last_seen DESC, id DESC)',
         ]
 
     @property
@@ -249,6 +320,20 @@ class SqliteStore(Store):
 
     def _fetch_sync(self, sql: str, params: Sequence[Any]) -> list[Task]:
         return [_decode(record) for record in self._connection().execute(sql, params)]
+
+    def _executemany_sync(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _fetch_dead_sync(self, sql: str, params: Sequence[Any]) -> list[DeadLetterRecord]:
+        return [_decode_dead(record) for record in self._connection().execute(sql, params)]
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
@@ -389,6 +474,64 @@ class SqliteStore(Store):
         deleted = await self._run(self._execute_sync, sql, (micros(now), max(limit, 0)))
         self.stats.deleted += deleted
         return deleted
+
+    # -- dead letters ----------------------------------------------------------------------------
+
+    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Insert or update dead-letter records in one transaction."""
+        if letters:
+            rows = [_encode_dead(letter) for letter in letters]
+            await self._run(self._executemany_sync, self._sql_dead_upsert, rows)
+            self.stats.dead_letters_recorded += len(letters)
+
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        """The dead letter of that id, or ``None``."""
+        sql = f'SELECT {", ".join(_DEAD_COLUMNS)} FROM "{self.dead_table}" WHERE id = ?'
+        found = await self._run(self._fetch_dead_sync, sql, (str(letter_id),))
+        return found[0] if found else None
+
+    async def list_dead_letters(
+        self,
+        filters: DeadLetterFilter | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> DeadLetterPage:
+        """Dead letters matching ``filters``, newest ``last_seen`` first (ties by id)."""
+        where, params = _dead_where(filters)
+        if cursor is not None:
+            seen, after_id = decode_cursor(cursor)
+            where.append("(last_seen < ? OR (last_seen = ? AND id < ?))")
+            params += [seen or 0, seen or 0, str(after_id)]
+        sql = f'SELECT {", ".join(_DEAD_COLUMNS)} FROM "{self.dead_table}"'
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY last_seen DESC, id DESC LIMIT ?"
+        params.append(max(limit, 0) + 1)
+        page = await self._run(self._fetch_dead_sync, sql, params)
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            if page:
+                next_cursor = encode_cursor(page[-1].last_seen, page[-1].id)
+        return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
+
+    async def remove_dead_letter(self, letter_id: UUID, *, count: int | None = None) -> bool:
+        """Delete one dead letter (only while its count is ``count``, when given)."""
+        sql = f'DELETE FROM "{self.dead_table}" WHERE id = ?'
+        params: list[Any] = [str(letter_id)]
+        if count is not None:
+            sql += " AND count = ?"
+            params.append(count)
+        return await self._run(self._execute_sync, sql, params) > 0
+
+    async def purge_dead_letters(self, filters: DeadLetterFilter | None = None) -> int:
+        """Delete every dead letter matching ``filters``."""
+        where, params = _dead_where(filters)
+        sql = f'DELETE FROM "{self.dead_table}"'
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return await self._run(self._execute_sync, sql, params)
 
     async def health(self) -> Health:
         """Whether the database file answers a query."""

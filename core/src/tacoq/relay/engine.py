@@ -10,7 +10,12 @@ PENDING row appears up to that much later); an update ends the wait at once. One
 transaction per batch, then one ack for the batch. When the
 store is unavailable it stops acking, backs off and retries the same batch; nothing is lost and,
 because applying a batch is idempotent, nothing is doubled. Messages it cannot decode are
-dead-lettered with the reason.
+dead-lettered with the reason; a message of a kind this TacoQ does not know (a newer sender's)
+is acknowledged and counted; nothing one message does stops the relay (:mod:`tacoq.guard`).
+
+It also consumes the namespace's dead-letter queue into the store, which owns dead letters
+(:mod:`tacoq.relay.dead_letters`): each becomes a record, and the task it names, when nobody
+reported its completion, is completed as ``DeadLettered``.
 """
 
 from __future__ import annotations
@@ -18,30 +23,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from tacoq.broker import RELAY_QUEUE, Broker, Consumer, Delivery
+from tacoq.broker import DEAD_LETTER_QUEUE, RELAY_QUEUE, Broker, Consumer, DeadLetter, Delivery
 from tacoq.config import resolve_broker_url, resolve_namespace, resolve_store_url
-from tacoq.errors import StoreUnavailable, WireFormatError
+from tacoq.errors import UnknownMessageKind, WireFormatError
 from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
+from tacoq.guard import describe_failure, is_outage, set_aside
 from tacoq.models import TaskEvent, utcnow
 from tacoq.relay.cleanup import CleanupJob
+from tacoq.relay.dead_letters import completion_of, record_of
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
-from tacoq.store import BatchResult, Store
+from tacoq.store import BatchResult, DeadLetterRecord, Store
 from tacoq.wire import EVENT_ASSIGN, decode
 
 __all__ = ["RelayEngine", "RelayStats"]
 
 log = logging.getLogger("tacoq.relay")
+T = TypeVar("T")
 
 DEFAULT_BATCH_SIZE = 1000
 #: Upper bound (seconds) on gathering one batch; a batch never waits to fill.
 DEFAULT_MAX_BATCH_WAIT = 0.05
 #: How long (seconds) a batch of nothing but assignment copies waits for more deliveries.
 DEFAULT_ASSIGNMENT_LINGER = 0.005
+#: Most dead letters taken into the store in one go (they are rare; a flood is bounded).
+DEAD_LETTER_BATCH = 100
 
 
 @dataclass(slots=True)
@@ -56,6 +66,12 @@ class RelayStats:
     conflicting_completions: int = 0
     store_errors: int = 0
     cleaned: int = 0
+    #: Messages of a kind this TacoQ does not know (a newer sender's), acked and skipped.
+    unknown_messages: int = 0
+    #: Dead letters taken from the dead-letter queue into the store.
+    dead_letters_recorded: int = 0
+    #: Tasks this relay completed as ``DeadLettered`` because their message was dead-lettered.
+    dead_letter_completions: int = 0
 
 
 class RelayEngine:
@@ -121,6 +137,8 @@ class RelayEngine:
         self.stats = RelayStats()
         self.listeners: list[TaskListener] = host.task_listeners()
         self.ready = asyncio.Event()
+        self.clock = clock
+        self._unknown_kinds: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, consume and clean up until ``stop`` is set; then close connections."""
@@ -134,11 +152,18 @@ class RelayEngine:
             try:
                 if self.consume_enabled:
                     consumer = await self.broker.consume(RELAY_QUEUE, prefetch=self.prefetch)
+                    dead = await self.broker.consume(
+                        DEAD_LETTER_QUEUE, prefetch=2 * DEAD_LETTER_BATCH
+                    )
+                    jobs.append(
+                        asyncio.create_task(self._take_dead_letters(dead, stop), name="tacoq-dlq")
+                    )
                     self.ready.set()
                     try:
                         await self._consume(consumer, stop)
                     finally:
                         await consumer.close()
+                        await dead.close()
                 else:
                     self.ready.set()
                     await stop.wait()
@@ -211,32 +236,55 @@ class RelayEngine:
         decoded: list[tuple[Delivery, list[TaskEvent]]] = []
         for delivery in batch:
             try:
-                envelope = delivery.envelope
-                if envelope.event == EVENT_ASSIGN and len(envelope.body) > self.max_payload_bytes:
-                    raise WireFormatError(
-                        f"assignment input of {len(envelope.body):,} bytes is over the limit of "
-                        f"{self.max_payload_bytes:,} bytes (max_payload_bytes)"
-                    )
-                decoded.append((delivery, decode(envelope)))
+                decoded.append((delivery, self._decode(delivery)))
+            except UnknownMessageKind as exc:
+                await self._skip_unknown(delivery, exc.kind)
             except WireFormatError as exc:
                 log.warning("dead-lettering an undecodable message: %s", exc)
-                await delivery.dead_letter(f"relay cannot decode: {exc}")
-                self.stats.dead_lettered += 1
+                await self._set_aside(delivery, f"relay cannot decode: {exc}")
+            except Exception as exc:  # the last-resort guard: no message may stop the relay
+                log.exception("decoding a message failed unexpectedly; dead-lettering it")
+                await self._set_aside(delivery, f"relay cannot decode: {describe_failure(exc)}")
         if not decoded:
             return
         try:
             await self._commit(consumer, decoded, stop)
         except Exception:
-            # Not an outage (that is StoreUnavailable, retried inside): the store refused
-            # something in this batch. Apply message by message so only the culprit is set
-            # aside, instead of redelivering the whole batch forever.
+            # Not an outage (those are retried inside): the store refused something in this
+            # batch. Apply message by message so only the culprit is set aside, instead of
+            # redelivering the whole batch forever.
             log.exception("the store refused a batch of %d messages; isolating", len(decoded))
             for item in decoded:
                 try:
                     await self._commit(consumer, [item], stop)
                 except Exception as exc:
-                    await item[0].dead_letter(f"store refused: {type(exc).__name__}: {exc}")
-                    self.stats.dead_lettered += 1
+                    await self._set_aside(item[0], f"store refused: {describe_failure(exc)}")
+
+    def _decode(self, delivery: Delivery) -> list[TaskEvent]:
+        """The events of one delivery (raises for a message the relay must not apply)."""
+        envelope = delivery.envelope
+        if envelope.event == EVENT_ASSIGN and len(envelope.body) > self.max_payload_bytes:
+            raise WireFormatError(
+                f"assignment input of {len(envelope.body):,} bytes is over the limit of "
+                f"{self.max_payload_bytes:,} bytes (max_payload_bytes)"
+            )
+        return decode(envelope)
+
+    async def _set_aside(self, delivery: Delivery, reason: str) -> None:
+        if await set_aside(delivery, reason, log) == "dead-lettered":
+            self.stats.dead_lettered += 1
+
+    async def _skip_unknown(self, delivery: Delivery, kind: str) -> None:
+        """Ack a message of a kind this relay does not know; count it, log once per kind."""
+        self.stats.unknown_messages += 1
+        if kind not in self._unknown_kinds:
+            self._unknown_kinds.add(kind)
+            log.warning(
+                "skipping messages of an unknown kind %r (from a newer TacoQ?): acknowledged "
+                "and counted, not dead-lettered; this is logged once per kind",
+                kind,
+            )
+        await delivery.ack()
 
     async def _commit(
         self,
@@ -259,23 +307,108 @@ class RelayEngine:
         return await self.store.apply_batch(events)
 
     async def _apply(self, events: Sequence[TaskEvent], stop: asyncio.Event) -> BatchResult | None:
+        return await self._retrying(
+            lambda: self.store.apply_batch(events), stop, f"holding {len(events)} events"
+        )
+
+    async def _retrying(
+        self, call: Callable[[], Awaitable[T]], stop: asyncio.Event, holding: str
+    ) -> T | None:
+        """``call()``, retried with backoff while it fails with an outage (the store being
+        unreachable, above all); ``None`` when the relay stops meanwhile."""
         backoff = 0.05
         while True:
             try:
-                return await self.store.apply_batch(events)
-            except StoreUnavailable as exc:
+                return await call()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 self.stats.store_errors += 1
-                log.warning(
-                    "store unavailable (%s); holding %d events, retrying in %.2fs",
-                    exc,
-                    len(events),
-                    backoff,
-                )
+                log.warning("store unavailable (%s); %s, retrying in %.2fs", exc, holding, backoff)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 if stop.is_set():
                     return None
                 backoff = min(backoff * 2, self.max_backoff)
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    async def _take_dead_letters(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        """Consume the dead-letter queue into the store until ``stop`` is set."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                getting = asyncio.ensure_future(consumer.get())
+                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    await asyncio.gather(getting, return_exceptions=True)
+                    return
+                batch = [getting.result()]
+                while len(batch) < DEAD_LETTER_BATCH and (more := consumer.get_nowait()):
+                    batch.append(more)
+                try:
+                    await self._record_dead_letters(consumer, batch, stop)
+                except Exception:  # the last resort: a dead letter must not stop the relay
+                    log.exception("recording %d dead letters failed; they are dropped", len(batch))
+                    await consumer.ack_many(batch)
+                if stop.is_set():
+                    return
+        finally:
+            stopping.cancel()
+            await asyncio.gather(stopping, return_exceptions=True)
+
+    async def _record_dead_letters(
+        self, consumer: Consumer, batch: Sequence[Delivery], stop: asyncio.Event
+    ) -> None:
+        """Record a batch of dead letters, complete the tasks they name, then ack them."""
+        now = self.clock()
+        letters = [d.dead_lettered or DeadLetter("", "", d.envelope) for d in batch]
+        records = [record_of(x, now, body_limit=self.max_payload_bytes) for x in letters]
+
+        async def store_them() -> bool:
+            await self.store.record_dead_letters(records)
+            return True
+
+        if not await self._retrying(store_them, stop, f"holding {len(records)} dead letters"):
+            return  # stopping: they stay in the dead-letter queue
+        self.stats.dead_letters_recorded += len(records)
+        completed = 0
+        done: set[Any] = set()
+        for record, letter in zip(records, letters, strict=True):
+            if record.task_id is None or letter.task_completed or record.task_id in done:
+                continue
+            done.add(record.task_id)
+            try:
+                completed += await self._complete_dead_lettered(record, letter, now, stop)
+            except Exception:  # the store refused: the record is kept, the task left as it is
+                log.exception("could not complete task %s as DeadLettered", record.task_id)
+            if stop.is_set():
+                return
+        await consumer.ack_many(batch)
+        log.info(
+            "recorded %d dead letter(s) in the store; %d task(s) completed as DeadLettered",
+            len(records),
+            completed,
+        )
+
+    async def _complete_dead_lettered(
+        self, record: DeadLetterRecord, letter: DeadLetter, now: datetime, stop: asyncio.Event
+    ) -> int:
+        """Complete the task a dead letter names, unless it is done; how many were completed."""
+        task_id = record.task_id
+        assert task_id is not None
+        row = await self._retrying(lambda: self.store.get(task_id), stop, "reading a task")
+        event = completion_of(record, letter, row, now)
+        if event is None or stop.is_set():
+            return 0
+        result = await self._apply([event], stop)
+        if result is None:
+            return 0
+        self.stats.dead_letter_completions += len(result.completed)
+        if self.listeners:
+            await self._notify(result)
+        return len(result.completed)
 
     def _count(self, result: BatchResult, deliveries: int, events: int) -> None:
         stats = self.stats

@@ -16,5 +16,6 @@ fixed sleeps, isolate each test in a fresh namespace, and take time from an inje
 
 from tacoq.testing.clock import FakeClock
 from tacoq.testing.eventually import eventually, fresh_namespace
+from tacoq.testing.records import all_dead_letters
 
-__all__ = ["FakeClock", "eventually", "fresh_namespace"]
+__all__ = ["FakeClock", "all_dead_letters", "eventually", "fresh_namespace"]

@@ -30,12 +30,19 @@ from hypothesis import strategies as st
 from tacoq.merge import fold, merge
 from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
 from tacoq.plugins import get_plugin_host
-from tacoq.store import Store, TaskFilter
+from tacoq.store import (
+    DeadLetterFilter,
+    DeadLetterRecord,
+    Store,
+    TaskFilter,
+    merge_dead_letter,
+)
 from tacoq.testing.clock import FakeClock
 from tacoq.testing.eventually import fresh_namespace
+from tacoq.testing.records import all_dead_letters
 from tacoq.testing.strategies import T0, deliveries, event, task_histories, with_fresh_ids
 
-__all__ = ["T0", "OpenStore", "StoreContract", "event"]
+__all__ = ["T0", "OpenStore", "StoreContract", "dead_letter", "event"]
 
 #: Examples per hypothesis test: enough to shake out ordering bugs, few enough for a real DB.
 HISTORY_EXAMPLES = 30
@@ -384,6 +391,170 @@ class StoreContract:
         assert store.stats.deleted == 5
         assert await store.cleanup(clock.advance(10**6), limit=10) == 1
 
+    # -- dead letters ----------------------------------------------------------------------------
+
+    async def test_a_dead_letter_roundtrips_exactly(self, store: Store) -> None:
+        """Every field of a dead-letter record comes back as recorded."""
+        letter = dead_letter(
+            headers={"tacoq-event": "assign", "x-Größe": "✓ 🌮", "empty": ""},
+            body=bytes(range(256)),
+            body_size=300,
+            task_id=uuid.uuid4(),
+            content_type="application/octet-stream",
+        )
+        other = dead_letter(origin="relay", task_id=None, body=b"")
+        await store.record_dead_letters([letter, other])
+        assert await store.get_dead_letter(letter.id) == letter
+        assert await store.get_dead_letter(other.id) == other
+        assert await store.get_dead_letter(uuid.uuid4()) is None
+        assert not letter.body_complete
+        assert other.body_complete
+        assert store.stats.dead_letters_recorded == 2
+
+    async def test_a_dead_letter_seen_again_keeps_one_record(self, store: Store) -> None:
+        """Recording an id again merges: earliest first_seen, latest last_seen, greatest count,
+        the other fields from the record seen last; recording the same record twice changes
+        nothing (the relay's intake is at-least-once)."""
+        first = dead_letter(reason="first", last_seen=T0 + timedelta(seconds=1))
+        again = replace(
+            first,
+            reason="again",
+            first_seen=T0 + timedelta(seconds=5),
+            last_seen=T0 + timedelta(seconds=5),
+            count=2,
+            body=b"newer",
+            body_size=5,
+        )
+        late_copy = replace(first, reason="stale", last_seen=T0 + timedelta(seconds=2))
+        await store.record_dead_letters([first])
+        await store.record_dead_letters([again])
+        await store.record_dead_letters([late_copy])  # an older copy arriving last
+        await store.record_dead_letters([again])
+        expected = merge_dead_letter(merge_dead_letter(first, again), late_copy)
+        assert await store.get_dead_letter(first.id) == expected
+        assert expected.reason == "again"
+        assert (expected.first_seen, expected.count) == (first.first_seen, 2)
+
+    async def test_dead_letters_list_newest_first_filtered_and_paginated(
+        self, store: Store
+    ) -> None:
+        """Newest ``last_seen`` first (ties by id, descending); filters by origin, reason text
+        and task id; pages cover every record once; a malformed cursor is a ValueError."""
+        task_id = uuid.uuid4()
+        letters = [
+            dead_letter(
+                origin="relay" if i % 2 else "worker:images",
+                reason=f"reason {i % 3} of {i}",
+                last_seen=T0 + timedelta(seconds=i // 2),  # ties in pairs
+                task_id=task_id if i == 4 else None,
+            )
+            for i in range(9)
+        ]
+        await store.record_dead_letters(letters)
+        everything = await all_dead_letters(store, None, page=2)
+        assert everything == sorted(letters, key=lambda r: (r.last_seen, r.id.int), reverse=True)
+        relay = await all_dead_letters(store, DeadLetterFilter(origin="relay"), page=3)
+        assert {r.id for r in relay} == {r.id for r in letters if r.origin == "relay"}
+        reason = await all_dead_letters(store, DeadLetterFilter(reason="reason 1"), page=50)
+        assert {r.id for r in reason} == {r.id for r in letters if "reason 1" in r.reason}
+        by_task = await store.list_dead_letters(DeadLetterFilter(task_id=task_id))
+        assert [r.id for r in by_task.dead_letters] == [letters[4].id]
+        assert by_task.next_cursor is None
+        with pytest.raises(ValueError, match="cursor"):
+            await store.list_dead_letters(cursor="not a cursor")
+
+    async def test_removing_a_dead_letter_can_require_its_count(self, store: Store) -> None:
+        """A requeue removes the record it requeued, not one dead-lettered again meanwhile."""
+        letter = dead_letter(count=2)
+        await store.record_dead_letters([letter])
+        assert not await store.remove_dead_letter(letter.id, count=1)
+        assert await store.get_dead_letter(letter.id) == letter
+        assert await store.remove_dead_letter(letter.id, count=2)
+        assert await store.get_dead_letter(letter.id) is None
+        assert not await store.remove_dead_letter(letter.id)
+        other = dead_letter()
+        await store.record_dead_letters([other])
+        assert await store.remove_dead_letter(other.id)
+
+    async def test_purging_dead_letters_by_filter(self, store: Store) -> None:
+        """Purge deletes exactly what matches, and everything without a filter."""
+        letters = [dead_letter(origin="relay"), dead_letter(origin="worker:a"), dead_letter()]
+        await store.record_dead_letters(letters)
+        assert await store.purge_dead_letters(DeadLetterFilter(origin="relay")) == 1
+        assert await store.get_dead_letter(letters[0].id) is None
+        assert await store.purge_dead_letters() == 2
+        assert (await store.list_dead_letters()).dead_letters == []
+        assert await store.purge_dead_letters() == 0
+
+    @settings(
+        max_examples=HISTORY_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+            HealthCheck.too_slow,
+        ],
+    )
+    @given(data=st.data())
+    async def test_dead_letters_in_any_order_fold_like_the_rule(
+        self, store: Store, data: st.DataObject
+    ) -> None:
+        """Any order and duplication of records converges to :func:`merge_dead_letter`."""
+        ids = [uuid.uuid4() for _ in range(3)]
+        drawn = data.draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(ids),
+                    st.integers(0, 5),
+                    st.integers(0, 5),
+                    st.integers(1, 4),
+                    st.text(max_size=5),
+                ),
+                min_size=1,
+                max_size=12,
+            )
+        )
+        records = [
+            dead_letter(
+                letter_id=i,
+                first_seen=T0 + timedelta(seconds=f),
+                last_seen=T0 + timedelta(seconds=f + extra),
+                count=count,
+                reason=f"r{f + extra}",  # a function of last_seen: ties agree on it
+                body=text.encode(),
+            )
+            for i, f, extra, count, text in drawn
+        ]
+        records = [replace(r, body=r.reason.encode(), body_size=len(r.reason)) for r in records]
+        batches = data.draw(st.lists(st.integers(1, 4), min_size=len(records)))
+        start = 0
+        for size in batches:
+            if start >= len(records):
+                break
+            await store.record_dead_letters(records[start : start + size])
+            start += size
+        if start < len(records):
+            await store.record_dead_letters(records[start:])
+        for letter_id in ids:
+            expected = None
+            for record in records:
+                if record.id == letter_id:
+                    expected = merge_dead_letter(expected, record)
+            assert await store.get_dead_letter(letter_id) == expected
+        await store.purge_dead_letters()
+
+    async def test_dead_letters_of_namespaces_are_isolated(
+        self, store: Store, open_store: OpenStore
+    ) -> None:
+        """A store in another namespace sees none of these dead letters."""
+        other = await open_store(fresh_namespace("other"))
+        letter = dead_letter()
+        await store.record_dead_letters([letter])
+        assert await other.get_dead_letter(letter.id) is None
+        assert (await other.list_dead_letters()).dead_letters == []
+        assert await other.purge_dead_letters() == 0
+        assert await store.get_dead_letter(letter.id) == letter
+
     # -- namespaces, health ---------------------------------------------------------------------
 
     async def test_namespaces_are_isolated(self, store: Store, open_store: OpenStore) -> None:
@@ -402,3 +573,33 @@ class StoreContract:
     async def test_health(self, store: Store) -> None:
         """A connected store is healthy."""
         assert (await store.health()).ok
+
+
+def dead_letter(
+    *,
+    letter_id: UUID | None = None,
+    origin: str = "worker:images",
+    reason: str = "malformed assignment: missing header tacoq-id",
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+    body: bytes = b'{"w": 1}',
+    body_size: int | None = None,
+    task_id: UUID | None = None,
+    first_seen: datetime = T0,
+    last_seen: datetime | None = None,
+    count: int = 1,
+) -> DeadLetterRecord:
+    """A realistic dead-letter record (fresh id unless given)."""
+    return DeadLetterRecord(
+        id=letter_id or uuid.uuid4(),
+        origin=origin,
+        reason=reason,
+        headers={"tacoq-version": "1", "tacoq-event": "assign"} if headers is None else headers,
+        content_type=content_type,
+        body=body,
+        body_size=len(body) if body_size is None else body_size,
+        task_id=task_id,
+        first_seen=first_seen,
+        last_seen=first_seen if last_seen is None else last_seen,
+        count=count,
+    )

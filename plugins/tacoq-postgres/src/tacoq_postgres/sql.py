@@ -17,10 +17,22 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from tacoq.models import ErrorInfo, Payload, Task, TaskStatus
+from tacoq.store import DeadLetterRecord
 
-__all__ = ["COLUMNS", "NOTIFY_LIMIT", "Statements", "decode", "lock_keys", "notify_payloads"]
+__all__ = [
+    "COLUMNS",
+    "DEAD_COLUMNS",
+    "NOTIFY_LIMIT",
+    "Statements",
+    "dead_columns_of",
+    "decode",
+    "decode_dead",
+    "lock_keys",
+    "notify_payloads",
+]
 
 #: Column names and the array type each one travels as in the batch upsert.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -31,6 +43,14 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("output_data", "bytea"), ("created_at", "timestamptz"), ("started_at", "timestamptz"),
     ("completed_at", "timestamptz"), ("executed_by", "text"), ("expires_at", "timestamptz"),
 )  # fmt: skip
+#: Columns of the dead-letters table and the array type each travels as in the upsert.
+DEAD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"), ("origin", "text"), ("reason", "text"), ("headers", "jsonb"),
+    ("content_type", "text"), ("body", "bytea"), ("body_size", "bigint"), ("task_id", "uuid"),
+    ("first_seen", "timestamptz"), ("last_seen", "timestamptz"), ("count", "integer"),
+)  # fmt: skip
+#: On a second record of one id, these come from whichever was seen last.
+DEAD_LATEST = ("origin", "reason", "headers", "content_type", "body", "body_size", "task_id")
 #: NOTIFY payloads must be shorter than 8000 bytes; ids travel as 32 hex digits plus a comma.
 NOTIFY_LIMIT = 7999
 _IDS_PER_NOTIFY = (NOTIFY_LIMIT + 1) // 33
@@ -89,6 +109,28 @@ def decode(r: Sequence[Any]) -> Task:
         output=None if r[13] is None else Payload(r[13], bytes(r[14])),
         created_at=_utc(r[15]), started_at=_utc(r[16]), completed_at=_utc(r[17]),
         executed_by=r[18],
+    )  # fmt: skip
+
+
+def dead_columns_of(records: Iterable[DeadLetterRecord]) -> list[list[Any]]:
+    """Dead-letter records as one list per column (the parameters of the dead-letter upsert)."""
+    rows = [_dead_record(r) for r in records]
+    return [list(column) for column in zip(*rows, strict=True)] if rows else []
+
+
+def _dead_record(r: DeadLetterRecord) -> tuple[Any, ...]:
+    return (
+        r.id, r.origin, r.reason, Jsonb(r.headers), r.content_type, r.body, r.body_size,
+        r.task_id, r.first_seen, r.last_seen, r.count,
+    )  # fmt: skip
+
+
+def decode_dead(r: Sequence[Any]) -> DeadLetterRecord:
+    """A :class:`DeadLetterRecord` from a row selected with :attr:`Statements.dead_columns`."""
+    return DeadLetterRecord(
+        id=r[0], origin=r[1], reason=r[2], headers=dict(r[3]), content_type=r[4],
+        body=bytes(r[5]), body_size=r[6], task_id=r[7], first_seen=r[8].astimezone(UTC),
+        last_seen=r[9].astimezone(UTC), count=r[10],
     )  # fmt: skip
 
 
@@ -172,6 +214,31 @@ class Statements:
             sql.SQL("SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p")
         )
         self.delete = _render(sql.SQL("DELETE FROM {} WHERE id = %s").format(table))
+        dead = sql.Identifier(schema, "dead_letters")
+        self.dead_table = dead
+        dead_cols = sql.SQL(", ").join(sql.Identifier(n) for n, _ in DEAD_COLUMNS)
+        self.dead_columns = dead_cols
+        latest = sql.SQL(", ").join(
+            sql.SQL(
+                "{0} = CASE WHEN EXCLUDED.last_seen >= {1}.last_seen THEN EXCLUDED.{0} "
+                "ELSE {1}.{0} END"
+            ).format(sql.Identifier(n), dead)
+            for n in DEAD_LATEST
+        )
+        dead_arrays = sql.SQL(", ").join(
+            sql.SQL("%s::{}[]").format(sql.SQL(kind)) for _, kind in DEAD_COLUMNS
+        )
+        # The fields of whichever record was seen last, the earliest first_seen, the latest
+        # last_seen, the greatest count (tacoq.store.merge_dead_letter).
+        self.dead_upsert = _render(
+            sql.SQL(
+                "INSERT INTO {0} ({1}) SELECT * FROM unnest({2}) ON CONFLICT (id) DO UPDATE "
+                "SET {3}, first_seen = LEAST({0}.first_seen, EXCLUDED.first_seen), "
+                "last_seen = GREATEST({0}.last_seen, EXCLUDED.last_seen), "
+                "count = GREATEST({0}.count, EXCLUDED.count)"
+            ).format(dead, dead_cols, dead_arrays, latest)
+        )
+        self.dead_get = _render(sql.SQL("SELECT {} FROM {} WHERE id = %s").format(dead_cols, dead))
         self.cleanup = _render(
             sql.SQL(
                 "DELETE FROM {0} WHERE id IN (SELECT id FROM {0} WHERE status = 'COMPLETED' "

@@ -29,11 +29,28 @@ from tacoq.builtin.memory_store import decode_cursor, encode_cursor
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.merge import MergeCounts, fold_batch, merge
 from tacoq.models import Phase, Task, TaskEvent
-from tacoq.store import BatchResult, Store, TaskFilter, TaskPage
+from tacoq.store import (
+    BatchResult,
+    DeadLetterFilter,
+    DeadLetterPage,
+    DeadLetterRecord,
+    Store,
+    TaskFilter,
+    TaskPage,
+    merge_dead_letter,
+)
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.listener import Listener
 from tacoq_postgres.settings import parse_store_url
-from tacoq_postgres.sql import Statements, columns_of, decode, lock_keys, notify_payloads
+from tacoq_postgres.sql import (
+    Statements,
+    columns_of,
+    dead_columns_of,
+    decode,
+    decode_dead,
+    lock_keys,
+    notify_payloads,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -61,6 +78,22 @@ async def _configure(conn: Conn) -> None:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _dead_where(filters: DeadLetterFilter | None) -> tuple[list[sql.Composable], list[Any]]:
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    if filters is not None:
+        if filters.origin is not None:
+            where.append(sql.SQL("origin = %s"))
+            params.append(filters.origin)
+        if filters.reason is not None:
+            where.append(sql.SQL("strpos(reason, %s) > 0"))
+            params.append(filters.reason)
+        if filters.task_id is not None:
+            where.append(sql.SQL("task_id = %s"))
+            params.append(filters.task_id)
+    return where, params
 
 
 class PostgresStore(Store):
@@ -380,6 +413,75 @@ class PostgresStore(Store):
             deleted = max(cur.rowcount, 0)
         self.stats.deleted += deleted
         return deleted
+
+    # -- dead letters ----------------------------------------------------------------------------
+
+    async def record_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> None:
+        """Insert or update dead-letter records in one statement (one transaction)."""
+        if not letters:
+            return
+        merged: dict[UUID, DeadLetterRecord] = {}  # one statement may not touch a row twice
+        for letter in letters:
+            merged[letter.id] = merge_dead_letter(merged.get(letter.id), letter)
+        async with self._connection() as conn:
+            await conn.execute(self._sql.dead_upsert, dead_columns_of(merged.values()))
+        self.stats.dead_letters_recorded += len(letters)
+
+    async def get_dead_letter(self, letter_id: UUID) -> DeadLetterRecord | None:
+        """The dead letter of that id, or ``None``."""
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.dead_get, [letter_id])
+            found = await cur.fetchone()
+        return None if found is None else decode_dead(found)
+
+    async def list_dead_letters(
+        self,
+        filters: DeadLetterFilter | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> DeadLetterPage:
+        """Dead letters matching ``filters``, newest ``last_seen`` first (ties by id)."""
+        where, params = _dead_where(filters)
+        if cursor is not None:
+            seen, after_id = decode_cursor(cursor)
+            where.append(sql.SQL("(last_seen, id) < (%s, %s)"))
+            params += [_EPOCH + timedelta(microseconds=seen or 0), after_id]
+        query = sql.SQL("SELECT {} FROM {}").format(self._sql.dead_columns, self._sql.dead_table)
+        if where:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        query += sql.SQL(" ORDER BY last_seen DESC, id DESC LIMIT %s")
+        params.append(max(limit, 0) + 1)
+        async with self._connection() as conn:
+            cur = await conn.execute(query, params)
+            page = [decode_dead(found) for found in await cur.fetchall()]
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            if page:
+                next_cursor = encode_cursor(page[-1].last_seen, page[-1].id)
+        return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
+
+    async def remove_dead_letter(self, letter_id: UUID, *, count: int | None = None) -> bool:
+        """Delete one dead letter (only while its count is ``count``, when given)."""
+        query = sql.SQL("DELETE FROM {} WHERE id = %s").format(self._sql.dead_table)
+        params: list[Any] = [letter_id]
+        if count is not None:
+            query += sql.SQL(" AND count = %s")
+            params.append(count)
+        async with self._connection() as conn:
+            cur = await conn.execute(query, params)
+            return cur.rowcount > 0
+
+    async def purge_dead_letters(self, filters: DeadLetterFilter | None = None) -> int:
+        """Delete every dead letter matching ``filters``."""
+        where, params = _dead_where(filters)
+        query = sql.SQL("DELETE FROM {}").format(self._sql.dead_table)
+        if where:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        async with self._connection() as conn:
+            cur = await conn.execute(query, params)
+            return max(cur.rowcount, 0)
 
     async def health(self) -> Health:
         """Whether Postgres answers a query through the pool (detail without credentials)."""
