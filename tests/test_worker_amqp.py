@@ -15,7 +15,7 @@ import tacoq
 from tacoq.plugins import get_plugin_host
 from tacoq.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
-from tacoq.testing import eventually, fresh_namespace
+from tacoq.testing import all_dead_letters, eventually, fresh_namespace
 from tacoq.worker import WorkerApp
 from tacoq.worker_runtime import UNKNOWN_KIND_REDELIVERIES, WorkerRuntime
 from tacoq_rabbit.link import delete_namespace
@@ -114,14 +114,17 @@ async def test_an_unknown_kind_is_dead_lettered_after_bounded_requeues(
     async with running(amqp_url, ns) as (relay, pub, runtime):
         task = await pub.publish("rotate", {"deg": 90}, worker_kind=KIND)
         row = await relay.store.wait(task.id, TIMEOUT)
-        # The COMPLETED row is confirmed before the message is moved to the dead-letter queue.
+        # The COMPLETED row is confirmed before the message is moved to the dead-letter queue;
+        # the relay takes it from there into its store.
         dead = await eventually(
-            pub.broker.dead_letters,
+            lambda: all_dead_letters(relay.store),
             until=lambda found: len(found) >= 1,
             timeout=TIMEOUT,
-            message="the unknown kind's message reached the dead-letter queue",
+            message="the unknown kind's message reached the store's dead letters",
         )
+        stored = await relay.store.get(task.id)
     assert row is not None
+    assert stored == row  # the worker's completion stands: the relay did not complete it again
     assert row.is_error
     assert row.error is not None
     assert row.error.type == "DeadLettered"
@@ -129,7 +132,7 @@ async def test_an_unknown_kind_is_dead_lettered_after_bounded_requeues(
     assert "echo, flaky, norm" in row.error.message
     assert runtime.stats.unknown_kind_requeued == UNKNOWN_KIND_REDELIVERIES
     assert runtime.stats.dead_lettered == 1
-    assert [d.envelope.task_id for d in dead] == [str(task.id)]
+    assert [d.task_id for d in dead] == [task.id]
     assert "unknown task kind" in dead[0].reason
 
 

@@ -10,14 +10,18 @@ import os
 import uuid
 from collections.abc import Sequence
 
-import pytest
-
 from tacoq.broker import RELAY_QUEUE
 from tacoq.builtin.memory_broker import MemoryBroker
 from tacoq.errors import PublishError
 from tacoq.models import Payload, Phase, TaskEvent, utcnow
 from tacoq.testing import fresh_namespace
-from tacoq.updates import EAGER_EVENTS, MESSAGES_IN_FLIGHT, CompletedCache, UpdateBatcher
+from tacoq.updates import (
+    EAGER_EVENTS,
+    MAX_MESSAGE_BYTES,
+    MESSAGES_IN_FLIGHT,
+    CompletedCache,
+    UpdateBatcher,
+)
 from tacoq.wire import Envelope, decode_updates
 
 
@@ -149,10 +153,7 @@ async def test_a_refused_message_is_sent_again() -> None:
     await broker.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 3: messages are capped in events only")
 async def test_an_updates_message_is_capped_in_bytes_as_well_as_events() -> None:
-    from tacoq.updates import MAX_MESSAGE_BYTES
-
     ns = fresh_namespace("batcher")
     broker = GatedBroker(f"memory://{ns}", namespace=ns)
     await broker.connect()
@@ -170,6 +171,34 @@ async def test_an_updates_message_is_capped_in_bytes_as_well_as_events() -> None
     await consumer.close()
     events = await relayed_events(broker, len(sent))
     assert sorted(e.id for e in events) == sorted(e.id for e in sent)
+    await batcher.close()
+    await asyncio.wait_for(runner, 5)
+    await broker.close()
+
+
+async def test_an_event_too_big_to_travel_alone_still_delivers_its_outcome() -> None:
+    """A text output that JSON escaping makes bigger than a message may be (NUL bytes become
+    six characters each) completes the task as OutputTooLarge instead of wedging the batcher."""
+    ns = fresh_namespace("batcher")
+    broker = GatedBroker(f"memory://{ns}", namespace=ns)
+    await broker.connect()
+    broker.gate.set()
+    consumer = await broker.consume(RELAY_QUEUE, prefetch=1)
+    batcher = UpdateBatcher(broker, consumer, CompletedCache())
+    runner = asyncio.create_task(batcher.run())
+    escaped = Payload("text/plain", b"\x00" * (2 * 1024 * 1024))  # ~12 MB of JSON
+    event = dataclasses.replace(completion(), output=escaped)
+    batcher.add(event)
+    await asyncio.wait_for(batcher.drain(), 10)
+    assert max(broker.sizes) <= MAX_MESSAGE_BYTES
+    await consumer.close()
+    (sent,) = await relayed_events(broker, 1)
+    assert sent.id == event.id
+    assert sent.is_error
+    assert sent.output is None
+    assert sent.error is not None
+    assert sent.error.type == "OutputTooLarge"
+    assert "over the limit" in sent.error.message
     await batcher.close()
     await asyncio.wait_for(runner, 5)
     await broker.close()

@@ -245,7 +245,6 @@ async def test_an_async_handler_is_cancelled_at_its_deadline() -> None:
     assert runtime.stats.sync_timed_out_running == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 4: reported as a success later")
 async def test_an_async_handler_that_swallows_its_cancellation_still_times_out() -> None:
     app = WorkerApp("w")
     release = asyncio.Event()

@@ -2,9 +2,11 @@
 
 Async handlers run on the worker's event loop. Sync handlers run in the worker's own
 :class:`~tacoq.handler_pool.DaemonThreadPool`, so a sleeping or blocked sync handler never stalls
-the loop. A timeout cancels an async handler. A thread cannot be cancelled: a sync handler that
-runs past its timeout is reported as timed out at once, its eventual result is discarded, and
-:attr:`HandlerCall.abandoned` lets the caller keep the handler's slot until the thread returns.
+the loop. A timeout is reported as timed out at its deadline, whatever the handler does: an async
+handler is cancelled then, and one that swallows the cancellation and keeps going is still a
+timeout (its eventual result is discarded). A thread cannot be cancelled: a sync handler that runs
+past its timeout is reported at once too. In both cases :attr:`HandlerCall.abandoned` lets the
+caller keep the handler's slot until it really ends.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ if TYPE_CHECKING:
     from tacoq.publisher import Publisher
     from tacoq.worker import TaskDef
 
-__all__ = ["HandlerCall", "HandlerTimeout"]
+__all__ = ["CANCEL_GRACE", "HandlerCall", "HandlerTimeout"]
+
+#: Seconds a timed-out async handler gets to end after its cancellation before it is left
+#: running (abandoned) and the timeout is reported anyway.
+CANCEL_GRACE = 0.1
 
 
 class HandlerTimeout(TimeoutError):
@@ -99,18 +105,30 @@ class HandlerCall:
             handler = functools.partial(middleware, ctx, handler)
         if taskdef.timeout is None:
             return await handler()
-        scope = asyncio.timeout(taskdef.timeout)
+        # The handler runs as a task of its own, so its deadline does not depend on it: a
+        # handler that swallows its cancellation cannot turn a timeout into a late success.
+        running = asyncio.ensure_future(handler())
         try:
-            async with scope:
-                return await handler()
-        except TimeoutError as exc:
-            if scope.expired():
-                thread = self._thread_result
-                if thread is not None and not thread.done():
-                    self.abandoned = thread
-                    thread.add_done_callback(_consume_outcome)
-                raise HandlerTimeout(f"task exceeded its timeout of {taskdef.timeout}s") from exc
+            done, _ = await asyncio.wait((running,), timeout=taskdef.timeout)
+        except asyncio.CancelledError:  # the worker stops: the handler stops with it
+            running.cancel()
             raise
+        if done:
+            return running.result()
+        running.cancel()
+        # A well-behaved handler ends within a few loop turns of its cancellation.
+        await asyncio.wait((running,), timeout=CANCEL_GRACE)
+        thread = self._thread_result
+        if thread is not None and not thread.done():
+            self.abandoned = thread  # a sync handler's thread is still running
+            thread.add_done_callback(_consume_outcome)
+        elif not running.done():
+            self.abandoned = running  # an async handler that ignored its cancellation
+        if running.done():
+            _consume_outcome(running)
+        else:
+            running.add_done_callback(_consume_outcome)
+        raise HandlerTimeout(f"task exceeded its timeout of {taskdef.timeout}s")
 
 
 def _consume_outcome(future: asyncio.Future[Any]) -> None:

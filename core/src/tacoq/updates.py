@@ -16,25 +16,62 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from uuid import UUID
 
 from tacoq.broker import Broker, Consumer, Delivery
 from tacoq.errors import PublishError
-from tacoq.models import TaskEvent
+from tacoq.models import ErrorInfo, TaskEvent
 from tacoq.wire import encode_updates
 
-__all__ = ["CompletedCache", "UpdateBatcher"]
+__all__ = ["MAX_MESSAGE_BYTES", "CompletedCache", "UpdateBatcher"]
 
 log = logging.getLogger("tacoq.worker")
 
 #: Most events in one updates message.
 MAX_EVENTS_PER_MESSAGE = 500
+#: Most bytes of one updates message: far below RabbitMQ's ``max_message_size`` (128 MiB by
+#: default), above any single event (outputs are capped at ``max_payload_bytes``, 1 MiB by
+#: default, error texts at 64 Ki characters each).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 #: Most updates messages waiting for their confirms at once.
 MESSAGES_IN_FLIGHT = 2
 #: A message this small may go out while another (as small) waits for its confirm.
 EAGER_EVENTS = 8
 #: The first pause (seconds) after a failed publish; it doubles up to 2 s.
 BACKOFF_START = 0.05
+
+
+def _estimate(event: TaskEvent) -> int:
+    """A generous estimate of an event's bytes in an updates message (JSON escaping of text
+    outputs and base64 of binary ones included)."""
+    size = 400
+    if event.output is not None:
+        size += 2 * len(event.output.data)
+    if event.error is not None:
+        size += 2 * (len(event.error.message) + len(event.error.traceback or ""))
+    return size
+
+
+def _fitting(pending: Sequence[tuple[TaskEvent, Delivery | None, str | None]]) -> int:
+    """How many of the first pending events go in the next message: at most
+    :data:`MAX_EVENTS_PER_MESSAGE`, and (by estimate) at most :data:`MAX_MESSAGE_BYTES`."""
+    total = 0
+    for count, (event, _, _) in enumerate(pending[:MAX_EVENTS_PER_MESSAGE]):
+        total += _estimate(event)
+        if total > MAX_MESSAGE_BYTES and count:
+            return count
+    return min(len(pending), MAX_EVENTS_PER_MESSAGE)
+
+
+def _too_large(event: TaskEvent, size: int) -> TaskEvent:
+    """``event`` as an ``OutputTooLarge`` failure: its message would be ``size`` bytes."""
+    error = ErrorInfo(
+        "OutputTooLarge",
+        f"the update carrying the output of task {event.task_kind!r} would be {size:,} bytes, "
+        f"over the limit of {MAX_MESSAGE_BYTES:,} bytes of an updates message",
+    )
+    return replace(event, output=None, is_error=True, error=error)
 
 
 class CompletedCache:
@@ -118,7 +155,7 @@ class UpdateBatcher:
         while True:
             pending = self._pending
             if self._can_send():
-                chunk = pending[:MAX_EVENTS_PER_MESSAGE]
+                chunk = pending[: _fitting(pending)]
                 del pending[: len(chunk)]
                 job = asyncio.create_task(self._send(chunk))
                 in_flight[job] = len(chunk)
@@ -133,8 +170,18 @@ class UpdateBatcher:
 
     async def _send(self, chunk: list[tuple[TaskEvent, Delivery | None, str | None]]) -> None:
         """Publish one chunk; once confirmed, ack its deliveries. On failure it goes back to
-        the front of the queue after a pause (events merge in any order)."""
+        the front of the queue after a pause (events merge in any order). A chunk whose message
+        would be over :data:`MAX_MESSAGE_BYTES` sends its first half and puts the rest back."""
         message = encode_updates([event for event, _, _ in chunk])
+        while len(message.body) > MAX_MESSAGE_BYTES:
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                self._pending[:0] = chunk[half:]
+                chunk = chunk[:half]
+            else:  # one event alone is too big to travel: its outcome still must
+                event, delivery, reply = chunk[0]
+                chunk = [(_too_large(event, len(message.body)), delivery, reply)]
+            message = encode_updates([event for event, _, _ in chunk])
         replies = sorted({address for _, _, address in chunk if address})
         try:
             if replies:

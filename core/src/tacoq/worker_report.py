@@ -40,9 +40,10 @@ class WorkerStats:
     retried: int = 0
     #: Attempts cut off at their task's timeout (async cancelled, sync abandoned).
     timed_out: int = 0
-    #: Sync handlers that timed out and whose thread is still running (each holds a slot).
+    #: Timed-out handlers still running (each holds a slot): sync handlers' threads, and async
+    #: handlers that ignored their cancellation.
     sync_timed_out_running: int = 0
-    #: Timed-out sync handlers whose thread has since returned (their result was discarded).
+    #: Timed-out handlers that have since returned (their result was discarded).
     sync_timed_out_returned: int = 0
     #: Assignments dead-lettered (unknown kind, too many deliveries, malformed).
     dead_lettered: int = 0
@@ -52,6 +53,8 @@ class WorkerStats:
     requeued_on_shutdown: int = 0
     #: Running tasks left unacknowledged (redelivered later) when the grace period ran out.
     abandoned_on_shutdown: int = 0
+    #: Messages of a kind this TacoQ does not know (a newer sender's), acked and skipped.
+    unknown_messages: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
@@ -132,6 +135,29 @@ class TaskReporter:
                 self._notes.add(note)
                 note.add_done_callback(self._notes.discard)
 
+    def fail(
+        self,
+        assignment: TaskEvent,
+        delivery: Delivery,
+        started_at: datetime,
+        error: ErrorInfo,
+        *,
+        why: str,
+        duration: float | None = None,
+    ) -> None:
+        """The attempt's final failure (``why``: no retries left, not retryable, ...): logged
+        once with kind, id, attempt and error type, then completed like :meth:`complete`."""
+        log.warning(
+            "task %s (%s) attempt %d failed for good with %s: %s; %s",
+            assignment.id,
+            assignment.task_kind,
+            assignment.attempt,
+            error.type,
+            error.message[:200],
+            why,
+        )
+        self.complete(assignment, delivery, started_at, error=error, duration=duration)
+
     async def retry(
         self, assignment: TaskEvent, delivery: Delivery, error: ErrorInfo, delay: float
     ) -> None:
@@ -172,7 +198,7 @@ class TaskReporter:
         )
         self.batcher.add(event, reply_to=self.reply_to(delivery))
         await self.batcher.drain()
-        await delivery.dead_letter(reason)
+        await delivery.dead_letter(reason, task_completed=True)
         self.stats.dead_lettered += 1
         log.warning("dead-lettered task %s: %s", assignment.id, reason)
         await self.notify(assignment, LifecycleKind.DEAD_LETTERED, error=error)

@@ -25,8 +25,9 @@ from uuid import UUID
 
 from tacoq.broker import DEFAULT_DELIVERY_LIMIT, Broker, Consumer, Delivery, worker_queue
 from tacoq.config import redact_url
-from tacoq.errors import SerializationError, WireFormatError
+from tacoq.errors import OutputTooLarge, SerializationError, UnknownMessageKind, WireFormatError
 from tacoq.events import HandlerMiddleware, LifecycleKind, TaskListener
+from tacoq.guard import describe_failure, is_outage, set_aside
 from tacoq.handler_call import HandlerCall, HandlerTimeout
 from tacoq.handler_pool import DaemonThreadPool
 from tacoq.models import ErrorInfo, Payload, TaskEvent, utcnow
@@ -35,7 +36,15 @@ from tacoq.publisher import Publisher
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.shutdown import first_of, settle, stop_receiving, wait_until
 from tacoq.updates import CompletedCache, UpdateBatcher
-from tacoq.wire import decode_assignment
+from tacoq.wire import (
+    EVENT_ASSIGN,
+    EVENT_UPDATES,
+    H_PRIORITY,
+    H_VERSION,
+    WIRE_VERSION,
+    decode_assignment,
+    raise_unknown_kind,
+)
 from tacoq.worker_report import RunningNotices, TaskReporter, WorkerStats
 
 if TYPE_CHECKING:
@@ -113,6 +122,7 @@ class WorkerRuntime:
         self._running: dict[tuple[UUID, int], list[Delivery]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._unknown_kinds: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -225,8 +235,8 @@ class WorkerRuntime:
 
     def _put(self, delivery: Delivery) -> None:
         try:
-            priority = int(delivery.envelope.headers.get("tacoq-priority", "0"))
-        except ValueError:
+            priority = int(delivery.envelope.headers.get(H_PRIORITY, "0"))
+        except (TypeError, ValueError):  # a malformed one is dead-lettered when its turn comes
             priority = 0
         self._queue.put_nowait((-priority, next(self._seq), delivery))
 
@@ -238,9 +248,8 @@ class WorkerRuntime:
             abandoned: asyncio.Future[Any] | None = None
             try:
                 abandoned = await self._handle(delivery)
-            except Exception:
-                log.exception("unexpected error handling a delivery; it will be redelivered")
-                await settle(delivery.requeue())
+            except Exception as exc:  # the last-resort guard: no message may wedge the worker
+                await self._guard(delivery, exc)
             finally:
                 self._active -= 1
                 if self._active == 0:
@@ -249,8 +258,36 @@ class WorkerRuntime:
             if abandoned is not None:
                 await self._hold_slot(abandoned)
 
+    async def _guard(self, delivery: Delivery, exc: Exception) -> None:
+        """Settle a delivery whose handling failed unexpectedly: back to the queue after an
+        outage (the broker is unreachable), else dead-lettered with the failure as reason."""
+        if is_outage(exc):
+            log.warning("handling a delivery failed (%s); it goes back to the queue", exc)
+            await settle(delivery.requeue())
+            return
+        log.exception("handling a delivery failed unexpectedly; dead-lettering it")
+        reason = f"worker {self.name} failed on this message: {describe_failure(exc)}"
+        if await set_aside(delivery, reason, log) == "dead-lettered":
+            self.stats.dead_lettered += 1
+
+    async def _set_aside(self, delivery: Delivery, reason: str) -> None:
+        log.warning("dead-lettering a malformed assignment: %s", reason)
+        if await set_aside(delivery, f"malformed assignment: {reason}", log) == "dead-lettered":
+            self.stats.dead_lettered += 1
+
+    def _skip_unknown(self, kind: str) -> None:
+        self.stats.unknown_messages += 1
+        if kind not in self._unknown_kinds:
+            self._unknown_kinds.add(kind)
+            log.warning(
+                "skipping messages of an unknown kind %r (from a newer TacoQ?): acknowledged "
+                "and counted, not dead-lettered; this is logged once per kind",
+                kind,
+            )
+
     async def _hold_slot(self, thread: asyncio.Future[Any]) -> None:
-        """Keep this runner busy until a timed-out sync handler's thread returns."""
+        """Keep this runner busy until a timed-out handler really ends (a sync handler's
+        thread, or an async handler that ignored its cancellation)."""
         self.stats.sync_timed_out_running += 1
         began = time.perf_counter()
         try:
@@ -263,7 +300,7 @@ class WorkerRuntime:
             self.stats.sync_timed_out_running -= 1
         self.stats.sync_timed_out_returned += 1
         log.warning(
-            "a timed-out sync handler returned %.1fs after its timeout; result discarded",
+            "a timed-out handler returned %.1fs after its timeout; result discarded",
             time.perf_counter() - began,
         )
 
@@ -272,14 +309,23 @@ class WorkerRuntime:
     async def _handle(self, delivery: Delivery) -> asyncio.Future[Any] | None:
         reporter = self._reporter
         assert reporter is not None
+        envelope = delivery.envelope
         try:
-            assignment = decode_assignment(delivery.envelope)
-        except WireFormatError as exc:
-            log.warning("dead-lettering a malformed assignment: %s", exc)
-            await delivery.dead_letter(f"malformed assignment: {exc}")
-            self.stats.dead_lettered += 1
+            event = envelope.event
+            if (
+                event not in (EVENT_ASSIGN, EVENT_UPDATES)
+                and envelope.headers.get(H_VERSION) == WIRE_VERSION
+            ):
+                raise_unknown_kind(event)  # a newer TacoQ's message kind, or malformed
+            assignment = decode_assignment(envelope)
+        except UnknownMessageKind as exc:
+            self._skip_unknown(exc.kind)
+            await delivery.ack()
             return None
-        size = len(delivery.envelope.body)
+        except WireFormatError as exc:
+            await self._set_aside(delivery, str(exc))
+            return None
+        size = len(envelope.body)
         if size > self.max_payload_bytes:  # no publisher sends this; never run it
             await reporter.dead_letter(
                 assignment,
@@ -354,7 +400,7 @@ class WorkerRuntime:
             )
         except SerializationError as exc:
             error = ErrorInfo("InvalidInput", str(exc))
-            reporter.complete(assignment, delivery, started_at, error=error)
+            reporter.fail(assignment, delivery, started_at, error, why="its input is invalid")
             return None
         call = HandlerCall(
             taskdef,
@@ -375,6 +421,7 @@ class WorkerRuntime:
                 output = Payload(
                     taskdef.output_codec.content_type, taskdef.output_codec.dump(result)
                 )
+                check_output_size(output, self.max_payload_bytes, taskdef.task_kind)
             except Exception as exc:
                 start.finished()  # before any await below (a retry publishes)
                 duration = time.perf_counter() - clock
@@ -384,18 +431,29 @@ class WorkerRuntime:
                     error = ErrorInfo("TimeoutError", str(exc), error.traceback)
                     if call.abandoned is not None:
                         log.warning(
-                            "sync handler of task %s (%s) ran past its %gs timeout; its thread "
-                            "keeps a slot until it returns",
+                            "the handler of task %s (%s) keeps running past its %gs timeout "
+                            "(a sync handler's thread, or an async handler that ignored its "
+                            "cancellation); it keeps a slot until it returns",
                             assignment.id,
                             assignment.task_kind,
                             taskdef.timeout,
                         )
-                if taskdef.retry.should_retry(exc, assignment.attempt):
+                # An output too large would be as large again: never retried.
+                if not isinstance(exc, OutputTooLarge) and taskdef.retry.should_retry(
+                    exc, assignment.attempt
+                ):
                     delay = taskdef.retry.delay(assignment.attempt)
                     await reporter.retry(assignment, delivery, error, delay)
                 else:
-                    reporter.complete(
-                        assignment, delivery, started_at, error=error, duration=duration
+                    why = (
+                        "no retries left"
+                        if isinstance(exc, taskdef.retry.retry_on)
+                        and taskdef.retry.retries
+                        and not isinstance(exc, OutputTooLarge)
+                        else "not retryable"
+                    )
+                    reporter.fail(
+                        assignment, delivery, started_at, error, why=why, duration=duration
                     )
                 return call.abandoned
             duration = time.perf_counter() - clock
@@ -403,6 +461,17 @@ class WorkerRuntime:
             return None
         finally:
             start.finished()
+
+
+def check_output_size(output: Payload, limit: int, task_kind: str) -> None:
+    """Refuse an output over ``limit`` bytes (:class:`OutputTooLarge`): it could not travel
+    (the broker's message limit) and no store row should hold it."""
+    size = len(output.data)
+    if size > limit:
+        raise OutputTooLarge(
+            f"the output of task {task_kind!r} is {size:,} bytes, over the limit of "
+            f"{limit:,} bytes (max_payload_bytes)"
+        )
 
 
 def _summary(stats: WorkerStats) -> str:
