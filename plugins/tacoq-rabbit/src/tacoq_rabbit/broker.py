@@ -23,6 +23,7 @@ import aiormq.abc
 from pamqp import commands as spec
 
 from tacoq.broker import (
+    DEAD_LETTER_QUEUE,
     RELAY_QUEUE,
     Broker,
     DeadLetter,
@@ -41,6 +42,7 @@ from tacoq_rabbit.topology import (
     H_DELAY,
     H_ORIGIN,
     H_REASON,
+    H_TASK_COMPLETED,
     RELAY_ROUTING_KEY,
     REPLY_QUEUE_EXPIRES_MS,
     Topology,
@@ -172,6 +174,16 @@ class RabbitBroker(Broker):
             window = items[start : start + PUBLISH_WINDOW]
             await asyncio.gather(*(self.publish(e, priority=p) for e, p in window))
 
+    async def republish(self, queue: str, envelope: Envelope, *, priority: int = 0) -> None:
+        """Publish straight into the logical ``queue`` through the default exchange (no relay
+        copy), persistently; return once confirmed."""
+        physical = self.topology.physical_queue(queue)
+        kind = worker_kind_of(queue)
+        if kind is not None and kind not in self.link.kinds:
+            await self.link.declare_worker(kind)
+        properties = spec.Basic.Properties(**property_fields(envelope, _level(priority)))
+        await self.link.publish("", physical, envelope.body, properties)
+
     async def declare_worker_queue(self, worker_kind: str) -> None:
         """Declare the queue of ``worker_kind`` (priority levels) and the relay's binding."""
         await self.link.declare_worker(worker_kind)
@@ -186,7 +198,11 @@ class RabbitBroker(Broker):
         if kind is not None:
             await self.link.declare_worker(kind)
         consumer = RabbitConsumer(
-            self.link, queue, physical, prefetch, count_deliveries=queue != RELAY_QUEUE
+            self.link,
+            queue,
+            physical,
+            prefetch,
+            count_deliveries=queue not in (RELAY_QUEUE, DEAD_LETTER_QUEUE),
         )
         await consumer.start()
         self._consumers.add(consumer)
@@ -239,7 +255,8 @@ class RabbitBroker(Broker):
                 envelope = envelope_from(headers, properties.content_type, message.body)
                 origin = header_text(headers.get(H_ORIGIN, ""))
                 reason = header_text(headers.get(H_REASON, ""))
-                found.append(DeadLetter(origin, reason, envelope))
+                completed = header_text(headers.get(H_TASK_COMPLETED, "")) == "1"
+                found.append(DeadLetter(origin, reason, envelope, completed))
         finally:
             with contextlib.suppress(Exception):
                 await channel.close()

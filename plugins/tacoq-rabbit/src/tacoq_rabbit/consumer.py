@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 import aiormq.abc
 from pamqp import commands as spec
 
-from tacoq.broker import Consumer, Delivery
+from tacoq.broker import DEAD_LETTER_QUEUE, Consumer, DeadLetter, Delivery
 from tacoq.errors import TacoqError
-from tacoq_rabbit.codec import envelope_from, previous_deliveries
+from tacoq.wire import H_DEAD_LETTER_ID
+from tacoq_rabbit.codec import envelope_from, header_text, previous_deliveries
 from tacoq_rabbit.link import CONNECTION_ERRORS, describe
-from tacoq_rabbit.topology import H_DELIVERIES, H_ORIGIN, H_REASON
+from tacoq_rabbit.tolerant import storable
+from tacoq_rabbit.topology import H_DELIVERIES, H_ORIGIN, H_REASON, H_TASK_COMPLETED
 
 if TYPE_CHECKING:
     from tacoq_rabbit.link import Link
@@ -48,7 +50,7 @@ _MAX_REASON = 1000
 class RabbitDelivery(Delivery):
     """One delivered message; the first settle wins, later ones are no-ops."""
 
-    __slots__ = ("_consumer", "_message", "channel", "settled", "tag")
+    __slots__ = ("_consumer", "_message", "channel", "dead_lettered", "settled", "tag")
 
     def __init__(
         self,
@@ -67,6 +69,15 @@ class RabbitDelivery(Delivery):
         self.envelope = envelope_from(properties.headers, properties.content_type, message.body)
         self.delivery_count = previous + (2 if redelivered else 1)
         self.redelivered = redelivered or previous > 0
+        self.dead_lettered: DeadLetter | None = None
+        if consumer.logical == DEAD_LETTER_QUEUE:
+            headers = properties.headers or {}
+            self.dead_lettered = DeadLetter(
+                queue=header_text(headers.get(H_ORIGIN, "")),
+                reason=header_text(headers.get(H_REASON, "")),
+                envelope=self.envelope,
+                task_completed=header_text(headers.get(H_TASK_COMPLETED, "")) == "1",
+            )
 
     async def ack(self) -> None:
         """The message is done and leaves the queue (a no-op after a reconnect: see above)."""
@@ -76,9 +87,9 @@ class RabbitDelivery(Delivery):
         """Back to its queue (at the back of its priority level), counted as a delivery."""
         await self._consumer._hand_on(self)
 
-    async def dead_letter(self, reason: str) -> None:
+    async def dead_letter(self, reason: str, *, task_completed: bool = False) -> None:
         """A confirmed copy with ``tacoq-reason`` goes to the dead-letter queue, then ack."""
-        await self._consumer._dead_letter(self, reason)
+        await self._consumer._dead_letter(self, reason, task_completed)
 
     def __repr__(self) -> str:
         return f"RabbitDelivery({self._consumer.logical!r}, count={self.delivery_count})"
@@ -295,12 +306,13 @@ class RabbitConsumer(Consumer):
         original = delivery._message.header.properties
         headers: dict[str, Any] = dict(original.headers or {})
         headers.update(extra)
+        # storable(): what the tolerant decoder kept of invalid UTF-8 must encode again.
         properties = spec.Basic.Properties(
-            content_type=original.content_type,
+            content_type=storable(original.content_type),
             delivery_mode=2,
-            priority=original.priority,
-            message_id=original.message_id,
-            headers=headers,
+            priority=original.priority if isinstance(original.priority, int) else None,
+            message_id=storable(original.message_id),
+            headers=storable(headers),
         )
         await self.link.publish(exchange, routing_key, delivery._message.body, properties)
 
@@ -319,10 +331,16 @@ class RabbitConsumer(Consumer):
             return
         await self._ack_one(delivery)
 
-    async def _dead_letter(self, delivery: RabbitDelivery, reason: str) -> None:
+    async def _dead_letter(
+        self, delivery: RabbitDelivery, reason: str, task_completed: bool
+    ) -> None:
         if delivery.settled:
             return
         extra: dict[str, Any] = {H_REASON: reason[:_MAX_REASON], H_ORIGIN: self.logical}
+        if H_DEAD_LETTER_ID not in delivery.envelope.headers:
+            extra[H_DEAD_LETTER_ID] = str(uuid.uuid4())
+        if task_completed:
+            extra[H_TASK_COMPLETED] = "1"
         await self._publish_copy(delivery, self.link.topology.dead_exchange, "", extra)
         await self._ack_one(delivery)
 

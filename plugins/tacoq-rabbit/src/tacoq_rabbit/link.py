@@ -23,8 +23,12 @@ from aiormq.exceptions import AMQPError, ChannelPreconditionFailed
 from pamqp import commands as spec
 
 from tacoq.errors import ConfigError, PublishError, TacoqError
+from tacoq_rabbit import tolerant
 from tacoq_rabbit.settings import RabbitSettings
 from tacoq_rabbit.topology import BindingSpec, Declaration, ExchangeSpec, QueueSpec, Topology
+
+# Before any frame is read: a message with odd properties must not drop the connection.
+tolerant.install()
 
 __all__ = [
     "CONNECTION_ERRORS",

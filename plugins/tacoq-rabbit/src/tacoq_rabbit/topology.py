@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tacoq.broker import PRIORITY_LEVELS, RELAY_QUEUE, worker_kind_of
+from tacoq.broker import DEAD_LETTER_QUEUE, PRIORITY_LEVELS, RELAY_QUEUE, worker_kind_of
 
 __all__ = [
     "DELAY_RUNGS_MS",
@@ -23,6 +23,7 @@ __all__ = [
     "H_DELIVERIES",
     "H_ORIGIN",
     "H_REASON",
+    "H_TASK_COMPLETED",
     "MAX_DELAY_SECONDS",
     "RELAY_ROUTING_KEY",
     "REPLY_QUEUE_EXPIRES_MS",
@@ -49,12 +50,14 @@ H_DELIVERIES = "tacoq-deliveries"
 H_REASON = "tacoq-reason"
 #: Header of a dead letter: the logical queue it came from.
 H_ORIGIN = "tacoq-origin"
+#: Header of a dead letter: "1" when the task's COMPLETED was already published.
+H_TASK_COMPLETED = "tacoq-task-completed"
 #: Header of a delayed message: the rung (milliseconds) that holds it.
 H_DELAY = "tacoq-delay"
 #: A reply queue is deleted by RabbitMQ once it has had no consumer for this long (x-expires).
 REPLY_QUEUE_EXPIRES_MS = 60_000
 #: Headers the RabbitMQ binding adds; they are not part of the envelope a consumer sees.
-TRANSPORT_HEADERS = frozenset({H_DELIVERIES, H_REASON, H_ORIGIN, H_DELAY})
+TRANSPORT_HEADERS = frozenset({H_DELIVERIES, H_REASON, H_ORIGIN, H_DELAY, H_TASK_COMPLETED})
 
 _SAFE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _HASH_PREFIX = 60
@@ -176,12 +179,17 @@ class Topology:
         return f"{self.namespace}.reply.{address}"
 
     def physical_queue(self, logical: str) -> str:
-        """The physical name of a logical queue (``worker:<kind>`` or ``relay``)."""
+        """The physical name of a logical queue (``worker:<kind>``, ``relay``, ``dead-letter``)."""
         if logical == RELAY_QUEUE:
             return self.relay_queue
+        if logical == DEAD_LETTER_QUEUE:
+            return self.dead_queue
         kind = worker_kind_of(logical)
         if kind is None:
-            raise ValueError(f"unknown queue {logical!r}: use worker_queue(kind) or RELAY_QUEUE")
+            raise ValueError(
+                f"unknown queue {logical!r}: use worker_queue(kind), RELAY_QUEUE or "
+                "DEAD_LETTER_QUEUE"
+            )
         return self.worker_queue(kind)
 
     # -- declarations ------------------------------------------------------------------------
