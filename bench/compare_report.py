@@ -120,7 +120,8 @@ def markdown_report(
             "and every sample reported the code digest of its side.",
             *(f"- Note: {note}" for note in prepared.notes),
             "",
-            f"Each row is one TacoQ variant measured in {settings.repeats} pairs of "
+            f"Each row is one TacoQ variant measured in {settings.repeats} "
+            f"pair{'' if settings.repeats == 1 else 's'} of "
             f"{settings.tasks:,} tasks (a scenario may use more, see its description): in each "
             "pair one sample of base and one of head, one right after the other, head first in "
             "odd pairs and base first in even ones. A pair's ratio is oriented so that above 1 "
