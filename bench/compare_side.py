@@ -24,6 +24,7 @@ import json
 import resource
 import sys
 from importlib.metadata import distributions
+from pathlib import Path
 from typing import Any
 
 from bench.harness import MeasurementError, Sample, Settings, SkipScenario
@@ -40,9 +41,8 @@ def installed_files() -> dict[str, str]:
         for entry in dist.files or ():
             if entry.suffix != ".py" or ".." in entry.parts:
                 continue
-            path = dist.locate_file(entry)
             try:
-                data = path.read_bytes()  # type: ignore[union-attr]
+                data = Path(str(dist.locate_file(entry))).read_bytes()
             except OSError:
                 continue
             files[entry.as_posix()] = hashlib.sha256(data).hexdigest()
