@@ -15,6 +15,8 @@ import nox
 ROOT = Path(__file__).resolve().parent
 #: The fault-injection suite: run by ``nox -s faults`` only, never by ``nox -s tests``.
 FAULTS = ROOT / "tests" / "faults"
+#: The benchmark harness's unit tests: run by ``nox -s bench_tests``, not by ``nox -s tests``.
+BENCH_TESTS = ROOT / "bench" / "tests"
 
 nox.needs_version = ">=2024.4.15"  # for @nox.session(default=False)
 nox.options.default_venv_backend = "venv"
@@ -133,10 +135,23 @@ def bench(session: nox.Session) -> None:
     """Run the benchmark harness (``python -m bench``; ``-- --quick`` for a short run).
 
     Besides TacoQ (from this checkout) it installs Celery 5 and Dramatiq with their Postgres
-    result storage from PyPI: the peer scenarios measure them in the same run.
+    result storage from PyPI: the peer scenarios measure them in the same run. ``-- --compare
+    REV`` compares this checkout with revision REV instead, built into its own virtual
+    environment under ``.bench/`` (docs/benchmarks.md, "A/B comparisons").
     """
     install_local(session, *BENCH_TOOLS)
     passed_on = ["--", *session.posargs] if session.posargs else []
     # The harness writes the command that produced the numbers into docs/benchmarks.md.
     command = shlex.join(["nox", "-s", "bench", *passed_on])
     session.run("python", "-m", "bench", *session.posargs, env={"TACOQ_BENCH_COMMAND": command})
+
+
+@nox.session(default=False)
+def bench_tests(session: nox.Session) -> None:
+    """Run the benchmark harness's unit tests (``bench/tests``: the pure parts of ``--compare``,
+    no service, no measurement; ``-- ARGS`` go to pytest).
+
+    ``python -m pytest`` puts the checkout on ``sys.path``, where the ``bench`` package lives.
+    """
+    install_local(session)  # the root conftest loads tacoq.testing's fixtures
+    session.run("python", "-m", "pytest", relative(BENCH_TESTS), *session.posargs)

@@ -58,6 +58,9 @@ class Variant:
 
     label: str
     measure: Callable[[Settings], float | Sample]
+    #: True when it measures TacoQ itself (not a raw-library baseline or a peer): the variants
+    #: ``--compare REV`` measures under both versions.
+    tacoq: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,13 @@ class Scenario:
     baseline: Variant
     #: True: ``baseline`` is TacoQ, the candidates are peers, each ratio is TacoQ ÷ the peer.
     peers: bool = False
+    #: Tasks in one sample, when the scenario knows it up front (``--compare`` divides a
+    #: measurement's process CPU by it when the sample carries no ``CPU s/task`` of its own).
+    sample_tasks: Callable[[Settings], int] | None = None
+
+    def tacoq_variants(self) -> list[Variant]:
+        """The variants that measure TacoQ itself, in the order the scenario lists them."""
+        return [variant for variant in (*self.candidates, self.baseline) if variant.tacoq]
 
 
 @dataclass
@@ -120,8 +130,22 @@ class Row:
 Progress = Callable[[str], None]
 
 
-def run_scenario(scenario: Scenario, settings: Settings, progress: Progress) -> list[Row]:
-    """Measure every variant of ``scenario`` ``settings.repeats`` times; return one row each."""
+def repeat_order(count: int, repeat: int, alternate: bool) -> list[int]:
+    """The order (indexes) in which repeat ``repeat`` (1, 2, ...) measures ``count`` variants:
+    as listed, or with ``alternate`` reversed on every even repeat (ABBA), so a drift of the
+    machine within a repeat hits the first and the last alike."""
+    order = list(range(count))
+    return order[::-1] if alternate and repeat % 2 == 0 else order
+
+
+def run_scenario(
+    scenario: Scenario, settings: Settings, progress: Progress, *, alternate: bool = False
+) -> list[Row]:
+    """Measure every variant of ``scenario`` ``settings.repeats`` times; return one row each.
+
+    ``alternate``: reverse the order of the variants on every even repeat (see
+    :func:`repeat_order`); by default every repeat measures them in the order listed.
+    """
     variants = [*scenario.candidates, scenario.baseline]
     rows = [
         Row(scenario.name, variant.label, scenario.unit, variant is scenario.baseline)
@@ -130,7 +154,8 @@ def run_scenario(scenario: Scenario, settings: Settings, progress: Progress) -> 
     if scenario.peers:
         rows[-1].reference = "reference"
     for repeat in range(1, settings.repeats + 1):
-        for variant, row in zip(variants, rows, strict=True):
+        for index in repeat_order(len(variants), repeat, alternate):
+            variant, row = variants[index], rows[index]
             if row.error is not None:
                 continue
             try:

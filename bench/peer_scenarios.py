@@ -274,7 +274,7 @@ def _throughput_variants(
         Variant(DRAMATIQ_PG, measure(systems.dramatiq_pg)),
         Variant(DRAMATIQ_FAST, measure(systems.dramatiq_fast)),
     )
-    return peers, Variant(TACOQ, measure(systems.tacoq))
+    return peers, Variant(TACOQ, measure(systems.tacoq), tacoq=True)
 
 
 def _fan_in(workers: int) -> Scenario:
@@ -343,9 +343,9 @@ PEERS_LATENCY = Scenario(
     candidates=(
         Variant(CELERY_PG, _latency(systems.celery_pg)),
         Variant(DRAMATIQ_PG, _latency(systems.dramatiq_pg)),
-        Variant(TACOQ_RELAY_WAIT, _latency(systems.tacoq_relay_wait)),
+        Variant(TACOQ_RELAY_WAIT, _latency(systems.tacoq_relay_wait), tacoq=True),
     ),
-    baseline=Variant(TACOQ_DIRECT, _latency(systems.tacoq)),
+    baseline=Variant(TACOQ_DIRECT, _latency(systems.tacoq), tacoq=True),
     peers=True,
 )
 

@@ -94,8 +94,14 @@ POSTGRES_APPLY = Scenario(
     ),
     unit="updates/s",
     candidates=(
-        Variant("tacoq PostgresStore.apply_batch (batches of 500)", _apply("tacoq", 500)),
-        Variant("tacoq PostgresStore.apply_batch (batches of 1,000)", _apply("tacoq", 1000)),
+        Variant(
+            "tacoq PostgresStore.apply_batch (batches of 500)", _apply("tacoq", 500), tacoq=True
+        ),
+        Variant(
+            "tacoq PostgresStore.apply_batch (batches of 1,000)",
+            _apply("tacoq", 1000),
+            tacoq=True,
+        ),
         Variant("raw psycopg INSERT/UPDATE FROM unnest (1,000 rows)", _apply("unnest", 1000)),
     ),
     baseline=Variant("raw psycopg executemany upsert (1,000 rows)", _apply("executemany", 1000)),
@@ -115,6 +121,8 @@ POSTGRES_WAIT = Scenario(
         "NOTIFY writes nothing). A ratio above 1 means slower than the baseline."
     ),
     unit="µs",
-    candidates=(Variant("tacoq PostgresStore.wait on a 2nd store (p50)", _wait("tacoq")),),
+    candidates=(
+        Variant("tacoq PostgresStore.wait on a 2nd store (p50)", _wait("tacoq"), tacoq=True),
+    ),
     baseline=Variant("raw psycopg LISTEN/NOTIFY (p50)", _wait("notify")),
 )

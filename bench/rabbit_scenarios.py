@@ -66,11 +66,16 @@ RABBIT_PUBLISH = Scenario(
     ),
     unit="tasks/s",
     candidates=(
-        Variant("tacoq Publisher (aio-pika, 100 in flight)", _publish("tacoq")),
-        Variant("tacoq SyncRabbitPublisher.publish_many (pika, window 100)", _publish("pika-wnd")),
+        Variant("tacoq Publisher (aio-pika, 100 in flight)", _publish("tacoq"), tacoq=True),
+        Variant(
+            "tacoq SyncRabbitPublisher.publish_many (pika, window 100)",
+            _publish("pika-wnd"),
+            tacoq=True,
+        ),
         Variant(
             "tacoq SyncRabbitPublisher.publish (pika, 1 in flight)",
             _publish("pika-single", single=True),
+            tacoq=True,
         ),
     ),
     baseline=Variant("raw aio-pika (100 in flight)", _publish("aio-pika")),
@@ -88,8 +93,16 @@ RABBIT_DRAIN = Scenario(
     ),
     unit="tasks/s",
     candidates=(
-        Variant("tacoq worker (async no-op, concurrency 100)", _drain(worker_argv("async_app"))),
-        Variant("tacoq worker (sync no-op, concurrency 100)", _drain(worker_argv("sync_app"))),
+        Variant(
+            "tacoq worker (async no-op, concurrency 100)",
+            _drain(worker_argv("async_app")),
+            tacoq=True,
+        ),
+        Variant(
+            "tacoq worker (sync no-op, concurrency 100)",
+            _drain(worker_argv("sync_app")),
+            tacoq=True,
+        ),
     ),
     baseline=Variant("raw aio-pika consumer (prefetch 100)", _drain(consumer_argv)),
 )  # fmt: skip

@@ -23,7 +23,9 @@ RELAY_LATENCY = Scenario(
         "ratio above 1 means slower than the baseline."
     ),
     unit="µs",
-    candidates=(Variant("tacoq worker -> relay -> RelayClient.wait (p50)", measure_tacoq),),
+    candidates=(
+        Variant("tacoq worker -> relay -> RelayClient.wait (p50)", measure_tacoq, tacoq=True),
+    ),
     baseline=Variant("raw aio-pika RPC reply (p50)", measure_rpc),
 )
 
@@ -43,6 +45,6 @@ RELAY_THROUGHPUT = Scenario(
         "how busy its core was."
     ),
     unit="tasks/s",
-    candidates=(Variant("tacoq relay (batch 1,000, prefetch 2,000)", measure_relay),),
+    candidates=(Variant("tacoq relay (batch 1,000, prefetch 2,000)", measure_relay, tacoq=True),),
     baseline=Variant("raw aio-pika + psycopg executemany", measure_sink),
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from bench.compare_doc import SECTION as COMPARE_SECTION
 from bench.harness import ROOT, Row, Settings, format_value
 
 #: Side numbers that get a column of their own (the peer scenarios report them).
@@ -253,6 +254,8 @@ def markdown_report(
             "## Scenarios",
             "",
             *scenario_lines,
+            "",
+            *COMPARE_SECTION,
             "",
             "## Machine",
             "",

@@ -87,10 +87,11 @@ DEMO_EMBEDDED = Scenario(
     ),
     unit="tasks/s",
     candidates=(
-        Variant("tacoq demo (memory store)", demo_memory),
-        Variant("tacoq demo (sqlite store)", demo_sqlite),
+        Variant("tacoq demo (memory store)", demo_memory, tacoq=True),
+        Variant("tacoq demo (sqlite store)", demo_sqlite, tacoq=True),
     ),
     baseline=Variant("raw asyncio + pydantic", asyncio_pydantic_baseline),
+    sample_tasks=lambda settings: settings.tasks,
 )
 
 
