@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from tacoq.errors import TacoqError
-from tacoq_cli.commands import demo, plugins, publish, relay, task, worker
+from tacoq_cli.commands import demo, dlq, plugins, publish, relay, task, worker
 from tacoq_cli.commands.version import print_version
 from tacoq_cli.errors import (
     EXIT_INTERRUPTED,
@@ -75,6 +75,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     relay.register(app)
     publish.register(app)
     task.register(app)
+    dlq.register(app)
     if host is None:
         from tacoq.plugins import get_plugin_host
 

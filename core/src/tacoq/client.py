@@ -18,6 +18,7 @@ import base64
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -28,6 +29,7 @@ import httpx
 from tacoq.config import redact_url, resolve_relay_url
 from tacoq.errors import ConfigError, RelayError, RelayUnavailable
 from tacoq.models import Task, TaskStatus
+from tacoq.relay.dead_letter_models import DeadLetterOut, DeadLetterPageOut, RequeueOut
 from tacoq.store import TaskPage
 
 if TYPE_CHECKING:
@@ -186,6 +188,40 @@ class _Base:
             body["ttl"] = ttl
         return _Call("POST", "/tasks", body=body)
 
+    @staticmethod
+    def _dead_letters_call(
+        origin: str | None,
+        reason: str | None,
+        task_id: UUID | str | None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        method: str = "GET",
+        everything: bool = False,
+    ) -> _Call:
+        params: dict[str, Any] = {} if limit is None else {"limit": limit}
+        for name, value in (
+            ("origin", origin),
+            ("reason", reason),
+            ("task_id", task_id),
+            ("cursor", cursor),
+        ):
+            if value is not None:
+                params[name] = str(value)
+        if everything:
+            params["all"] = "true"
+        return _Call(method, "/dead-letters", params)
+
+    @staticmethod
+    def _requeue_call(ids: Sequence[UUID | str]) -> _Call:
+        return _Call("POST", "/dead-letters/requeue", body={"ids": [str(i) for i in ids]})
+
+    def _deleted(self, response: httpx.Response) -> bool:
+        if response.status_code == 204:
+            return True
+        self._check(response, allow_404=True)
+        return False
+
     def _not_known(self, task_id: UUID | str) -> RelayError:
         return RelayError(
             f"task {task_id} is not known to the relay at {redact_url(self.base_url)}",
@@ -301,6 +337,50 @@ class RelayClient(_Base):
             return dict(response.json())
         return dict(self._check(response))
 
+    # -- dead letters (docs/http-api.md, "Dead letters") ----------------------------------------
+
+    async def dead_letters(
+        self,
+        *,
+        origin: str | None = None,
+        reason: str | None = None,
+        task_id: UUID | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> DeadLetterPageOut:
+        """One page of the relay's dead letters, newest first (bodies left out)."""
+        call = self._dead_letters_call(origin, reason, task_id, limit, cursor)
+        return DeadLetterPageOut.model_validate(self._check(await self._send(call)))
+
+    async def dead_letter(self, letter_id: UUID | str) -> DeadLetterOut | None:
+        """One dead letter with its body, or ``None`` when the store has no such id."""
+        body = self._check(
+            await self._send(_Call("GET", f"/dead-letters/{letter_id}")), allow_404=True
+        )
+        return None if body is None else DeadLetterOut.model_validate(body)
+
+    async def requeue_dead_letters(self, ids: Sequence[UUID | str]) -> RequeueOut:
+        """Requeue up to 500 dead letters into the queues they came from, each once."""
+        return RequeueOut.model_validate(self._check(await self._send(self._requeue_call(ids))))
+
+    async def delete_dead_letter(self, letter_id: UUID | str) -> bool:
+        """Delete one dead letter; False when there was none of that id."""
+        return self._deleted(await self._send(_Call("DELETE", f"/dead-letters/{letter_id}")))
+
+    async def purge_dead_letters(
+        self,
+        *,
+        origin: str | None = None,
+        reason: str | None = None,
+        task_id: UUID | str | None = None,
+        everything: bool = False,
+    ) -> int:
+        """Delete the dead letters matching the filters (``everything=True``: all of them)."""
+        call = self._dead_letters_call(
+            origin, reason, task_id, method="DELETE", everything=everything
+        )
+        return int(self._check(await self._send(call))["deleted"])
+
     async def close(self) -> None:
         """Close the connections."""
         await self._http.aclose()
@@ -410,6 +490,48 @@ class SyncRelayClient(_Base):
         if response.status_code == 503:
             return dict(response.json())
         return dict(self._check(response))
+
+    # -- dead letters (docs/http-api.md, "Dead letters") ----------------------------------------
+
+    def dead_letters(
+        self,
+        *,
+        origin: str | None = None,
+        reason: str | None = None,
+        task_id: UUID | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> DeadLetterPageOut:
+        """One page of the relay's dead letters, newest first (bodies left out)."""
+        call = self._dead_letters_call(origin, reason, task_id, limit, cursor)
+        return DeadLetterPageOut.model_validate(self._check(self._send(call)))
+
+    def dead_letter(self, letter_id: UUID | str) -> DeadLetterOut | None:
+        """One dead letter with its body, or ``None`` when the store has no such id."""
+        body = self._check(self._send(_Call("GET", f"/dead-letters/{letter_id}")), allow_404=True)
+        return None if body is None else DeadLetterOut.model_validate(body)
+
+    def requeue_dead_letters(self, ids: Sequence[UUID | str]) -> RequeueOut:
+        """Requeue up to 500 dead letters into the queues they came from, each once."""
+        return RequeueOut.model_validate(self._check(self._send(self._requeue_call(ids))))
+
+    def delete_dead_letter(self, letter_id: UUID | str) -> bool:
+        """Delete one dead letter; False when there was none of that id."""
+        return self._deleted(self._send(_Call("DELETE", f"/dead-letters/{letter_id}")))
+
+    def purge_dead_letters(
+        self,
+        *,
+        origin: str | None = None,
+        reason: str | None = None,
+        task_id: UUID | str | None = None,
+        everything: bool = False,
+    ) -> int:
+        """Delete the dead letters matching the filters (``everything=True``: all of them)."""
+        call = self._dead_letters_call(
+            origin, reason, task_id, method="DELETE", everything=everything
+        )
+        return int(self._check(self._send(call))["deleted"])
 
     def close(self) -> None:
         """Close the connections."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DeadLetterNotFound",
     "HandlerSignatureError",
     "OutputTooLarge",
     "PayloadTooLarge",
@@ -15,6 +16,7 @@ __all__ = [
     "PublishError",
     "RelayError",
     "RelayUnavailable",
+    "RequeueRefused",
     "SerializationError",
     "StoreUnavailable",
     "TacoqError",
@@ -95,6 +97,15 @@ class RelayError(TacoqError):
 
 class RelayUnavailable(RelayError):
     """The relay could not be reached, even after retrying with backoff."""
+
+
+class DeadLetterNotFound(TacoqError):
+    """No dead letter of that id is in the store (never recorded, requeued or deleted)."""
+
+
+class RequeueRefused(TacoqError):
+    """A dead letter cannot be requeued (its body was cut, its origin is unknown, or it was
+    dead-lettered again since it was read); the message says which."""
 
 
 class StoreUnavailable(TacoqError):

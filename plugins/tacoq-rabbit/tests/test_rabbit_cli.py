@@ -85,6 +85,8 @@ async def test_declare_status_and_the_dead_letter_queue(amqp_url: str, ns: str) 
     assert "missing" in table.stdout  # the ghost kind has no queue
 
     listed = tacoq("rabbit", *url, "dlq", "list", "--json", "--limit", "2")
+    assert "deprecated" in listed.stderr
+    assert "tacoq dlq" in listed.stderr
     letters = json.loads(listed.stdout)
     assert len(letters) == 2
     assert letters[0]["reason"] == "test: set aside"
@@ -129,6 +131,7 @@ def test_environment_fallbacks_and_one_line_errors(ns: str) -> None:
     for completed in cases:
         assert completed.returncode != 0
         lines = completed.stderr.strip().splitlines()
+        lines = [line for line in lines if not line.startswith("warning: `tacoq rabbit dlq`")]
         assert len(lines) == 1, completed.stderr
         assert lines[0].startswith("error: ")
         assert "s3cret" not in completed.stderr + completed.stdout

@@ -32,6 +32,7 @@ from tacoq.relay.api_models import (
     TaskPageOut,
     task_to_api,
 )
+from tacoq.relay.dead_letter_routes import dead_letter_router
 from tacoq.relay.service import PublishConflict, PublishFailed
 from tacoq.store import TaskFilter
 
@@ -261,6 +262,8 @@ def create_app(service: RelayService) -> FastAPI:
             raise HTTPException(503, str(exc)) from None
         response.status_code = 201 if created else 200
         return PublishOut(id=task_id, created=created)
+
+    app.include_router(dead_letter_router(service, _ERRORS), dependencies=secured)
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

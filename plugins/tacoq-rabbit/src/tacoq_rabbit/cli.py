@@ -34,8 +34,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-dlq = typer.Typer(help="The dead-letter queue: list, requeue, purge.", no_args_is_help=True)
+dlq = typer.Typer(
+    help="Deprecated: the RabbitMQ dead-letter queue (the relay now takes dead letters into its "
+    "store; use `tacoq dlq`).",
+    no_args_is_help=True,
+)
 app.add_typer(dlq, name="dlq")
+
+#: Printed by every ``tacoq rabbit dlq`` command (removed in the next release).
+DLQ_DEPRECATION = (
+    "warning: `tacoq rabbit dlq` is deprecated and will be removed in the next release: a "
+    "running relay takes every dead letter from this queue into its store; use `tacoq dlq "
+    "list|show|requeue|purge`"
+)
+
+
+@dlq.callback()
+def _deprecated() -> None:
+    """Deprecated: use ``tacoq dlq`` (the relay's store owns dead letters)."""
+    typer.echo(DLQ_DEPRECATION, err=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,160 @@
+"""The relay's dead-letter routes: list, show, requeue and delete the store's dead letters.
+
+``GET /dead-letters`` (filtered, newest first, paginated), ``GET /dead-letters/{id}`` (with the
+body), ``POST /dead-letters/{id}/requeue``, ``POST /dead-letters/requeue`` (several ids, each
+requeued once), ``DELETE /dead-letters/{id}`` and ``DELETE /dead-letters`` (by filter; ``all``
+to delete every one). ``docs/http-api.md`` describes them; requeueing is
+:func:`tacoq.relay.requeue.requeue_dead_letter`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from tacoq.errors import DeadLetterNotFound, PublishError, RequeueRefused
+from tacoq.relay.api_models import ErrorBody
+from tacoq.relay.dead_letter_models import (
+    MAX_LIST_LIMIT,
+    DeadLetterOut,
+    DeadLetterPageOut,
+    DeletedOut,
+    RequeueIn,
+    RequeueOut,
+    RequeueSkipped,
+    dead_letter_out,
+)
+from tacoq.relay.requeue import requeue_dead_letter
+from tacoq.store import DeadLetterFilter
+
+if TYPE_CHECKING:
+    from tacoq.relay.service import RelayService
+
+__all__ = ["dead_letter_router"]
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No dead letter of that id."}
+}
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "Not requeueable (cut body, unknown origin, or "
+          "dead-lettered again since count)."},
+}  # fmt: skip
+_BROKER_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "Broker or store unavailable; nothing changed."}
+}
+
+Origin = Annotated[str | None, Query(max_length=255, description="Only those from this queue.")]
+ReasonText = Annotated[
+    str | None, Query(max_length=1000, description="Only those whose reason contains this.")
+]
+TaskId = Annotated[UUID | None, Query(description="Only those of this task.")]
+
+
+def dead_letter_router(service: RelayService, responses: dict[int | str, Any]) -> APIRouter:
+    """The dead-letter routes of ``service`` (``responses``: the errors every route may give)."""
+    router = APIRouter(prefix="/dead-letters", tags=["dead letters"], responses=responses)
+
+    def filters(origin: str | None, reason: str | None, task_id: UUID | None) -> DeadLetterFilter:
+        return DeadLetterFilter(origin=origin, reason=reason, task_id=task_id)
+
+    @router.get("", response_model=DeadLetterPageOut)
+    async def list_dead_letters(
+        origin: Origin = None,
+        reason: ReasonText = None,
+        task_id: TaskId = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> DeadLetterPageOut:
+        """Dead letters, newest first, filtered; pass ``next_cursor`` back as ``cursor``."""
+        try:
+            page = await service.store.list_dead_letters(
+                filters(origin, reason, task_id), cursor=cursor, limit=limit
+            )
+        except ValueError as exc:
+            raise HTTPException(422, f"cursor: {exc}") from None
+        return DeadLetterPageOut(
+            dead_letters=[dead_letter_out(r) for r in page.dead_letters],
+            next_cursor=page.next_cursor,
+        )
+
+    @router.get("/{letter_id}", response_model=DeadLetterOut, responses=_NOT_FOUND)
+    async def get_dead_letter(letter_id: UUID) -> DeadLetterOut:
+        """One dead letter, with its body."""
+        record = await service.store.get_dead_letter(letter_id)
+        if record is None:
+            raise HTTPException(404, f"dead letter {letter_id} is not in the store")
+        return dead_letter_out(record, with_body=True)
+
+    @router.post(
+        "/{letter_id}/requeue",
+        response_model=DeadLetterOut,
+        responses={**_NOT_FOUND, **_REFUSED, **_BROKER_DOWN},
+    )
+    async def requeue_one(
+        letter_id: UUID,
+        count: Annotated[
+            int | None, Query(ge=1, description="Only if its count is still this.")
+        ] = None,
+    ) -> DeadLetterOut:
+        """Requeue one dead letter into the queue it came from; the record is removed."""
+        try:
+            record = await requeue_dead_letter(
+                service.store, service.broker, letter_id, count=count
+            )
+        except DeadLetterNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except RequeueRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        except PublishError as exc:
+            raise HTTPException(503, f"the broker did not accept the requeue: {exc}") from None
+        return dead_letter_out(record)
+
+    @router.post("/requeue", response_model=RequeueOut, responses=_BROKER_DOWN)
+    async def requeue_many(body: RequeueIn) -> RequeueOut:
+        """Requeue several dead letters, each once; those that cannot be are listed."""
+        done: list[UUID] = []
+        skipped: list[RequeueSkipped] = []
+        outage: str | None = None
+        for letter_id in dict.fromkeys(body.ids):
+            if outage is not None:
+                skipped.append(RequeueSkipped(id=letter_id, reason=outage))
+                continue
+            try:
+                await requeue_dead_letter(service.store, service.broker, letter_id)
+            except (DeadLetterNotFound, RequeueRefused) as exc:
+                skipped.append(RequeueSkipped(id=letter_id, reason=str(exc)))
+            except PublishError as exc:  # the rest would fail alike: say so, nothing lost
+                outage = f"not tried: the broker did not accept a requeue ({exc})"
+                skipped.append(RequeueSkipped(id=letter_id, reason=outage))
+            else:
+                done.append(letter_id)
+        return RequeueOut(requeued=done, skipped=skipped)
+
+    @router.delete("/{letter_id}", status_code=204, responses=_NOT_FOUND)
+    async def delete_one(letter_id: UUID) -> Response:
+        """Delete one dead letter."""
+        if not await service.store.remove_dead_letter(letter_id):
+            raise HTTPException(404, f"dead letter {letter_id} is not in the store")
+        return Response(status_code=204)
+
+    @router.delete("", response_model=DeletedOut)
+    async def delete_many(
+        origin: Origin = None,
+        reason: ReasonText = None,
+        task_id: TaskId = None,
+        all: Annotated[
+            bool, Query(description="Required to delete every dead letter (no filter).")
+        ] = False,
+    ) -> DeletedOut:
+        """Delete the dead letters matching the filters (every one with ``all=true``)."""
+        if origin is None and reason is None and task_id is None and not all:
+            raise HTTPException(
+                422, "give a filter (origin, reason, task_id), or all=true to delete every one"
+            )
+        return DeletedOut(
+            deleted=await service.store.purge_dead_letters(filters(origin, reason, task_id))
+        )
+
+    return router
