@@ -20,7 +20,7 @@ from tacoq.builtin.memory_broker import MemoryBroker
 from tacoq.builtin.memory_store import MemoryStore
 from tacoq.errors import PublishError
 from tacoq.hookspecs import hookimpl
-from tacoq.models import Payload, TaskEvent
+from tacoq.models import TaskEvent
 from tacoq.plugins import get_plugin_host
 from tacoq.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
