@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+
+import pytest
 
 from tacoq.broker import Delivery
 from tacoq.builtin.memory_broker import MemoryBroker
 from tacoq.builtin.memory_store import MemoryStore
 from tacoq.errors import PublishError
+from tacoq.guard import set_aside
 from tacoq.hookspecs import hookimpl
 from tacoq.models import TaskEvent
 from tacoq.plugins import get_plugin_host
@@ -275,3 +279,37 @@ async def test_a_message_of_an_invented_kind_is_acked_and_counted_by_worker_and_
 
 async def _value(value: Any) -> Any:
     return value
+
+
+class _Refusing(Delivery):
+    """A delivery whose dead-lettering fails with ``failure``; records how it was settled."""
+
+    def __init__(self, failure: Exception) -> None:
+        self.envelope = Envelope({"tacoq-event": "x"}, "text/plain", b"body")
+        self.redelivered = False
+        self.delivery_count = 1
+        self.failure = failure
+        self.settled: list[str] = []
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def requeue(self) -> None:
+        self.settled.append("requeue")
+
+    async def dead_letter(self, reason: str, *, task_completed: bool = False) -> None:
+        raise self.failure
+
+
+async def test_a_dead_letter_the_broker_refuses_is_dropped_and_logged_an_outage_requeued(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logging.getLogger("tacoq.test")
+    refused = _Refusing(UnicodeEncodeError("utf-8", "\udc80", 0, 1, "surrogates not allowed"))
+    assert await set_aside(refused, "relay cannot decode: x", log) == "dropped"
+    assert refused.settled == ["ack"]
+    assert "is dropped" in caplog.text
+    assert "'tacoq-event': 'x'" in caplog.text  # the headers are in the log
+    down = _Refusing(PublishError("not confirmed"))
+    assert await set_aside(down, "relay cannot decode: x", log) == "requeued"
+    assert down.settled == ["requeue"]

@@ -819,3 +819,24 @@ async def test_a_final_failure_is_logged_once_with_kind_id_attempt_and_error_typ
     assert "explode" in message
     assert "ValueError" in message
     assert "no retries left" in message
+
+
+async def test_an_error_text_no_store_could_hold_is_stored_escaped_and_cut() -> None:
+    app = WorkerApp("w")
+
+    @app.task
+    async def odd(req: int) -> int:
+        raise ValueError("nul \x00 surrogate \udc80 " + "x" * 100_000)
+
+    async with running(app) as system:
+        task = await system.pub.publish(odd, 1)
+        row = await system.wait(task.id)
+
+    assert row.error is not None
+    assert row.error.type == "ValueError"
+    assert row.error.message.startswith("nul \\x00 surrogate \\udc80 xxx")
+    assert row.error.message.endswith("more characters cut]")
+    assert len(row.error.message) < 65_536 + 100
+    assert row.error.traceback is not None
+    row.error.message.encode("utf-8")  # storable: no lone surrogate left
+    row.error.traceback.encode("utf-8")
