@@ -22,7 +22,17 @@ nox.needs_version = ">=2024.4.15"  # for @nox.session(default=False)
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "types", "tests"]
 
-TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "pytest-docker>=3")
+TEST_TOOLS = (
+    "pytest>=8",
+    "pytest-asyncio>=0.23",
+    "hypothesis>=6.100",
+    "pytest-docker>=3",
+    # raw AMQP in tests (poison messages, queue depths); the plugin itself uses aiormq
+    "aio-pika>=9.4,<11",
+)
+#: Extras selected when a plugin is installed from its folder (``tacoq-postgres[binary]``
+#: brings libpq inside psycopg's wheels, so a machine without libpq works).
+PLUGIN_EXTRAS = {"tacoq-postgres": "binary"}
 LINT_TOOLS = ("ruff>=0.17,<0.18",)
 TYPE_TOOLS = ("mypy>=2.4,<3",)
 #: The peers the benchmark compares TacoQ with, and what they need to store results in
@@ -42,6 +52,12 @@ def plugin_dirs() -> list[Path]:
     return sorted(pyproject.parent for pyproject in ROOT.glob("plugins/*/pyproject.toml"))
 
 
+def plugin_requirement(folder: Path) -> str:
+    """The pip requirement that installs the plugin in ``folder``, with its selected extras."""
+    extras = PLUGIN_EXTRAS.get(folder.name)
+    return relative(folder) + (f"[{extras}]" if extras else "")
+
+
 def relative(path: Path) -> str:
     """Return ``path`` as ``./relative/path`` from the repository root (for pip and pytest)."""
     return f"./{path.relative_to(ROOT).as_posix()}"
@@ -51,7 +67,7 @@ def local_packages(core_extras: str = "relay,testing", *, plugins: bool = True) 
     """Return the pip requirements that install our packages from their folders, not an index."""
     packages = [f"./core[{core_extras}]", "./cli"]
     if plugins:
-        packages += [relative(folder) for folder in plugin_dirs()]
+        packages += [plugin_requirement(folder) for folder in plugin_dirs()]
     return packages
 
 
