@@ -44,6 +44,8 @@ BENCH_TOOLS = (
     "psycopg2-binary>=2.9,<3",
     "dramatiq[rabbitmq]>=1.15,<2",
     "psutil>=5.9",
+    # the raw-library baselines (tacoq-rabbit itself talks to aiormq)
+    "aio-pika>=9.4,<11",
 )
 
 
