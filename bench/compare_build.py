@@ -35,11 +35,14 @@ from bench.harness import ROOT
 
 #: Where the builds of the revisions compared against live (``.gitignore`` covers ``.bench/``).
 CACHE = ROOT / ".bench" / "compare"
-#: What the base side needs beside TacoQ's packages: the harness measures CPU with psutil. The
+#: What the base side needs beside TacoQ's packages: psutil (CPU) and aio-pika (raw baselines). The
 #: peers (Celery, Dramatiq) are not needed: a comparison measures TacoQ's variants only.
-BASE_TOOLS = ("psutil>=5.9",)
+BASE_TOOLS = ("psutil>=5.9", "aio-pika>=9.4,<11")
 #: The extras of ``tacoq-core`` the bench session installs (``noxfile.install_local``).
 CORE_EXTRAS = ("relay", "testing")
+#: The extras of plugins the bench session installs, where REV defines them
+#: (``noxfile.PLUGIN_EXTRAS``).
+PLUGIN_EXTRAS = {"tacoq-postgres": ("binary",)}
 #: Builds kept in the cache (the most recently used).
 KEEP_BUILDS = 4
 #: Seconds allowed for one pip install.
@@ -119,7 +122,8 @@ def package_folders(tree: Path) -> list[Package]:
         if name != "tacoq" and not name.startswith("tacoq-"):
             continue
         defined = project.get("optional-dependencies", {})
-        extras = tuple(e for e in CORE_EXTRAS if e in defined) if name == "tacoq-core" else ()
+        wanted = CORE_EXTRAS if name == "tacoq-core" else PLUGIN_EXTRAS.get(name, ())
+        extras = tuple(e for e in wanted if e in defined)
         found.append(Package(pyproject.parent, name, extras))
     # The noxfile's order: core, cli, then the plugins. pip (23.2) fails to match the cli's
     # ``tacoq-core[relay]`` pin to the core folder when the cli comes first.
