@@ -1,8 +1,10 @@
-"""The drain baseline: raw aio-pika consuming a queue at a prefetch, acking every message.
+"""The drain baselines: a raw consumer of a queue at a prefetch, acking every message, written
+with aio-pika's consumer API (the baseline) or with aiormq, the transport under aio-pika that
+tacoq-rabbit talks to directly.
 
-``python -m bench.rabbit_consumer --url U --queue Q --prefetch 100 --count N`` consumes until it
-acked N messages, then prints a JSON summary with ``end_wall`` (``time.time()`` of the last
-ack) so the driver measures it exactly as it measures a TacoQ worker.
+``python -m bench.rabbit_consumer --url U --queue Q --prefetch 100 --count N [--library
+aiormq]`` consumes until it acked N messages, then prints a JSON summary with ``end_wall``
+(``time.time()`` of the last ack) so the driver measures it exactly as it measures a TacoQ worker.
 """
 
 from __future__ import annotations
@@ -41,6 +43,36 @@ async def consume(url: str, queue_name: str, prefetch: int, count: int) -> dict[
     return {"acked": acked, "first_wall": first, "end_wall": end}
 
 
+async def consume_aiormq(url: str, queue_name: str, prefetch: int, count: int) -> dict[str, float]:
+    """:func:`consume` with aiormq: one ``basic.ack`` per message, no message objects."""
+    import aiormq
+    import aiormq.abc
+
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.basic_qos(prefetch_count=prefetch)
+        done = asyncio.Event()
+        acked = 0
+        first = 0.0
+
+        async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+            nonlocal acked, first
+            if not first:
+                first = time.time()
+            await channel.basic_ack(message.delivery_tag or 0)
+            acked += 1
+            if acked >= count:
+                done.set()
+
+        await channel.basic_consume(queue_name, on_message)
+        await done.wait()
+        end = time.time()
+    finally:
+        await connection.close()
+    return {"acked": acked, "first_wall": first, "end_wall": end}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Consume and print the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -48,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", required=True)
     parser.add_argument("--prefetch", type=int, default=100)
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--library", choices=("aio-pika", "aiormq"), default="aio-pika")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(consume(args.url, args.queue, args.prefetch, args.count))))
+    run = consume_aiormq if args.library == "aiormq" else consume
+    print(json.dumps(asyncio.run(run(args.url, args.queue, args.prefetch, args.count))))
     return 0
 
 

@@ -177,12 +177,17 @@ def worker_argv(app: str) -> ArgvFor:
     return argv
 
 
-def consumer_argv(url: str, namespace: str, tasks: int) -> list[str]:
-    """The raw aio-pika consumer for the baseline."""
+def consumer_argv(url: str, namespace: str, tasks: int, library: str = "aio-pika") -> list[str]:
+    """A raw consumer (``library``: aio-pika's consumer API, or aiormq, its transport)."""
     from tacoq_rabbit.topology import Topology
 
     queue = Topology(namespace).worker_queue(BENCH_KIND)
     return python_command(
         "bench.rabbit_consumer", "--url", url, "--queue", queue,
-        "--prefetch", str(IN_FLIGHT), "--count", str(tasks),
+        "--prefetch", str(IN_FLIGHT), "--count", str(tasks), "--library", library,
     )  # fmt: skip
+
+
+def aiormq_consumer_argv(url: str, namespace: str, tasks: int) -> list[str]:
+    """The raw aiormq consumer: the transport tacoq-rabbit talks to directly."""
+    return consumer_argv(url, namespace, tasks, "aiormq")

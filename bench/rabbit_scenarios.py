@@ -17,7 +17,13 @@ from bench.harness import (
     throughput_of,
 )
 from bench.rabbit_common import amqp_url, delete_namespace, fresh_namespace, require_rabbitmq
-from bench.rabbit_drain import ArgvFor, consumer_argv, measure_drain, worker_argv
+from bench.rabbit_drain import (
+    ArgvFor,
+    aiormq_consumer_argv,
+    consumer_argv,
+    measure_drain,
+    worker_argv,
+)
 
 #: The one-confirm-at-a-time sync publisher is slow: it publishes at most this many per sample.
 SINGLE_CONFIRM_TASKS = 5_000
@@ -89,7 +95,9 @@ RABBIT_DRAIN = Scenario(
         "100, until the last COMPLETED update arrived (the worker queue is then checked empty), "
         "against a raw aio-pika consumer at prefetch 100 acking the same messages; both "
         "processes pinned to core 0, timed from the moment their consumer appears. "
-        "msgs/task = update messages the worker published per task."
+        "msgs/task = update messages the worker published per task. Beside them, a raw aiormq "
+        "consumer (aio-pika's own transport, which tacoq-rabbit uses directly) acking the same "
+        "way, to show what aio-pika's consumer API costs."
     ),
     unit="tasks/s",
     candidates=(
@@ -102,6 +110,10 @@ RABBIT_DRAIN = Scenario(
             "tacoq worker (sync no-op, concurrency 100)",
             _drain(worker_argv("sync_app")),
             tacoq=True,
+        ),
+        Variant(
+            "raw aiormq consumer (prefetch 100; tacoq-rabbit's transport)",
+            _drain(aiormq_consumer_argv),
         ),
     ),
     baseline=Variant("raw aio-pika consumer (prefetch 100)", _drain(consumer_argv)),
