@@ -74,11 +74,13 @@ class System:
     async def normal_task_completes(self, value: int) -> None:
         """Both consumers still run, and a task published now completes with its output."""
         assert not any(job.done() for job in self.jobs), [job for job in self.jobs if job.done()]
+        since = self.relay.stats.deliveries
         task = await self.publisher.publish(echo, value)
         row = await self.relay.store.wait(task.id, TIMEOUT)
         assert row is not None
         assert row.is_completed, row
         assert row.result(int) == value
+        await self.relay_probe.wait_applied(since, 2)  # its assignment copy and completion
 
 
 @pytest.fixture

@@ -119,6 +119,22 @@ class RelayProbe:
 
         return probe
 
+    async def wait_applied(self, since: int, count: int) -> None:
+        """Wait until the relay applied ``count`` deliveries more than ``since`` (a
+        ``stats.deliveries`` value): traffic the caller caused, such as a normal task's
+        assignment copy and completion, so that the next :meth:`feed` counts only its own
+        message (a store's waiter may wake before the relay counts what it committed)."""
+
+        async def applied() -> int:
+            return self.relay.stats.deliveries
+
+        await eventually(
+            applied,
+            until=lambda now: now >= since + count,
+            timeout=self.timeout,
+            message=f"{count} more deliveries applied",
+        )
+
     async def _check_record(self, envelope: Envelope) -> None:
         page = await self.relay.store.list_dead_letters(limit=1)
         assert page.dead_letters, "no dead letter in the store"
