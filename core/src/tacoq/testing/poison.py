@@ -592,17 +592,23 @@ def amqp_values(*, floats: bool = True, max_leaves: int = 6) -> st.SearchStrateg
 def amqp_header_tables(*, floats: bool = True) -> st.SearchStrategy[dict[str, Any]]:
     """AMQP header tables: ``tacoq-*`` and random names (never ``CC``/``BCC``), any value of
     :func:`amqp_values`, sometimes a whole valid-looking assignment with AMQP-typed values."""
-    names = _header_names().filter(lambda name: len(name.encode("utf-8", "surrogatepass")) <= 255)
-    names = names.filter(lambda name: not _has_surrogate(name))
+    names = _header_names().filter(_amqp_name)
     table = st.dictionaries(names, amqp_values(floats=floats), max_size=5)
     assignment = st.builds(
         lambda base, extra: {**base, **extra},
         assignment_headers(max_changes=1).map(
-            lambda headers: {k: v for k, v in headers.items() if not _has_surrogate(k + v)}
+            lambda headers: {
+                k: v for k, v in headers.items() if _amqp_name(k) and not _has_surrogate(v)
+            }
         ),
         st.dictionaries(st.sampled_from(_TACOQ_HEADERS), amqp_values(floats=floats), max_size=2),
     )
     return table | assignment
+
+
+def _amqp_name(name: str) -> bool:
+    """Whether ``name`` can be a header name in AMQP: a short string of UTF-8 (255 bytes)."""
+    return not _has_surrogate(name) and len(name.encode("utf-8")) <= 255
 
 
 def _has_surrogate(text: str) -> bool:
