@@ -117,13 +117,18 @@ def faults(session: nox.Session) -> None:
     """Run the fault-injection suite (``tests/faults``): real worker and relay processes, worker
     kills, RabbitMQ and Postgres restarts, poison messages (``-- ARGS`` go to pytest).
 
-    It restarts the services it uses (briefly): run it against RabbitMQ and Postgres you may
-    restart (``TACOQ_TEST_AMQP_URL`` / ``TACOQ_TEST_POSTGRES_URL``, as ``.ci/run`` sets). Each
-    scenario's counts go to ``TACOQ_FAULTS_SUMMARY`` (default: a JSON file in the temp dir),
-    from which ``docs/reliability.md`` is written.
+    Paths among the arguments (``-- tests/faults/FILE.py::TEST``) replace the suite's folder,
+    so one scenario can run alone. The suite restarts the services it uses (briefly): run it
+    against RabbitMQ and Postgres you may restart (``TACOQ_TEST_AMQP_URL`` /
+    ``TACOQ_TEST_POSTGRES_URL``, as ``.ci/run`` sets). Each scenario's counts go to
+    ``TACOQ_FAULTS_SUMMARY`` (default: a JSON file in the temp dir), from which
+    ``docs/reliability.md`` is written.
     """
     install_local(session, *TEST_TOOLS)
-    session.run("pytest", relative(FAULTS), *session.posargs)
+    args = list(session.posargs)
+    # ``-- tests/faults/x.py::test`` runs that scenario only, not the whole suite besides
+    paths = [] if any(names_tests(arg) for arg in args) else [relative(FAULTS)]
+    session.run("pytest", *paths, *args)
 
 
 @nox.session

@@ -117,6 +117,8 @@ async def test_health_reports_parts_and_counters_without_the_token(start_relay: 
         for counter in ("batches", "events", "dead_lettered", "duplicate_completions"):
             assert body["stats"][counter] == 0
         assert {"conflicting_completions", "store_errors", "published"} <= body["stats"].keys()
+        for counter in ("unknown_messages", "dead_letters_recorded", "dead_letter_completions"):
+            assert body["stats"][counter] == 0
 
 
 async def test_health_is_503_naming_the_store_when_it_is_down(start_relay: StartRelay) -> None:

@@ -4,8 +4,10 @@
   output collected by a thread; :class:`Scene` starts them for one scenario in its own namespace
   and kills whatever is left at the end.
 - Evidence: :func:`read_rows` reads the store's rows straight from Postgres, :func:`read_trace`
-  the handlers' per-execution trace, :func:`relay_stats` a relay's counters (``GET /health``),
-  :func:`queue_counts` RabbitMQ's queue depths, :func:`dead_letters` the dead-letter queue.
+  the handlers' per-execution trace, :func:`relay_stats` a relay's counters (``GET /health``;
+  every read of a relay's counters goes through it), :func:`queue_counts` RabbitMQ's queue
+  depths, :func:`read_dead_letters` the store's dead-letters table (the relay consumes the
+  dead-letter queue into it).
 - :func:`check_outcome` is the common final assertion: every confirmed task completed with the
   right output, produced by one finished execution in the trace; re-executions only where the
   scenario allows them; conflicting completions bounded by the completions that could conflict.
@@ -233,6 +235,10 @@ class Scene:
         """The store's rows of this namespace."""
         return read_rows(self.postgres_url, self.namespace)
 
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The store's dead-letter records of this namespace."""
+        return read_dead_letters(self.postgres_url, self.namespace)
+
     def stop_all(self) -> None:
         """Kill every process still running."""
         for proc in self.procs:
@@ -370,32 +376,20 @@ async def queue_counts(amqp_url: str, namespace: str, kinds: Sequence[str]) -> d
     return counts
 
 
-async def dead_letters(amqp_url: str, namespace: str, limit: int = 500) -> list[dict[str, Any]]:
-    """The dead letters of the namespace, read without removing them: origin, reason, size."""
-    found = []
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(Topology(namespace).dead_queue, passive=True)
-        held = []
-        while len(found) < limit:
-            message = await queue.get(no_ack=False, fail=False)
-            if message is None:
-                break
-            held.append(message)
-            headers = message.headers or {}
-            found.append(
-                {
-                    "origin": str(headers.get("tacoq-origin")),
-                    "reason": str(headers.get("tacoq-reason")),
-                    "size": len(message.body),
-                }
-            )
-        for message in held:
-            await message.nack(requeue=True)
-    finally:
-        await connection.close()
-    return found
+def read_dead_letters(postgres_url: str, namespace: str) -> list[dict[str, Any]]:
+    """Every record of the namespace's dead-letters table (the relay consumes the dead-letter
+    queue into it): origin, reason, headers, task id, count and body size."""
+    schema = schema_for_namespace(namespace)
+    with psycopg.connect(postgres_url, row_factory=dict_row, connect_timeout=10) as conn:
+        exists = conn.execute(
+            "SELECT to_regclass(%s) AS t", [f'"{schema}".dead_letters']
+        ).fetchone()
+        if not exists or exists["t"] is None:
+            return []
+        return conn.execute(
+            "SELECT id, origin, reason, headers, task_id, count, body_size AS size "
+            f'FROM "{schema}".dead_letters'
+        ).fetchall()
 
 
 async def eventually(
