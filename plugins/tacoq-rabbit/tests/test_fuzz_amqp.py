@@ -198,7 +198,13 @@ def test_the_tolerant_decoders_are_installed() -> None:
     """The properties above hold for the decoders the consumer really uses."""
     assert decode.METHODS["shortstr"] is tolerant._short_str
     assert decode.TABLE_MAPPING[b"T"] is tolerant._timestamp
-    assert decode.TABLE_MAPPING[b"F"] is tolerant._field_table
+    assert decode.TABLE_MAPPING[b"F"] is decode.METHODS["table"]  # nesting counted
+    assert decode.TABLE_MAPPING[b"A"] is decode.METHODS["array"]
+    key = b"\x01\x80" + b"V"  # a header name of invalid UTF-8, a void value
+    assert decode.METHODS["table"](struct.pack(">I", len(key)) + key) == (
+        4 + len(key),
+        {"\udc80": None},
+    )
     moment = datetime(2030, 1, 1, tzinfo=UTC)
     assert decode.METHODS["timestamp"](struct.pack(">Q", int(moment.timestamp()))) == (8, moment)
     assert decode.METHODS["shortstr"](b"\x01\x80") == (2, "\udc80")
