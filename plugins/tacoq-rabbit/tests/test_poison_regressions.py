@@ -1,4 +1,4 @@
-"""Regression tests for what fuzzing the AMQP level found (issue 15; fixed in tacoq_rabbit.tolerant).
+"""Regression tests for what fuzzing the AMQP level found (issue 15; see tacoq_rabbit.tolerant).
 
 1. A header nested a few hundred levels deep (an array in an array...; about 3 KB, RabbitMQ
    routes it) makes pamqp's decoder recurse past Python's limit: ``RecursionError`` in the
