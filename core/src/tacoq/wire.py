@@ -165,7 +165,7 @@ def parse_timestamp(text: str) -> datetime:
         if isinstance(text, str) and _TIMESTAMP.fullmatch(text + "Z"):
             raise WireFormatError(f"timestamp {text!r} has no time zone")
         raise WireFormatError(
-            f"invalid timestamp {str(text)[:64]!r}: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
+            f"invalid timestamp {quoted(text)}: expected YYYY-MM-DDTHH:MM:SS[.fraction] "
             "with Z or an offset ±HH:MM"
         )
     if text[-1] == "z" or text[10] == "t":
@@ -177,6 +177,13 @@ def parse_timestamp(text: str) -> datetime:
         return value.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise WireFormatError(f"invalid timestamp {text!r}: {exc}") from None
+
+
+def quoted(value: object, limit: int = 64) -> str:
+    """``repr`` of ``value`` as text, cut to ``limit`` characters: error messages become log
+    lines and dead-letter reasons, and a header may be 70,000 characters long."""
+    text = str(value)
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def kind_problem(value: object) -> str | None:
@@ -199,7 +206,7 @@ def kind_problem(value: object) -> str | None:
 def _name(what: str, value: object) -> str:
     problem = kind_problem(value)
     if problem is not None:
-        raise WireFormatError(f"{what} {problem}: {str(value)[:64]!r}")
+        raise WireFormatError(f"{what} {problem}: {quoted(value)}")
     return value  # type: ignore[return-value]  # kind_problem checked it is a str
 
 
@@ -259,7 +266,7 @@ def _int_header(headers: Mapping[str, str], name: str, low: int, high: int) -> i
     text = _header(headers, name)
     if not _DIGITS.fullmatch(text):
         raise WireFormatError(
-            f"header {name} is not an integer (decimal ASCII digits only): {text[:40]!r}"
+            f"header {name} is not an integer (decimal ASCII digits only): {quoted(text, 40)}"
         )
     value = int(text)
     if not low <= value <= high:
@@ -271,7 +278,8 @@ def _check_version(envelope: Envelope) -> None:
     version = envelope.headers.get(H_VERSION)
     if version != WIRE_VERSION:
         raise WireFormatError(
-            f"unknown wire version {version!r} (this TacoQ speaks version {WIRE_VERSION})"
+            f"unknown wire version {quoted(version) if version is not None else None} "
+            f"(this TacoQ speaks version {WIRE_VERSION})"
         )
 
 
@@ -280,7 +288,7 @@ def decode_assignment(envelope: Envelope) -> TaskEvent:
     _check_version(envelope)
     if envelope.headers.get(H_EVENT) != EVENT_ASSIGN:
         raise WireFormatError(
-            f"expected an {EVENT_ASSIGN!r} message, got event {envelope.headers.get(H_EVENT)!r}"
+            f"expected an {EVENT_ASSIGN!r} message, got event {quoted(envelope.headers.get(H_EVENT))}"
         )
     headers = envelope.headers
     return TaskEvent(
@@ -300,7 +308,7 @@ def _task_id(text: object, what: str) -> UUID:
     """A task id of the canonical lower-case hyphenated form (``str(uuid)``), else raise."""
     if not isinstance(text, str) or not _UUID.fullmatch(text):
         raise WireFormatError(
-            f"{what} is not a UUID in canonical form (lower-case, hyphenated): {str(text)[:64]!r}"
+            f"{what} is not a UUID in canonical form (lower-case, hyphenated): {quoted(text)}"
         )
     return UUID(text)
 
@@ -354,7 +362,7 @@ def payload_from_json(obj: Any) -> Payload:
             return Payload(content_type, base64.b64decode(data, validate=True))
         except ValueError:
             raise WireFormatError("payload data is not valid base64") from None
-    raise WireFormatError(f"unknown payload encoding {encoding!r}")
+    raise WireFormatError(f"unknown payload encoding {quoted(encoding)}")
 
 
 def _error_to_json(error: ErrorInfo | None) -> dict[str, Any] | None:
@@ -520,7 +528,7 @@ def decode_updates(envelope: Envelope) -> list[TaskEvent]:
     _check_version(envelope)
     if envelope.content_type != UPDATES_CONTENT_TYPE:
         raise WireFormatError(
-            f"updates must be {UPDATES_CONTENT_TYPE}, not {envelope.content_type!r}"
+            f"updates must be {UPDATES_CONTENT_TYPE}, not {quoted(envelope.content_type)}"
         )
     items = _load_updates_body(envelope.body)
     if not isinstance(items, list) or not items:
