@@ -286,10 +286,9 @@ def _check_version(envelope: Envelope) -> None:
 def decode_assignment(envelope: Envelope) -> TaskEvent:
     """Read an ``assign`` message back into its ASSIGNED event."""
     _check_version(envelope)
-    if envelope.headers.get(H_EVENT) != EVENT_ASSIGN:
-        raise WireFormatError(
-            f"expected an {EVENT_ASSIGN!r} message, got event {quoted(envelope.headers.get(H_EVENT))}"
-        )
+    event = envelope.headers.get(H_EVENT)
+    if event != EVENT_ASSIGN:
+        raise WireFormatError(f"expected an {EVENT_ASSIGN!r} message, got event {quoted(event)}")
     headers = envelope.headers
     return TaskEvent(
         id=_task_id(_header(headers, H_ID), f"header {H_ID}"),
