@@ -33,7 +33,14 @@ from tacoq.testing.storable import Outcome, classify
 from tacoq.wire import EVENT_ASSIGN, H_ID, Envelope, decode_assignment
 from tacoq.worker_runtime import WorkerRuntime
 
-__all__ = ["RelayProbe", "WorkerOutcome", "WorkerProbe", "with_fresh_task_id"]
+__all__ = [
+    "RelayProbe",
+    "WorkerOutcome",
+    "WorkerProbe",
+    "relay_outcome",
+    "with_fresh_task_id",
+    "worker_outcome",
+]
 
 _CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

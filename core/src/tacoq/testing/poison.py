@@ -619,8 +619,14 @@ def _has_surrogate(text: str) -> bool:
 
 
 def draw_examples(strategy: st.SearchStrategy[T], count: int, *, seed_value: int = 0) -> list[T]:
-    """``count`` values of ``strategy``, the same ones for the same seed (and hypothesis
-    version): for scenarios that publish many drawn messages outside a ``@given`` test."""
+    """``count`` values of ``strategy``, for scenarios that publish many drawn messages
+    outside a ``@given`` test.
+
+    The same seed gives the same values for the same hypothesis version and the same local
+    modules: hypothesis also draws constants it finds in the source of loaded modules that are
+    neither installed nor tests, so running TacoQ from a source tree (``PYTHONPATH``) draws
+    other values than running it installed (as ``nox`` does). Check what was drawn, never
+    what a seed is expected to draw."""
     found: list[T] = []
 
     @seed(seed_value)
