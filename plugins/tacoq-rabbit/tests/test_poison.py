@@ -21,6 +21,7 @@ from tacoq.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import all_dead_letters, eventually
 from tacoq.worker import WorkerApp
+from tacoq_rabbit.testing import publish_raw
 from tacoq_rabbit.topology import Topology
 
 NewNamespace = Callable[..., str]
@@ -43,15 +44,6 @@ UNREADABLE: dict[str, pika.BasicProperties] = {
     "message id of invalid UTF-8": pika.BasicProperties(message_id=b"\xff"),
     "timestamp past year 9999": pika.BasicProperties(timestamp=2**63 - 1),
 }
-
-
-def publish_raw(url: str, queue: str, properties: pika.BasicProperties, body: bytes) -> None:
-    """Publish one message straight into ``queue`` with pika (blocking)."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        connection.channel().basic_publish("", queue, body, properties)
-    finally:
-        connection.close()
 
 
 @pytest_asyncio.fixture
@@ -81,7 +73,7 @@ async def test_a_message_the_amqp_client_cannot_read_is_dead_lettered(
     ns, relay = system["ns"], system["relay"]
     topology = Topology(ns)
     for queue in (topology.relay_queue, topology.worker_queue(KIND)):
-        await asyncio.to_thread(publish_raw, amqp_url, queue, UNREADABLE[case], b"poison")
+        await asyncio.to_thread(publish_raw, amqp_url, queue, [(UNREADABLE[case], b"poison")])
     async with Publisher(amqp_url, namespace=ns) as pub:
         for value in range(3):
             task = await pub.publish(echo, value)

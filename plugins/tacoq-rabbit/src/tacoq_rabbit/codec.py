@@ -5,16 +5,29 @@ Client-neutral (plain dicts), so the aio-pika broker and the pika publisher shar
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_ID, Envelope
 from tacoq_rabbit.topology import H_DELIVERIES, TRANSPORT_HEADERS
 
-__all__ = ["PERSISTENT", "envelope_from", "header_text", "previous_deliveries", "property_fields"]
+__all__ = [
+    "PERSISTENT",
+    "ROUTING_HEADERS",
+    "envelope_from",
+    "header_text",
+    "previous_deliveries",
+    "property_fields",
+]
 
 #: AMQP ``delivery_mode`` of a persistent message.
 PERSISTENT = 2
+#: A delivery count the binding wrote.
+_COUNT = re.compile(r"[0-9]{1,6}", re.ASCII)
+#: Headers RabbitMQ routes by (sender-selected distribution): never kept on a copy, or a
+#: requeue or a dead letter would also land in the queues they name.
+ROUTING_HEADERS = frozenset({"CC", "BCC"})
 
 
 def property_fields(envelope: Envelope, level: int) -> dict[str, Any]:
@@ -41,13 +54,12 @@ def header_text(value: object) -> str:
 
 
 def previous_deliveries(headers: Mapping[str, Any] | None) -> int:
-    """The ``tacoq-deliveries`` count a message copy carries (0 when absent or malformed)."""
+    """The ``tacoq-deliveries`` count a message copy carries: 1-6 ASCII digits, else 0 (a
+    publisher's forged ``1_0`` or non-ASCII digits count nothing)."""
     if not headers or H_DELIVERIES not in headers:
         return 0
-    try:
-        return max(0, int(header_text(headers[H_DELIVERIES])))
-    except ValueError:
-        return 0
+    text = header_text(headers[H_DELIVERIES])
+    return int(text) if _COUNT.fullmatch(text) else 0
 
 
 def envelope_from(

@@ -33,7 +33,7 @@ from pamqp import commands as spec
 from tacoq.broker import DEAD_LETTER_QUEUE, Consumer, DeadLetter, Delivery
 from tacoq.errors import TacoqError
 from tacoq.wire import H_DEAD_LETTER_ID
-from tacoq_rabbit.codec import envelope_from, header_text, previous_deliveries
+from tacoq_rabbit.codec import ROUTING_HEADERS, envelope_from, header_text, previous_deliveries
 from tacoq_rabbit.link import CONNECTION_ERRORS, describe
 from tacoq_rabbit.tolerant import storable
 from tacoq_rabbit.topology import H_DELIVERIES, H_ORIGIN, H_REASON, H_TASK_COMPLETED
@@ -304,7 +304,9 @@ class RabbitConsumer(Consumer):
         self, delivery: RabbitDelivery, exchange: str, routing_key: str, extra: dict[str, Any]
     ) -> None:
         original = delivery._message.header.properties
-        headers: dict[str, Any] = dict(original.headers or {})
+        headers: dict[str, Any] = {
+            k: v for k, v in (original.headers or {}).items() if k not in ROUTING_HEADERS
+        }
         headers.update(extra)
         # storable(): what the tolerant decoder kept of invalid UTF-8 must encode again.
         properties = spec.Basic.Properties(
