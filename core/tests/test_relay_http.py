@@ -136,6 +136,27 @@ async def test_health_is_503_naming_the_broker_when_it_is_down(start_relay: Star
         assert response.json()["failing"] == ["broker"]
 
 
+@pytest.mark.xfail(strict=True, reason="issue 16 finding 7")
+@pytest.mark.parametrize("part", ["store", "broker"])
+async def test_ready_is_503_without_detail_when_a_part_is_down(
+    start_relay: StartRelay, part: str
+) -> None:
+    async with start_relay(token="s3cret", consume=False) as (service, client):
+        anonymous = {"Authorization": ""}
+        assert (await client.get("/health/ready", headers=anonymous)).json() == {"status": "ok"}
+        await (service.store if part == "store" else service.broker).close()
+        ready = await client.get("/health/ready", headers=anonymous)
+        assert ready.status_code == 503
+        assert ready.json()["error"]["type"] == "unavailable"
+        assert part not in ready.text
+        live = await client.get("/health/live", headers=anonymous)
+        assert (live.status_code, live.json()) == (200, {"status": "ok"})
+        report = await client.get("/health")  # the detail, with the token
+        assert report.status_code == 200
+        assert report.json()["status"] == "unavailable"
+        assert report.json()["failing"] == [part]
+
+
 # -- GET /tasks/{id} ------------------------------------------------------------------------------
 
 
