@@ -28,7 +28,6 @@ def hostile_row() -> Task:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 2")
 def test_a_row_of_markup_and_escape_sequences_is_printed_as_text(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -4,10 +4,16 @@ Responses are built from :class:`~tacoq.models.Task` rows by :func:`task_to_api`
 are RFC 3339 UTC ending in ``Z``. A payload carries its content type and an encoding that says
 how ``data`` is written, so a string and base64 bytes can never be confused:
 
-- ``json``: the content type is JSON (``application/json``, ``*+json``) and ``data`` is the
-  parsed JSON value;
-- ``text``: a ``text/*`` content type and ``data`` is the UTF-8 text;
-- ``base64``: anything else (or bytes that are not valid UTF-8 or JSON), base64 of the bytes.
+- ``json``: the content type is JSON (``application/json``, ``*+json``) and the bytes are strict
+  JSON (:mod:`tacoq.strict_json`: no NaN, no number beyond a double, no lone surrogate escape,
+  at most ``MAX_JSON_DEPTH`` levels deep); ``data`` is the parsed JSON value;
+- ``text``: a ``text/*`` content type, or JSON bytes that are not strict JSON but are UTF-8;
+  ``data`` is the text, unchanged;
+- ``base64``: anything else (or bytes that are not valid UTF-8), base64 of the bytes.
+
+Any stored row can be shown, whatever it holds (it may have been written before a check existed,
+or by another client): a payload falls back to ``text`` or ``base64``, and text with a lone
+surrogate (which JSON text cannot hold) has it written as ``\\udXXX``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from tacoq.models import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus
+from tacoq.strict_json import StrictJSONError
+from tacoq.strict_json import loads as strict_loads
 from tacoq.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
 
 __all__ = [
@@ -36,6 +44,7 @@ __all__ = [
     "TaskPageOut",
     "payload_from_api",
     "payload_to_api",
+    "readable",
     "task_from_api",
     "task_to_api",
 ]
@@ -175,36 +184,47 @@ def _base_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def readable(text: str) -> str:
+    """``text`` with each lone surrogate written as ``\\udXXX`` (JSON text cannot hold one);
+    any other text is returned as it is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def payload_to_api(payload: Payload) -> PayloadOut:
     """A payload with the encoding its content type calls for (see the module docstring)."""
-    base = _base_type(payload.content_type)
-    if base == "application/json" or base.endswith("+json"):
+    content_type = readable(payload.content_type)
+    base = _base_type(content_type)
+    is_json = base == "application/json" or base.endswith("+json")
+    if is_json:
         try:
-            value = json.loads(payload.data, parse_constant=_no_constants)
-            return PayloadOut(content_type=payload.content_type, encoding="json", data=value)
-        except (ValueError, RecursionError):
-            pass  # not valid JSON after all: fall through to text or base64
-    if base.startswith("text/") or base == "application/json" or base.endswith("+json"):
+            value = strict_loads(payload.data)
+            return PayloadOut(content_type=content_type, encoding="json", data=value)
+        except StrictJSONError:
+            pass  # not strict JSON after all: fall through to text or base64
+    if base.startswith("text/") or is_json:
         try:
-            text = payload.data.decode("utf-8")
-            return PayloadOut(content_type=payload.content_type, encoding="text", data=text)
+            text = payload.data.decode("utf-8")  # never a surrogate: UTF-8 cannot encode one
+            return PayloadOut(content_type=content_type, encoding="text", data=text)
         except UnicodeDecodeError:
             pass
     data = base64.b64encode(payload.data).decode("ascii")
-    return PayloadOut(content_type=payload.content_type, encoding="base64", data=data)
+    return PayloadOut(content_type=content_type, encoding="base64", data=data)
 
 
 def task_to_api(task: Task) -> TaskOut:
-    """The API shape of a stored task."""
+    """The API shape of a stored task; never fails, whatever the row holds."""
     err = task.error
+    executed_by = task.executed_by
     return TaskOut(
         id=task.id,
-        task_kind=task.task_kind,
-        worker_kind=task.worker_kind,
+        task_kind=readable(task.task_kind),
+        worker_kind=readable(task.worker_kind),
         priority=task.priority,
         status=task.status,
         is_error=task.is_error,
@@ -214,14 +234,15 @@ def task_to_api(task: Task) -> TaskOut:
         created_at=_time(task.created_at),
         started_at=_time(task.started_at),
         completed_at=_time(task.completed_at),
-        executed_by=task.executed_by,
+        executed_by=None if executed_by is None else readable(executed_by),
         attempt=task.attempt,
         ttl=task.ttl,
     )
 
 
 def _error_fields(err: ErrorInfo) -> dict[str, Any]:
-    return {"type": err.type, "message": err.message, "traceback": err.traceback}
+    traceback = None if err.traceback is None else readable(err.traceback)
+    return {"type": readable(err.type), "message": readable(err.message), "traceback": traceback}
 
 
 def _time(value: datetime | None) -> str | None:
@@ -234,9 +255,9 @@ def payload_from_api(payload: PayloadOut | None) -> Payload | None:
         return None
     if payload.encoding == "json":
         text = json.dumps(payload.data, separators=(",", ":"), ensure_ascii=False)
-        return Payload(payload.content_type, text.encode())
+        return Payload(payload.content_type, text.encode("utf-8", "backslashreplace"))
     if payload.encoding == "text":
-        return Payload(payload.content_type, str(payload.data).encode())
+        return Payload(payload.content_type, str(payload.data).encode("utf-8", "backslashreplace"))
     return Payload(payload.content_type, base64.b64decode(str(payload.data)))
 
 
