@@ -90,15 +90,16 @@ def _deeper_walking(skeleton: bytes, limit: int) -> bool:
     return False
 
 
-def loads(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def loads(data: bytes | str, *, max_depth: int | None = MAX_JSON_DEPTH) -> Any:
     """Parse strict JSON: UTF-8, no NaN or Infinity, finite numbers, no lone surrogate escapes,
-    arrays and objects at most ``max_depth`` deep. Raises :class:`StrictJSONError`."""
+    arrays and objects at most ``max_depth`` deep (``None``: as deep as the parser goes, about
+    200 levels, for a document that wraps payloads). Raises :class:`StrictJSONError`."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     try:
         value = pydantic_core.from_json(raw, allow_inf_nan=False)
     except ValueError as exc:
         raise StrictJSONError(_why_not(raw, exc, max_depth)) from None
-    if deeper_than(raw, max_depth):
+    if max_depth is not None and deeper_than(raw, max_depth):
         raise StrictJSONError(_too_deep(max_depth))
     if _MAYBE_HUGE.search(raw) is not None and non_finite(value) is not None:
         # the parser made an overflowing number infinite: name the first such number
@@ -115,7 +116,7 @@ def _too_deep(limit: int) -> str:
     return f"nested deeper than {limit} levels of arrays and objects (the limit)"
 
 
-def _why_not(raw: bytes, exc: ValueError, limit: int) -> str:
+def _why_not(raw: bytes, exc: ValueError, limit: int | None) -> str:
     """Say why ``raw`` is not strict JSON (``exc`` is the parser's complaint)."""
     try:
         raw.decode("utf-8")
@@ -123,7 +124,7 @@ def _why_not(raw: bytes, exc: ValueError, limit: int) -> str:
         return f"not valid UTF-8 at byte {bad.start}"
     message = str(exc)
     if "recursion limit" in message:
-        return _too_deep(limit)
+        return _too_deep(MAX_JSON_DEPTH if limit is None else limit)
     try:
         pydantic_core.from_json(raw, allow_inf_nan=True)
     except ValueError:

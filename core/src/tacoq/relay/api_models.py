@@ -20,14 +20,25 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+import pydantic_core
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
 
 from tacoq.models import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus
-from tacoq.strict_json import StrictJSONError
+from tacoq.strict_json import MAX_JSON_DEPTH, StrictJSONError, deeper_than
 from tacoq.strict_json import loads as strict_loads
 from tacoq.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
 
@@ -98,47 +109,144 @@ class TaskPageOut(BaseModel):
     next_cursor: str | None
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+def _printable_ascii(value: str) -> str:
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        raise ValueError(
+            "must be printable ASCII, such as image/png (brokers carry it in at most 255 bytes)"
+        )
+    return value
+
+
+def _canonical_uuid(value: Any) -> Any:
+    if not isinstance(value, str) or not _CANONICAL_UUID.fullmatch(value):
+        raise ValueError(
+            "must be a UUID in its canonical form, such as 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10"
+        )
+    return value
+
+
+def _json_integer(value: Any) -> Any:
+    """An integer as JSON Schema means it: an integral number (``5`` or ``5.0``), not a string
+    or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Input should be an integer, without a fractional part")
+        return int(value)
+    return value
+
+
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+PRINTABLE_ASCII_PATTERN = "^[\\x20-\\x7e]+$"
+CANONICAL_UUID_PATTERN = (
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+_CANONICAL_UUID = re.compile(CANONICAL_UUID_PATTERN)
+_BASE64 = re.compile(BASE64_PATTERN)
+
+#: A task or worker kind: 1-255 characters, no NUL (stores such as Postgres cannot hold it).
+Kind = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_HEADER_VALUE_LENGTH,
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
+    ),
+    AfterValidator(_no_nul),
+]
+#: A media type: 1-255 printable ASCII characters (an AMQP property holds at most 255 bytes).
+ContentType = Annotated[
+    str,
+    Field(min_length=1, max_length=255, json_schema_extra={"pattern": PRINTABLE_ASCII_PATTERN}),
+    AfterValidator(_printable_ascii),
+]
+#: A task id in the canonical text form of a UUID.
+TaskId = Annotated[
+    UUID,
+    BeforeValidator(_canonical_uuid),
+    WithJsonSchema({"type": "string", "format": "uuid", "pattern": CANONICAL_UUID_PATTERN}),
+]
+#: A priority, an integer as JSON Schema has it (``5`` and ``5.0``).
+Priority = Annotated[int, Field(ge=0, le=MAX_PRIORITY), BeforeValidator(_json_integer)]
+#: A ttl in seconds, an integer as JSON Schema has it.
+Ttl = Annotated[int, Field(ge=0, le=MAX_TTL), BeforeValidator(_json_integer)]
+#: Bytes in standard base64 with padding.
+Base64Text = Annotated[str, Field(json_schema_extra={"pattern": BASE64_PATTERN})]
+
+
+def _publish_rules(schema: dict[str, Any]) -> None:
+    """What ``PublishIn._one_input`` checks, said in JSON Schema: ``input_base64`` excludes
+    ``input``, and ``content_type`` needs ``input_base64``."""
+    is_string = {"type": "string"}
+    schema["allOf"] = [
+        {
+            "if": {"required": ["input_base64"], "properties": {"input_base64": is_string}},
+            "then": {"not": {"required": ["input"]}},
+        },
+        {
+            "if": {"required": ["content_type"], "properties": {"content_type": is_string}},
+            "then": {"required": ["input_base64"], "properties": {"input_base64": is_string}},
+        },
+    ]
+
+
 class PublishIn(BaseModel):
     """A task to publish. Give ``input`` (any JSON value, sent as ``application/json``) or
     ``input_base64`` (bytes, with ``content_type``, default ``application/octet-stream``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_publish_rules)
 
-    task_kind: str = Field(min_length=1, max_length=MAX_HEADER_VALUE_LENGTH)
-    worker_kind: str = Field(min_length=1, max_length=MAX_HEADER_VALUE_LENGTH)
-    input: Any = Field(default=None, description="The input as a JSON value.")
-    input_base64: str | None = Field(default=None, description="The input bytes, base64.")
-    content_type: str | None = Field(
-        default=None, min_length=1, max_length=255, description="Only with input_base64."
+    task_kind: Kind
+    worker_kind: Kind
+    input: Any = Field(
+        default=None,
+        description=f"The input as a JSON value, at most {MAX_JSON_DEPTH} levels deep.",
     )
-    priority: StrictInt = Field(default=0, ge=0, le=MAX_PRIORITY)
-    ttl: StrictInt | None = Field(
-        default=None, ge=0, le=MAX_TTL, description="Default: the relay's --default-ttl."
+    input_base64: Base64Text | None = Field(
+        default=None, description="The input bytes, base64 (RFC 4648, with padding)."
     )
-    id: UUID | None = Field(default=None, description="Choose the id; makes retries safe.")
+    content_type: ContentType | None = Field(default=None, description="Only with input_base64.")
+    priority: Priority = 0
+    ttl: Ttl | None = Field(default=None, description="Default: the relay's --default-ttl.")
+    id: TaskId | None = Field(default=None, description="Choose the id; makes retries safe.")
+    _payload: Payload | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> PublishIn:
         if self.input_base64 is not None:
             if "input" in self.model_fields_set:
                 raise ValueError("give input or input_base64, not both")
-            try:
-                base64.b64decode(self.input_base64, validate=True)
-            except ValueError:
-                raise ValueError("input_base64 is not valid base64") from None
+            if not _BASE64.fullmatch(self.input_base64):
+                raise ValueError("input_base64 is not valid base64 (RFC 4648, with padding)")
+            data = base64.b64decode(self.input_base64)
+            self._payload = Payload(self.content_type or "application/octet-stream", data)
         elif self.content_type is not None:
             raise ValueError(
                 "content_type goes with input_base64 (a JSON input is always application/json)"
             )
+        else:
+            text = pydantic_core.to_json(self.input)
+            if deeper_than(text, MAX_JSON_DEPTH):
+                raise ValueError(
+                    f"input is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects "
+                    "(the limit of JSON payloads)"
+                )
+            self._payload = Payload("application/json", text)
         return self
 
     def payload(self) -> Payload:
         """The serialized input: JSON for ``input``, the decoded bytes for ``input_base64``."""
-        if self.input_base64 is not None:
-            data = base64.b64decode(self.input_base64, validate=True)
-            return Payload(self.content_type or "application/octet-stream", data)
-        text = json.dumps(self.input, separators=(",", ":"), ensure_ascii=False)
-        return Payload("application/json", text.encode())
+        assert self._payload is not None  # set by validation
+        return self._payload
 
 
 class PublishOut(BaseModel):

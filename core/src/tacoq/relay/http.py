@@ -9,31 +9,40 @@ shipped by the ``fastapi-offline`` package), never from a CDN.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from pydantic import AfterValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tacoq.errors import PayloadTooLarge, StoreUnavailable
 from tacoq.models import TaskStatus
 from tacoq.relay.api_models import (
+    NO_NUL_PATTERN,
     ErrorBody,
     HealthOut,
     PublishIn,
     PublishOut,
+    TaskId,
     TaskOut,
     TaskPageOut,
     task_to_api,
 )
 from tacoq.relay.service import PublishConflict, PublishFailed
 from tacoq.store import TaskFilter
+from tacoq.strict_json import StrictJSONError
+from tacoq.strict_json import loads as strict_loads
+from tacoq.wire import MAX_HEADER_VALUE_LENGTH
 
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
@@ -55,11 +64,71 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: The longest cursor ``GET /tasks`` takes (its own are about 70 characters).
+MAX_CURSOR_LENGTH = 128
+
 WaitSeconds = Annotated[
     float | None,
-    Query(ge=0, description="Long-poll up to this many seconds (capped at the relay's max wait)."),
+    Query(
+        ge=0,
+        allow_inf_nan=False,
+        description="Long-poll up to this many seconds (capped at the relay's max wait).",
+    ),
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)]
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+KindFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_HEADER_VALUE_LENGTH,
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
+    ),
+    AfterValidator(_no_nul),
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_CURSOR_LENGTH,
+        pattern="^[A-Za-z0-9_-]+$",
+        json_schema_extra={"format": "tacoq-cursor"},
+        description="The next_cursor of the previous page (opaque).",
+    ),
+]
+
+
+class _StrictJSONRequest(Request):
+    """A request whose JSON body is parsed strictly (:mod:`tacoq.strict_json`): invalid UTF-8,
+    NaN, Infinity, numbers beyond a double and lone surrogate escapes are a ``422`` naming
+    what is wrong, instead of FastAPI's ``400`` (or a NaN accepted)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = strict_loads(await self.body(), max_depth=None)
+            except StrictJSONError as exc:
+                raise HTTPException(422, f"body: {exc}") from None
+        return self._json
+
+
+class _StrictJSONRoute(APIRoute):
+    """A route that hands its endpoint a :class:`_StrictJSONRequest`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict
 
 
 def docs_assets_dir() -> Path:
@@ -161,6 +230,7 @@ def create_app(service: RelayService) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.router.route_class = _StrictJSONRoute
     public = {"/health", *(_DOCS_PATHS if service.public_docs else ())}
     app.add_middleware(_Guard, token=service.token, public=public, limit=service.max_body_bytes)
     # Documents the scheme in OpenAPI (Swagger UI's Authorize); _Guard does the checking.
@@ -200,7 +270,7 @@ def create_app(service: RelayService) -> FastAPI:
         responses={404: {"model": ErrorBody, "description": "Unknown task."}, **_ERRORS},
     )
     async def get_task(
-        task_id: UUID,
+        task_id: Annotated[TaskId, PathParameter(description="The task's id (a canonical UUID).")],
         wait: WaitSeconds = None,
     ) -> TaskOut:
         """One task. With ``wait``, answers when the task completes or the wait ends."""
@@ -222,10 +292,10 @@ def create_app(service: RelayService) -> FastAPI:
     )
     async def list_tasks(
         status: TaskStatus | None = None,
-        task_kind: str | None = None,
-        worker_kind: str | None = None,
+        task_kind: KindFilter = None,
+        worker_kind: KindFilter = None,
         limit: Limit = 50,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> TaskPageOut:
         """Tasks, newest first, filtered; pass ``next_cursor`` back as ``cursor``."""
         filters = TaskFilter(status=status, task_kind=task_kind, worker_kind=worker_kind)
