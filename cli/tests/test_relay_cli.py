@@ -185,15 +185,16 @@ def test_relay_process_serves_http_and_stops_on_signal(
         deadline = time.monotonic() + 30
         while True:
             try:
-                health = httpx.get(f"{url}/health", timeout=1)
+                ready = httpx.get(f"{url}/health/ready", timeout=1)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "the relay did not answer in 30 s"
                 time.sleep(0.1)
-        assert health.status_code == 200
-        assert health.json()["status"] == "ok"
+        assert ready.status_code == 200
         auth = {"Authorization": "Bearer tok"}
+        health = httpx.get(f"{url}/health", headers=auth, timeout=10)
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
         body = {"task_kind": "area", "worker_kind": "cli-shapes", "input": {"w": 2, "h": 3}}
         task_id = httpx.post(f"{url}/tasks", json=body, headers=auth).json()["id"]
         shown = subprocess.run(

@@ -105,9 +105,10 @@ def publish_body(**fields: Any) -> dict[str, Any]:
 # -- health ---------------------------------------------------------------------------------------
 
 
-async def test_health_reports_parts_and_counters_without_the_token(start_relay: StartRelay) -> None:
+async def test_health_reports_parts_and_counters_with_the_token(start_relay: StartRelay) -> None:
     async with start_relay(token="s3cret") as (_, client):
-        response = await client.get("/health", headers={"Authorization": ""})
+        assert (await client.get("/health", headers={"Authorization": ""})).status_code == 401
+        response = await client.get("/health")
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["status"] == "ok"
@@ -119,24 +120,26 @@ async def test_health_reports_parts_and_counters_without_the_token(start_relay: 
         assert {"conflicting_completions", "store_errors", "published"} <= body["stats"].keys()
 
 
-async def test_health_is_503_naming_the_store_when_it_is_down(start_relay: StartRelay) -> None:
+async def test_health_names_the_store_when_it_is_down(start_relay: StartRelay) -> None:
     async with start_relay() as (service, client):
         await service.store.close()
         response = await client.get("/health")
-        assert response.status_code == 503
+        assert response.status_code == 200  # the report is read; /health/ready answers 503
+        assert response.json()["status"] == "unavailable"
         assert response.json()["failing"] == ["store"]
         assert response.json()["store"]["ok"] is False
+        assert (await client.get("/health/ready")).status_code == 503
 
 
-async def test_health_is_503_naming_the_broker_when_it_is_down(start_relay: StartRelay) -> None:
+async def test_health_names_the_broker_when_it_is_down(start_relay: StartRelay) -> None:
     async with start_relay(consume=False) as (service, client):
         await service.broker.close()
         response = await client.get("/health")
-        assert response.status_code == 503
+        assert response.status_code == 200
         assert response.json()["failing"] == ["broker"]
+        assert (await client.get("/health/ready")).status_code == 503
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 7")
 @pytest.mark.parametrize("part", ["store", "broker"])
 async def test_ready_is_503_without_detail_when_a_part_is_down(
     start_relay: StartRelay, part: str
@@ -481,12 +484,13 @@ async def test_list_rejects_bad_parameters(start_relay: StartRelay, params: dict
 # -- token, errors, docs --------------------------------------------------------------------------
 
 
-async def test_token_protects_every_route_but_health(start_relay: StartRelay) -> None:
+async def test_token_protects_every_route_but_the_probes(start_relay: StartRelay) -> None:
     async with start_relay(token="s3cret") as (_, client):
         some_id = uuid.uuid4()
         for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}):
             for method, path in [
                 ("GET", f"/tasks/{some_id}"),
+                ("GET", "/health"),
                 ("GET", "/tasks"),
                 ("POST", "/tasks"),
                 ("GET", "/docs"),
@@ -498,7 +502,8 @@ async def test_token_protects_every_route_but_health(start_relay: StartRelay) ->
                 assert response.json()["error"]["type"] == "unauthorized"
                 assert response.headers["www-authenticate"] == "Bearer"
         assert (await client.get(f"/tasks/{some_id}")).status_code == 404  # right token
-        assert (await client.get("/health", headers={"Authorization": ""})).status_code == 200
+        for probe in ("/health/live", "/health/ready"):
+            assert (await client.get(probe, headers={"Authorization": ""})).status_code == 200
 
 
 async def test_public_docs_open_without_the_token(start_relay: StartRelay) -> None:
@@ -519,10 +524,13 @@ async def test_unknown_routes_and_methods_answer_json_errors(start_relay: StartR
         wrong = await client.delete("/tasks")
         assert wrong.status_code == 405
         assert wrong.json()["error"]["type"] == "method_not_allowed"
+        assert wrong.headers["allow"] == "GET, POST"  # every route of the path
+        other = await client.request("OPTIONS", f"/tasks/{uuid.uuid4()}")
+        assert (other.status_code, other.headers["allow"]) == (405, "GET")
 
 
 async def test_openapi_and_docs_are_served_by_the_relay_itself(start_relay: StartRelay) -> None:
-    async with start_relay() as (_, client):
+    async with start_relay(token="s3cret") as (_, client):
         spec = (await client.get("/openapi.json")).json()
         assert {"/health", "/tasks", "/tasks/{task_id}"} <= spec["paths"].keys()
         assert "HTTPBearer" in spec["components"]["securitySchemes"]

@@ -295,7 +295,8 @@ class RelayClient(_Base):
         return self._page(self._check(await self._send(call)))
 
     async def health(self) -> dict[str, Any]:
-        """The relay's health report (also when it is unhealthy: see ``["status"]``)."""
+        """The relay's health report, ``GET /health`` (sent with the token, which it needs when
+        the relay has one), also when the relay is unhealthy: see ``["status"]``."""
         response = await self._send(_Call("GET", "/health"))
         if response.status_code == 503:
             return dict(response.json())
@@ -405,7 +406,7 @@ class SyncRelayClient(_Base):
         return self._page(self._check(self._send(call)))
 
     def health(self) -> dict[str, Any]:
-        """The relay's health report (also when it is unhealthy: see ``["status"]``)."""
+        """The relay's health report (see :meth:`RelayClient.health`)."""
         response = self._send(_Call("GET", "/health"))
         if response.status_code == 503:
             return dict(response.json())

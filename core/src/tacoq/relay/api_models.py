@@ -43,14 +43,23 @@ from tacoq.strict_json import loads as strict_loads
 from tacoq.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
 
 __all__ = [
+    "BASE64_PATTERN",
+    "CANONICAL_UUID_PATTERN",
+    "MAX_TTL",
+    "NO_NUL_PATTERN",
+    "PRINTABLE_ASCII_PATTERN",
+    "ContentType",
     "ErrorBody",
     "ErrorDetail",
     "ErrorOut",
     "HealthOut",
+    "Kind",
     "PartHealth",
     "PayloadOut",
     "PublishIn",
     "PublishOut",
+    "StatusOut",
+    "TaskId",
     "TaskOut",
     "TaskPageOut",
     "payload_from_api",
@@ -256,6 +265,12 @@ class PublishOut(BaseModel):
     created: bool
 
 
+class StatusOut(BaseModel):
+    """``GET /health/live`` and ``GET /health/ready``: ``ok``, and nothing more."""
+
+    status: Literal["ok"]
+
+
 class PartHealth(BaseModel):
     """One part's health: ``ok`` and a short, credential-free detail."""
 
@@ -264,7 +279,8 @@ class PartHealth(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """``GET /health``: each part's health and the relay's counters since it started."""
+    """``GET /health``: each part's health and the relay's counters since it started (answered
+    ``200`` whatever the parts' state: ``status`` and ``failing`` say it)."""
 
     status: Literal["ok", "unavailable"]
     failing: list[str] = Field(description="The parts that are not ok (store, broker).")
