@@ -34,12 +34,13 @@ def relay(amqp_url: str, postgres_url: str) -> Iterator[RelayThread]:
 
 @pytest.fixture(scope="module")
 def locked(amqp_url: str, postgres_url: str) -> Iterator[RelayThread]:
-    """A relay on RabbitMQ and Postgres with a token."""
+    """A relay on RabbitMQ and Postgres with a token and a list of worker kinds."""
     with RelayThread(
         amqp_url,
         postgres_url,
         namespace=fresh_namespace("harden-tok"),
         token=TOKEN,
+        worker_kinds=["images", "mail"],
     ) as running:
         yield running
 
@@ -418,7 +419,6 @@ def test_bearer_security_is_declared_only_with_a_token(
 # -- finding 10: worker kinds ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 10")
 def test_a_relay_with_worker_kinds_refuses_other_kinds(locked: RelayThread, amqp_url: str) -> None:
     with httpx.Client(base_url=locked.url, headers=AUTH) as client:
         allowed = client.post("/tasks", json=body(worker_kind="mail"))

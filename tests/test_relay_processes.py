@@ -158,7 +158,6 @@ def test_sigterm_answers_200_pending_long_polls_with_the_current_state(
 # -- finding 10: --worker-kinds -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 10")
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_worker_kinds_restrict_rest_publishes(
     amqp_url: str, postgres_url: str, tmp_path: Path, how: str

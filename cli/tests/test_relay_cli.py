@@ -304,3 +304,23 @@ def test_task_sends_the_token(run_tacoq: Any, expect_one_line_error: Any) -> Non
             "task", missing, "--relay-url", service.url, env={"TACOQ_RELAY_TOKEN": "cli-secret"}
         )
         expect_one_line_error(allowed, "not known")
+
+
+@pytest.mark.parametrize("value", ["", "images,,mail", " , ", "images,"])
+def test_relay_refuses_an_empty_worker_kind(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, value: str
+) -> None:
+    result = run_tacoq(
+        "relay", "--worker-kinds", value, "--store", f"sqlite:///{workdir / 'k.db'}",
+    )  # fmt: skip
+    expect_one_line_error(result, "--worker-kinds", "empty kind")
+    assert result.returncode == 2
+
+
+def test_relay_refuses_a_worker_kind_too_long(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path
+) -> None:
+    env = {"TACOQ_RELAY_WORKER_KINDS": "images," + "k" * 256}
+    result = run_tacoq("relay", "--store", f"sqlite:///{workdir / 'k.db'}", env=env)
+    expect_one_line_error(result, "worker kinds", "1-255")
+    assert result.returncode == 2

@@ -577,3 +577,28 @@ async def test_keep_alive_requests_answer_without_a_delayed_ack_stall(
             assert (await client.get(path)).status_code == 404
         elapsed = time.monotonic() - started
         assert elapsed < 0.6, f"20 keep-alive requests took {elapsed:.2f}s"
+
+
+async def test_worker_kinds_restrict_rest_publishes_and_declare_no_other_queue(
+    start_relay: StartRelay,
+) -> None:
+    async with start_relay(worker_kinds=["images"], consume=False) as (service, client):
+        assert (await client.post("/tasks", json=publish_body())).status_code == 201
+        refused = await client.post("/tasks", json=publish_body(worker_kind="strangers"))
+        assert refused.status_code == 422
+        assert "worker_kind: 'strangers'" in refused.json()["error"]["message"]
+        queues = service.broker.stats()  # type: ignore[attr-defined]
+        assert worker_queue("images") in queues
+        assert worker_queue("strangers") not in queues
+        assert service.publish_failures == 0
+
+
+@pytest.mark.parametrize(
+    ("kinds", "needle"),
+    [([], "at least one"), ([""], "1-255"), (["a\x00"], "NUL"), (["k" * 256], "1-255")],
+)
+def test_worker_kinds_must_be_kinds(kinds: list[str], needle: str) -> None:
+    from tacoq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        RelayService("memory://", "memory://", worker_kinds=kinds)

@@ -16,7 +16,7 @@ import typer
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
 
-__all__ = ["register", "relay", "run_relay"]
+__all__ = ["parse_worker_kinds", "register", "relay", "run_relay"]
 
 log = logging.getLogger("tacoq.relay")
 
@@ -112,6 +112,16 @@ def relay(
         float,
         typer.Option(min=0, envvar="TACOQ_RELAY_MAX_WAIT", help="Longest single long-poll (s)."),
     ] = 60.0,
+    worker_kinds: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TACOQ_RELAY_WORKER_KINDS",
+            metavar="KIND,KIND",
+            help="The only worker kinds POST /tasks may name (comma-separated); others are 422. "
+            "A public relay should set it: each new kind is a durable queue on the broker.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the relay until SIGINT or SIGTERM: consume updates, serve HTTP, clean up."""
     run_relay(
@@ -131,7 +141,23 @@ def relay(
         token=token,
         public_docs=public_docs,
         max_wait=max_wait,
+        worker_kinds=None if worker_kinds is None else parse_worker_kinds(worker_kinds),
     )
+
+
+def parse_worker_kinds(text: str) -> list[str]:
+    """The kinds of ``--worker-kinds a,b`` (spaces around each are ignored); a ConfigError for
+    an empty entry or a kind no task could have."""
+    from tacoq.errors import ConfigError
+    from tacoq.relay.service import check_worker_kinds
+
+    kinds = [kind.strip() for kind in text.split(",")]
+    if not text.strip() or any(not kind for kind in kinds):
+        raise ConfigError(
+            f"--worker-kinds: {text!r} has an empty kind; give kinds separated by commas, "
+            "such as images,mail"
+        )
+    return sorted(check_worker_kinds(kinds))
 
 
 def run_relay(

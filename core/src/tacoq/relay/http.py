@@ -41,7 +41,7 @@ from tacoq.relay.api_models import (
 )
 from tacoq.relay.guard import Guard
 from tacoq.relay.responses import error_response
-from tacoq.relay.service import PublishConflict, PublishFailed
+from tacoq.relay.service import PublishConflict, PublishFailed, PublishRefused
 from tacoq.relay.strict_route import StrictJSONRoute
 from tacoq.store import TaskFilter
 from tacoq.wire import MAX_HEADER_VALUE_LENGTH
@@ -297,6 +297,8 @@ def create_app(service: RelayService) -> FastAPI:
             task_id, created = await service.publish(body)
         except PayloadTooLarge as exc:
             raise HTTPException(413, str(exc)) from None
+        except PublishRefused as exc:
+            raise HTTPException(422, str(exc)) from None
         except PublishConflict as exc:
             raise HTTPException(409, str(exc)) from None
         except PublishFailed as exc:
@@ -322,7 +324,26 @@ def create_app(service: RelayService) -> FastAPI:
             raise HTTPException(404, f"no docs asset named {name[:80]!r}")
         return FileResponse(assets / name, media_type=media_type)
 
+    _describe_worker_kinds(app, service)
     return app
+
+
+def _describe_worker_kinds(app: FastAPI, service: RelayService) -> None:
+    """With ``worker_kinds``, the OpenAPI document lists them as ``worker_kind``'s values."""
+    kinds = service.worker_kinds
+    if kinds is None:
+        return
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            publish_in = schema["components"]["schemas"]["PublishIn"]
+            publish_in["properties"]["worker_kind"]["enum"] = sorted(kinds)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _wait(service: RelayService, task_id: UUID, timeout: float) -> Task | None:

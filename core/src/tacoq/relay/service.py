@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -33,8 +33,16 @@ from tacoq.relay.engine import (
 )
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
 from tacoq.store import Store
+from tacoq.wire import MAX_HEADER_VALUE_LENGTH
 
-__all__ = ["DEFAULT_MAX_WAIT", "PublishConflict", "PublishFailed", "RelayService"]
+__all__ = [
+    "DEFAULT_MAX_WAIT",
+    "PublishConflict",
+    "PublishFailed",
+    "PublishRefused",
+    "RelayService",
+    "check_worker_kinds",
+]
 
 log = logging.getLogger("tacoq.relay")
 
@@ -56,6 +64,10 @@ class PublishFailed(TacoqError):
 
 class PublishConflict(TacoqError):
     """A REST publish reused the id of a different task (other task or worker kind)."""
+
+
+class PublishRefused(TacoqError):
+    """A REST publish for a worker kind this relay does not publish to (``worker_kinds``)."""
 
 
 class _Server:
@@ -81,8 +93,10 @@ class RelayService:
     ``broker``/``store``/``namespace`` are URLs or objects, resolved like everywhere (argument
     > environment > default). ``port=0`` picks a free port; :attr:`port` holds the bound one
     once :meth:`run` has started. ``default_ttl`` applies to REST publishes without a ttl;
-    ``token`` (optional) protects every route but ``/health`` (and, with ``public_docs``, the
-    interactive docs and the OpenAPI document).
+    ``token`` (optional) protects every route but the probes ``/health/live`` and
+    ``/health/ready`` (and, with ``public_docs``, the interactive docs and the OpenAPI
+    document). ``worker_kinds`` (optional) are the only worker kinds REST publishes may name:
+    without it, any client can make the broker create a durable queue per new kind.
     """
 
     def __init__(
@@ -106,6 +120,7 @@ class RelayService:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_body_bytes: int | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
+        worker_kinds: Iterable[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not (consume or http or cleanup):
@@ -124,6 +139,7 @@ class RelayService:
             raise ConfigError(f"assignment linger must be >= 0 seconds, got {assignment_linger!r}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size!r}")
+        kinds = None if worker_kinds is None else check_worker_kinds(worker_kinds)
         self.engine = RelayEngine(
             broker,
             store,
@@ -148,6 +164,8 @@ class RelayService:
         self.token = token or None
         self.public_docs = public_docs
         self.max_wait = max_wait
+        #: The worker kinds REST publishes may name (``None``: any).
+        self.worker_kinds = kinds
         self.max_body_bytes = max_body_bytes or 2 * max_payload_bytes + 64 * 1024
         self.clock = clock
         #: Set once every enabled part runs (the HTTP socket is listening).
@@ -263,6 +281,14 @@ class RelayService:
         waits for the winner's outcome; any request that finds the task present answers
         ``created=False`` without publishing again.
         """
+        kinds = self.worker_kinds
+        if kinds is not None and request.worker_kind not in kinds:
+            listed = ", ".join(sorted(kinds)[:20]) + (", ..." if len(kinds) > 20 else "")
+            kind = request.worker_kind
+            raise PublishRefused(
+                f"worker_kind: {kind[:80] + '...' if len(kind) > 80 else kind!r} is not one of the "
+                f"worker kinds this relay publishes to ({listed}; see --worker-kinds)"
+            )
         payload = request.payload()
         check_payload_size(
             payload, self.publisher.max_payload_bytes, what=f"input of task {request.task_kind!r}"
@@ -364,6 +390,21 @@ class RelayService:
             "publish_failures": self.publish_failures,
             "uptime_s": round(time.monotonic() - self._started, 3),
         }
+
+
+def check_worker_kinds(kinds: Iterable[str]) -> frozenset[str]:
+    """The worker kinds, each a valid kind (1-255 characters, no NUL); at least one."""
+    found = frozenset(kinds)
+    if not found:
+        raise ConfigError("worker kinds: give at least one (or none at all for any kind)")
+    for kind in sorted(found):
+        if not isinstance(kind, str) or not 1 <= len(kind) <= MAX_HEADER_VALUE_LENGTH:
+            raise ConfigError(
+                f"worker kinds: {str(kind)[:80]!r} is not 1-{MAX_HEADER_VALUE_LENGTH} characters"
+            )
+        if "\x00" in kind:
+            raise ConfigError(f"worker kinds: {kind[:80]!r} holds the NUL character")
+    return found
 
 
 async def _until(awaitable: Coroutine[Any, Any, Any], job: asyncio.Task[Any]) -> None:
