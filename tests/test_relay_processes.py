@@ -98,7 +98,6 @@ def tacoq_relay(
 # -- finding 8: a deadline for the request head ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 8")
 def test_the_header_deadline_from_the_environment_cuts_a_slow_client_off(
     amqp_url: str, postgres_url: str, tmp_path: Path
 ) -> None:

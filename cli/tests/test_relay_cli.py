@@ -324,3 +324,23 @@ def test_relay_refuses_a_worker_kind_too_long(
     result = run_tacoq("relay", "--store", f"sqlite:///{workdir / 'k.db'}", env=env)
     expect_one_line_error(result, "worker kinds", "1-255")
     assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--header-timeout", "0", "--header-timeout"),
+        ("--body-timeout", "-1", "--body-timeout"),
+        ("--header-timeout", "inf", "header timeout"),
+        ("--body-timeout", "abc", "--body-timeout"),
+    ],
+)
+def test_relay_refuses_a_bad_deadline(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, option: str, value: str, needle: str
+) -> None:
+    result = run_tacoq(
+        "relay", option, value, "--broker", "amqp://guest:guest@127.0.0.1:5672/",
+        "--store", f"sqlite:///{workdir / 'd.db'}",
+    )  # fmt: skip
+    expect_one_line_error(result, needle)
+    assert result.returncode == 2

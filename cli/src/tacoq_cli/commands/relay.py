@@ -112,6 +112,22 @@ def relay(
         float,
         typer.Option(min=0, envvar="TACOQ_RELAY_MAX_WAIT", help="Longest single long-poll (s)."),
     ] = 60.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="TACOQ_RELAY_HEADER_TIMEOUT",
+            help="Seconds a request's line and headers may take to arrive (then 408).",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="TACOQ_RELAY_BODY_TIMEOUT",
+            help="Seconds a request's body may take to arrive after its headers (then 408).",
+        ),
+    ] = 30.0,
     worker_kinds: Annotated[
         str | None,
         typer.Option(
@@ -141,6 +157,8 @@ def relay(
         token=token,
         public_docs=public_docs,
         max_wait=max_wait,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
         worker_kinds=None if worker_kinds is None else parse_worker_kinds(worker_kinds),
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import time
 import uuid
@@ -36,6 +37,8 @@ from tacoq.store import Store
 from tacoq.wire import MAX_HEADER_VALUE_LENGTH
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_MAX_WAIT",
     "PublishConflict",
     "PublishFailed",
@@ -48,6 +51,10 @@ log = logging.getLogger("tacoq.relay")
 
 #: The longest a single ``GET /tasks/{id}?wait=`` holds the request (longer waits are capped).
 DEFAULT_MAX_WAIT = 60.0
+#: Seconds a request's line and headers may take to arrive (then: 408, and the connection closes).
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds a request's body may take to arrive after its headers.
+DEFAULT_BODY_TIMEOUT = 30.0
 #: How long a health probe of the store or broker may take before it counts as failing.
 HEALTH_TIMEOUT = 5.0
 #: How many times a REST publish tries again after a concurrent winner's publish failed.
@@ -121,6 +128,8 @@ class RelayService:
         max_body_bytes: int | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
         worker_kinds: Iterable[str] | None = None,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not (consume or http or cleanup):
@@ -140,6 +149,9 @@ class RelayService:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size!r}")
         kinds = None if worker_kinds is None else check_worker_kinds(worker_kinds)
+        for name, seconds in (("header timeout", header_timeout), ("body timeout", body_timeout)):
+            if not (isinstance(seconds, int | float) and 0 < seconds < math.inf):
+                raise ConfigError(f"{name} must be a finite number of seconds > 0, got {seconds!r}")
         self.engine = RelayEngine(
             broker,
             store,
@@ -166,6 +178,9 @@ class RelayService:
         self.max_wait = max_wait
         #: The worker kinds REST publishes may name (``None``: any).
         self.worker_kinds = kinds
+        #: Seconds a request's line and headers, then its body, may take to arrive.
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self.max_body_bytes = max_body_bytes or 2 * max_payload_bytes + 64 * 1024
         self.clock = clock
         #: Set once every enabled part runs (the HTTP socket is listening).
@@ -237,12 +252,14 @@ class RelayService:
                 import uvicorn
 
                 from tacoq.relay.http import create_app
+                from tacoq.relay.protocol import deadline_protocol
 
                 if not self.engine.consume_enabled:
                     await self.broker.connect()
                     own_broker = True
                 config = uvicorn.Config(
                     create_app(self),
+                    http=deadline_protocol(self.header_timeout, self.body_timeout),
                     log_config=None,
                     access_log=False,
                     lifespan="off",
