@@ -120,7 +120,6 @@ def test_the_header_deadline_from_the_environment_cuts_a_slow_client_off(
 # -- finding 9: SIGTERM answers every pending long-poll -------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 9")
 def test_sigterm_answers_200_pending_long_polls_with_the_current_state(
     amqp_url: str, postgres_url: str, tmp_path: Path
 ) -> None:

@@ -236,8 +236,9 @@ class RelayService:
     async def run(self, stop: asyncio.Event) -> None:
         """Run every enabled part until ``stop`` is set (or a part fails), then stop them all.
 
-        Stopping wakes long-polls (they answer with the task's current state), stops the HTTP
-        server, then the engine, then closes the connections.
+        Stopping wakes long-polls (they answer with the task's current state, read from the
+        store), stops the HTTP server once they are answered (uvicorn waits up to 5 s for
+        requests in flight), then the engine, which closes the store and the broker.
         """
         sock = self._bind() if self.http_enabled else None
         engine_stop = asyncio.Event()
@@ -277,8 +278,11 @@ class RelayService:
             self.closing.set()
             if server is not None:
                 server.should_exit = True
+            # The HTTP server stops first: woken long-polls answer with the task's current state,
+            # which they read from the store, so the engine (which closes it) stops after them.
+            results = await asyncio.gather(*jobs[1:], return_exceptions=True)
             engine_stop.set()
-            results = await asyncio.gather(*jobs, return_exceptions=True)
+            results = [*await asyncio.gather(engine_job, return_exceptions=True), *results]
             if own_broker:
                 await self.broker.close()
             if sock is not None:
