@@ -33,7 +33,6 @@ BAD_URLS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 11")
 @pytest.mark.parametrize(("part", "url"), BAD_URLS)
 def test_relay_names_a_url_whose_password_needs_encoding(
     run_tacoq: Any, expect_one_line_error: Any, workdir: Path, part: str, url: str
@@ -48,7 +47,6 @@ def test_relay_names_a_url_whose_password_needs_encoding(
     assert "pa" not in line.split("://", 1)[1].split("@")[0]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 11")
 @pytest.mark.parametrize("url", [u for p, u in BAD_URLS if p == "broker"])
 def test_worker_names_a_url_whose_password_needs_encoding(
     run_tacoq: Any, expect_one_line_error: Any, workdir: Path, url: str
