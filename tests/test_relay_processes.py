@@ -173,7 +173,6 @@ def test_worker_kinds_restrict_rest_publishes(
 # -- finding 12: the token from a file ------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 12")
 def test_the_token_can_come_from_a_file_and_is_never_printed(
     amqp_url: str, postgres_url: str, tmp_path: Path
 ) -> None:

@@ -58,7 +58,6 @@ def test_worker_names_a_url_whose_password_needs_encoding(
     assert "ss@" not in line
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 12")
 @pytest.mark.parametrize(
     ("content", "needles"),
     [
@@ -81,7 +80,6 @@ def test_a_bad_token_file_is_one_line(
     assert result.returncode == 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 12")
 def test_token_and_token_file_together_are_refused(
     run_tacoq: Any, expect_one_line_error: Any, workdir: Path
 ) -> None:
@@ -92,7 +90,6 @@ def test_token_and_token_file_together_are_refused(
     assert "abc" not in line
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 finding 12")
 def test_relay_help_says_how_to_pass_secrets(run_tacoq: Any) -> None:
     result = run_tacoq("relay", "--help")
     assert result.returncode == 0
@@ -100,3 +97,20 @@ def test_relay_help_says_how_to_pass_secrets(run_tacoq: Any) -> None:
     assert "--token-file" in text
     assert "TACOQ_RELAY_TOKEN_FILE" in text
     assert "visible in ps" in text
+
+
+def test_a_token_on_the_command_line_is_warned_about_and_never_printed(run_tacoq: Any) -> None:
+    result = run_tacoq("relay", "--token", "cmdline-secret-77", "--store", "memory://")
+    assert result.returncode == 2  # memory:// is refused after the warning
+    warning, error = result.stderr.strip().splitlines()
+    assert warning.startswith("warning: --token on the command line is visible")
+    assert "TACOQ_RELAY_TOKEN" in warning
+    assert "--token-file" in warning
+    assert error.startswith("error: ")
+    assert "cmdline-secret-77" not in result.stderr + result.stdout
+
+
+def test_a_token_from_the_environment_is_not_warned_about(run_tacoq: Any) -> None:
+    result = run_tacoq("relay", "--store", "memory://", env={"TACOQ_RELAY_TOKEN": "env-secret"})
+    assert result.returncode == 2
+    assert "warning" not in result.stderr

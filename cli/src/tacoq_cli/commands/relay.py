@@ -4,11 +4,16 @@ Each part can be switched off (``--no-consumer``, ``--no-http``, ``--no-cleanup`
 ``TACOQ_RELAY_CONSUMER=0`` etc.); every option has a ``TACOQ_RELAY_*`` environment variable
 (shown by ``--help``). Like ``tacoq worker``, it refuses in-process backends (``memory://``).
 SIGINT and SIGTERM stop it cleanly, with exit code 0.
+
+Options are visible to every user of the machine (``ps``): the token is best given in the
+environment (``TACOQ_RELAY_TOKEN``) or a file (``--token-file``); ``--token`` on the command
+line works, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,14 +21,17 @@ import typer
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
 
-__all__ = ["parse_worker_kinds", "register", "relay", "run_relay"]
+__all__ = ["parse_worker_kinds", "read_token_file", "register", "relay", "run_relay"]
 
 log = logging.getLogger("tacoq.relay")
 
 _COMMAND = "`tacoq relay`"
+#: The largest token file read (a token is one short line).
+_TOKEN_FILE_LIMIT = 64 * 1024
 
 
 def relay(
+    ctx: typer.Context,
     broker: Annotated[
         str | None, typer.Option(help="Broker URL (default: TACOQ_BROKER_URL).")
     ] = None,
@@ -96,7 +104,18 @@ def relay(
         str | None,
         typer.Option(
             envvar="TACOQ_RELAY_TOKEN",
-            help="Bearer token required by every route but /health.",
+            help="Bearer token required by every route but /health/live and /health/ready. "
+            "An option is visible in ps: prefer TACOQ_RELAY_TOKEN or --token-file.",
+            show_default=False,
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="TACOQ_RELAY_TOKEN_FILE",
+            exists=True,
+            dir_okay=False,
+            help="Read the bearer token from this file (one line; not visible in ps).",
             show_default=False,
         ),
     ] = None,
@@ -140,6 +159,19 @@ def relay(
     ] = None,
 ) -> None:
     """Run the relay until SIGINT or SIGTERM: consume updates, serve HTTP, clean up."""
+    from tacoq.errors import ConfigError
+
+    if token and token_file is not None:
+        raise ConfigError("give --token or --token-file (or TACOQ_RELAY_TOKEN_FILE), not both")
+    if token_file is not None:
+        token = read_token_file(token_file)
+    elif token and _given_on_the_command_line(ctx, "token"):
+        from tacoq_cli.errors import print_warning
+
+        print_warning(
+            "--token on the command line is visible to every user of this machine (ps); "
+            "pass it in TACOQ_RELAY_TOKEN or a file (--token-file)"
+        )
     run_relay(
         broker=broker,
         store=store,
@@ -176,6 +208,33 @@ def parse_worker_kinds(text: str) -> list[str]:
             "such as images,mail"
         )
     return sorted(check_worker_kinds(kinds))
+
+
+def _given_on_the_command_line(ctx: typer.Context, name: str) -> bool:
+    # By name: typer's context may use its own copy of click's ParameterSource enum.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def read_token_file(path: Path) -> str:
+    """The token held by ``path``: its one line, without surrounding whitespace; a one-line
+    ConfigError when the file cannot be read, is empty or holds more than one line."""
+    from tacoq.errors import ConfigError
+
+    try:
+        with path.open("rb") as file:
+            data = file.read(_TOKEN_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(f"--token-file: cannot read {str(path)!r}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"--token-file: {str(path)!r} is not UTF-8 text") from None
+    if len(data) > _TOKEN_FILE_LIMIT or "\n" in text or "\r" in text:
+        raise ConfigError(f"--token-file: {str(path)!r} must hold the token on one line")
+    if not text:
+        raise ConfigError(f"--token-file: {str(path)!r} is empty")
+    return text
 
 
 def run_relay(
