@@ -20,7 +20,14 @@ nox.needs_version = ">=2024.4.15"  # for @nox.session(default=False)
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "types", "tests"]
 
-TEST_TOOLS = ("pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "pytest-docker>=3")
+#: schemathesis fuzzes the relay's HTTP API from its OpenAPI document (tests/test_relay_fuzz.py).
+TEST_TOOLS = (
+    "pytest>=8",
+    "pytest-asyncio>=0.23",
+    "hypothesis>=6.100",
+    "pytest-docker>=3",
+    "schemathesis>=4.32,<5",
+)
 LINT_TOOLS = ("ruff>=0.17,<0.18",)
 TYPE_TOOLS = ("mypy>=2.4,<3",)
 #: The peers the benchmark compares TacoQ with, and what they need to store results in
