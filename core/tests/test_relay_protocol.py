@@ -153,3 +153,14 @@ def test_deadlines_must_be_positive_and_finite(option: str, value: float) -> Non
     ns = fresh_namespace("proto")
     with pytest.raises(ConfigError, match=option.replace("_", " ")):
         RelayService(f"memory://{ns}", f"memory://{ns}", namespace=ns, **{option: value})
+
+
+async def test_unfinished_headers_past_16_kib_are_a_json_400() -> None:
+    async with relay() as service:
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17000)
+        await writer.drain()
+        answer, _ = await read_until_closed(reader, 10)
+        writer.close()
+        assert status_of(answer) == 400
+        assert error_of(answer)["type"] == "bad_request"
