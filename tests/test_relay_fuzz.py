@@ -15,23 +15,20 @@ and schema are deleted afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from tacoq.testing import fresh_namespace
 
@@ -93,20 +90,6 @@ def relay_process(
         relay.returncode = proc.returncode
 
 
-def forget(amqp_url: str, postgres_url: str, namespace: str) -> None:
-    """Delete the namespace's queues (one per worker kind a fuzzed publish named) and schema."""
-    from tacoq_postgres.settings import schema_for_namespace
-    from tacoq_postgres.testing import drop_schemas
-    from tacoq_rabbit.link import delete_namespace
-
-    schema = schema_for_namespace(namespace)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        query = sql.SQL("SELECT DISTINCT worker_kind FROM {}.tasks").format(sql.Identifier(schema))
-        kinds = [row[0] for row in conn.execute(query)]
-    asyncio.run(delete_namespace(amqp_url, namespace, kinds))
-    asyncio.run(drop_schemas(postgres_url, [schema]))
-
-
 def schemathesis(url: str, report: Path, token: str | None) -> subprocess.CompletedProcess[str]:
     argv = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
@@ -136,7 +119,12 @@ def schemathesis(url: str, report: Path, token: str | None) -> subprocess.Comple
     ids=["open", "token-and-worker-kinds"],
 )
 def test_fuzzing_the_relays_openapi_document_finds_nothing(
-    amqp_url: str, postgres_url: str, tmp_path: Path, token: str | None, worker_kinds: str | None
+    amqp_url: str,
+    postgres_url: str,
+    tmp_path: Path,
+    forget_namespace: Callable[[str], None],
+    token: str | None,
+    worker_kinds: str | None,
 ) -> None:
     namespace = fresh_namespace("fuzz")
     env = {}
@@ -152,7 +140,7 @@ def test_fuzzing_the_relays_openapi_document_finds_nothing(
             spec = httpx.get(f"{relay.url}/openapi.json", headers=headers).json()
             run = schemathesis(relay.url, report, token)
     finally:
-        forget(amqp_url, postgres_url, namespace)
+        forget_namespace(namespace)
     seconds = time.monotonic() - started
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     found: dict[str, Any] = json.loads(report.read_text())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -26,23 +26,30 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def relay(amqp_url: str, postgres_url: str) -> Iterator[RelayThread]:
+def relay(
+    amqp_url: str, postgres_url: str, forget_namespace: Callable[[str], None]
+) -> Iterator[RelayThread]:
     """A relay on RabbitMQ and Postgres without a token."""
-    with RelayThread(amqp_url, postgres_url, namespace=fresh_namespace("harden")) as running:
-        yield running
+    namespace = fresh_namespace("harden")
+    try:
+        with RelayThread(amqp_url, postgres_url, namespace=namespace) as running:
+            yield running
+    finally:
+        forget_namespace(namespace)
 
 
 @pytest.fixture(scope="module")
-def locked(amqp_url: str, postgres_url: str) -> Iterator[RelayThread]:
+def locked(
+    amqp_url: str, postgres_url: str, forget_namespace: Callable[[str], None]
+) -> Iterator[RelayThread]:
     """A relay on RabbitMQ and Postgres with a token and a list of worker kinds."""
-    with RelayThread(
-        amqp_url,
-        postgres_url,
-        namespace=fresh_namespace("harden-tok"),
-        token=TOKEN,
-        worker_kinds=["images", "mail"],
-    ) as running:
-        yield running
+    namespace = fresh_namespace("harden-tok")
+    options: dict[str, Any] = {"token": TOKEN, "worker_kinds": ["images", "mail"]}
+    try:
+        with RelayThread(amqp_url, postgres_url, namespace=namespace, **options) as running:
+            yield running
+    finally:
+        forget_namespace(namespace)
 
 
 @pytest.fixture

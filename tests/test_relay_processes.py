@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,6 +57,7 @@ def tacoq_relay(
     amqp_url: str,
     postgres_url: str,
     tmp_path: Path,
+    forget: Callable[[str], None],
     *args: str,
     env: Mapping[str, str] | None = None,
     ready_path: str = "/health/live",
@@ -64,11 +65,12 @@ def tacoq_relay(
 ) -> Iterator[Relay]:
     """``tacoq relay`` on a free port in a fresh namespace; URLs passed in the environment."""
     port = free_port()
+    namespace = fresh_namespace("procs")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TACOQ_")}
     environment.update(
         TACOQ_BROKER_URL=amqp_url,
         TACOQ_STORE_URL=postgres_url,
-        TACOQ_NAMESPACE=fresh_namespace("procs"),
+        TACOQ_NAMESPACE=namespace,
         TACOQ_RELAY_PORT=str(port),
     )
     environment.update(env or {})
@@ -93,16 +95,17 @@ def tacoq_relay(
         yield relay
     finally:
         relay.stop()
+        forget(namespace)
 
 
 # -- finding 8: a deadline for the request head ---------------------------------------------------
 
 
 def test_the_header_deadline_from_the_environment_cuts_a_slow_client_off(
-    amqp_url: str, postgres_url: str, tmp_path: Path
+    amqp_url: str, postgres_url: str, tmp_path: Path, forget_namespace: Callable[[str], None]
 ) -> None:
     env = {"TACOQ_RELAY_HEADER_TIMEOUT": "1"}
-    with tacoq_relay(amqp_url, postgres_url, tmp_path, env=env) as relay:
+    with tacoq_relay(amqp_url, postgres_url, tmp_path, forget_namespace, env=env) as relay:
         with socket.create_connection(("127.0.0.1", int(relay.url.rsplit(":", 1)[1]))) as sock:
             sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")  # and nothing more
             sock.settimeout(5)
@@ -121,10 +124,12 @@ def test_the_header_deadline_from_the_environment_cuts_a_slow_client_off(
 
 
 def test_sigterm_answers_200_pending_long_polls_with_the_current_state(
-    amqp_url: str, postgres_url: str, tmp_path: Path
+    amqp_url: str, postgres_url: str, tmp_path: Path, forget_namespace: Callable[[str], None]
 ) -> None:
     polls = 200
-    with tacoq_relay(amqp_url, postgres_url, tmp_path, "--max-wait", "60") as relay:
+    with tacoq_relay(
+        amqp_url, postgres_url, tmp_path, forget_namespace, "--max-wait", "60"
+    ) as relay:
         created = httpx.post(
             f"{relay.url}/tasks",
             json={"task_kind": "sleep", "worker_kind": f"nobody-{uuid.uuid4().hex[:8]}"},
@@ -158,11 +163,15 @@ def test_sigterm_answers_200_pending_long_polls_with_the_current_state(
 
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_worker_kinds_restrict_rest_publishes(
-    amqp_url: str, postgres_url: str, tmp_path: Path, how: str
+    amqp_url: str,
+    postgres_url: str,
+    tmp_path: Path,
+    forget_namespace: Callable[[str], None],
+    how: str,
 ) -> None:
     args = ("--worker-kinds", "images, mail") if how == "option" else ()
     env = {"TACOQ_RELAY_WORKER_KINDS": "images,mail"} if how == "environment" else {}
-    with tacoq_relay(amqp_url, postgres_url, tmp_path, *args, env=env) as relay:
+    with tacoq_relay(amqp_url, postgres_url, tmp_path, forget_namespace, *args, env=env) as relay:
         ok = httpx.post(f"{relay.url}/tasks", json={"task_kind": "a", "worker_kind": "mail"})
         assert ok.status_code == 201, ok.text
         refused = httpx.post(f"{relay.url}/tasks", json={"task_kind": "a", "worker_kind": "x"})
@@ -174,13 +183,19 @@ def test_worker_kinds_restrict_rest_publishes(
 
 
 def test_the_token_can_come_from_a_file_and_is_never_printed(
-    amqp_url: str, postgres_url: str, tmp_path: Path
+    amqp_url: str, postgres_url: str, tmp_path: Path, forget_namespace: Callable[[str], None]
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("file-secret-4242\n")
     auth = {"Authorization": "Bearer file-secret-4242"}
     with tacoq_relay(
-        amqp_url, postgres_url, tmp_path, "--token-file", str(token_file), headers=auth
+        amqp_url,
+        postgres_url,
+        tmp_path,
+        forget_namespace,
+        "--token-file",
+        str(token_file),
+        headers=auth,
     ) as relay:
         assert httpx.get(f"{relay.url}/tasks").status_code == 401
         assert httpx.get(f"{relay.url}/tasks", headers=auth).status_code == 200
