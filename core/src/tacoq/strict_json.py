@@ -139,18 +139,28 @@ def _why_not(raw: bytes, exc: ValueError, limit: int | None) -> str:
 def non_finite(value: Any) -> tuple[str, float] | None:
     """The path (``$``, ``$.a[2]``) and value of the first NaN or infinity in ``value``.
 
-    Looks through dicts, lists, tuples, sets and frozensets; ``None`` when there is none.
+    Looks through dicts, lists, tuples, sets and frozensets; ``None`` when there is none. Paths
+    are only spelled out for the value found.
     """
-    stack: list[tuple[str, Any]] = [("$", value)]
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
     while stack:
-        path, item = stack.pop()
+        item, where = stack.pop()
         if isinstance(item, float):
             if not math.isfinite(item):
-                return path, item
+                return _spell(where), item
         elif isinstance(item, dict):
-            stack.extend((f"{path}.{key}", sub) for key, sub in reversed(list(item.items())))
+            stack.extend((sub, (where, key)) for key, sub in reversed(list(item.items())))
         elif isinstance(item, list | tuple):
-            stack.extend((f"{path}[{i}]", sub) for i, sub in reversed(list(enumerate(item))))
+            stack.extend((sub, (where, i)) for i, sub in reversed(list(enumerate(item))))
         elif isinstance(item, set | frozenset):
-            stack.extend((f"{path}[*]", sub) for sub in item)
+            stack.extend((sub, (where, None)) for sub in item)
     return None
+
+
+def _spell(where: tuple[Any, ...]) -> str:
+    """``$.a[2]`` from the linked steps ``(((), "a"), 2)``."""
+    steps: list[str] = []
+    while where:
+        where, step = where
+        steps.append("[*]" if step is None else f"[{step}]" if type(step) is int else f".{step}")
+    return "$" + "".join(reversed(steps))
