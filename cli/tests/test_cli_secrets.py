@@ -62,18 +62,22 @@ def test_worker_names_a_url_whose_password_needs_encoding(
     ("content", "needles"),
     [
         (None, ("--token-file", "no-such-file")),
-        ("", ("--token-file", "empty")),
-        ("two\nlines\n", ("--token-file", "one line")),
+        (b"", ("--token-file", "empty")),
+        (b"  \n\t\n", ("--token-file", "empty")),
+        (b"two\nlines\n", ("--token-file", "one line")),
+        (b"a\rb", ("--token-file", "one line")),
+        (b"\xff\xfe token", ("--token-file", "UTF-8")),
+        (b"x" * 70000, ("--token-file", "one line")),
     ],
-    ids=["missing", "empty", "two-lines"],
+    ids=["missing", "empty", "blank", "two-lines", "carriage-return", "not-utf8", "huge"],
 )
 def test_a_bad_token_file_is_one_line(
-    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, content: str | None,
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, content: bytes | None,
     needles: tuple[str, ...],
 ) -> None:  # fmt: skip
     path = workdir / ("token" if content is not None else "no-such-file")
     if content is not None:
-        path.write_text(content)
+        path.write_bytes(content)
     result = run_tacoq("relay", "--token-file", str(path), "--store", f"sqlite:///{workdir}/r.db",
                        "--broker", "amqp://guest:guest@127.0.0.1:5672/", timeout=30)  # fmt: skip
     expect_one_line_error(result, *needles)
@@ -114,3 +118,13 @@ def test_a_token_from_the_environment_is_not_warned_about(run_tacoq: Any) -> Non
     result = run_tacoq("relay", "--store", "memory://", env={"TACOQ_RELAY_TOKEN": "env-secret"})
     assert result.returncode == 2
     assert "warning" not in result.stderr
+
+
+def test_a_token_file_that_is_a_directory_is_one_line(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path
+) -> None:
+    result = run_tacoq(
+        "relay", "--token-file", str(workdir), "--store", f"sqlite:///{workdir}/r.db"
+    )
+    expect_one_line_error(result, "--token-file")
+    assert result.returncode == 2

@@ -332,7 +332,9 @@ def test_relay_refuses_a_worker_kind_too_long(
         ("--header-timeout", "0", "--header-timeout"),
         ("--body-timeout", "-1", "--body-timeout"),
         ("--header-timeout", "inf", "header timeout"),
+        ("--header-timeout", "nan", "--header-timeout"),
         ("--body-timeout", "abc", "--body-timeout"),
+        ("--body-timeout", "", "--body-timeout"),
     ],
 )
 def test_relay_refuses_a_bad_deadline(
@@ -343,4 +345,16 @@ def test_relay_refuses_a_bad_deadline(
         "--store", f"sqlite:///{workdir / 'd.db'}",
     )  # fmt: skip
     expect_one_line_error(result, needle)
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TACOQ_RELAY_HEADER_TIMEOUT", "abc"), ("TACOQ_RELAY_BODY_TIMEOUT", "-5")],
+)
+def test_relay_refuses_a_bad_deadline_from_the_environment(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, name: str, value: str
+) -> None:
+    result = run_tacoq("relay", "--store", f"sqlite:///{workdir / 'd.db'}", env={name: value})
+    expect_one_line_error(result, name)
     assert result.returncode == 2

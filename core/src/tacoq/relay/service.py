@@ -104,6 +104,8 @@ class RelayService:
     ``/health/ready`` (and, with ``public_docs``, the interactive docs and the OpenAPI
     document). ``worker_kinds`` (optional) are the only worker kinds REST publishes may name:
     without it, any client can make the broker create a durable queue per new kind.
+    ``header_timeout`` and ``body_timeout`` bound how long a request's line and headers, then
+    its body, may take to arrive (:mod:`tacoq.relay.protocol`).
     """
 
     def __init__(
