@@ -159,6 +159,7 @@ def test_url_scheme_error_never_shows_the_password(url: str) -> None:
         "amqp://rabbit/v%40host",
         "postgresql://postgres@127.0.0.1:5432/test",
         "postgresql:///db?host=/var/run/postgresql&user=me",
+        "postgresql://db.example:5432/tacoq?user=me@server&password=x",
         "sqlite:///data/a@b.db",
         "sqlite:////abs/path.db",
         "memory://",

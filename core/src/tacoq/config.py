@@ -92,15 +92,15 @@ def check_user_part(url: str) -> None:
     """Raise ``ConfigError`` when a password (or user name) holds a reserved character that is
     not percent-encoded: ``/``, ``?`` or ``#`` end the host part early, so URL parsers read the
     password as a port, or the host as a path. Seen as a port that is not a number, or as an
-    ``@`` after the host part when the host part has none (an ``@`` in a path is ``%40``)."""
+    ``@`` in the path when the host part has none (an ``@`` in a path is written ``%40``)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError when the "port" is not a number
     except ValueError:
         hidden = True
     else:
-        after_host = url.partition("://")[2][len(parts.netloc) :]
-        hidden = bool(parts.netloc) and "@" not in parts.netloc and "@" in after_host
+        # A query may hold an '@' (libpq's ?user=name@server); a path should not.
+        hidden = bool(parts.netloc) and "@" not in parts.netloc and "@" in parts.path
     if hidden:
         raise ConfigError(
             f"the URL {redact_url(url)!r} cannot be read: a '/', '?', '#' or '@' in its password "
