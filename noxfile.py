@@ -22,6 +22,7 @@ nox.needs_version = ">=2024.4.15"  # for @nox.session(default=False)
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "types", "tests"]
 
+#: schemathesis fuzzes the relay's HTTP API from its OpenAPI document (tests/test_relay_fuzz.py).
 TEST_TOOLS = (
     "pytest>=8",
     "pytest-asyncio>=0.23",
@@ -29,6 +30,7 @@ TEST_TOOLS = (
     "pytest-docker>=3",
     # raw AMQP in tests (poison messages, queue depths); the plugin itself uses aiormq
     "aio-pika>=9.4,<11",
+    "schemathesis>=4.32,<5",
 )
 #: Extras selected when a plugin is installed from its folder (``tacoq-postgres[binary]``
 #: brings libpq inside psycopg's wheels, so a machine without libpq works).

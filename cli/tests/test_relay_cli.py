@@ -185,15 +185,16 @@ def test_relay_process_serves_http_and_stops_on_signal(
         deadline = time.monotonic() + 30
         while True:
             try:
-                health = httpx.get(f"{url}/health", timeout=1)
+                ready = httpx.get(f"{url}/health/ready", timeout=1)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "the relay did not answer in 30 s"
                 time.sleep(0.1)
-        assert health.status_code == 200
-        assert health.json()["status"] == "ok"
+        assert ready.status_code == 200
         auth = {"Authorization": "Bearer tok"}
+        health = httpx.get(f"{url}/health", headers=auth, timeout=10)
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
         body = {"task_kind": "area", "worker_kind": "cli-shapes", "input": {"w": 2, "h": 3}}
         task_id = httpx.post(f"{url}/tasks", json=body, headers=auth).json()["id"]
         shown = subprocess.run(
@@ -303,3 +304,57 @@ def test_task_sends_the_token(run_tacoq: Any, expect_one_line_error: Any) -> Non
             "task", missing, "--relay-url", service.url, env={"TACOQ_RELAY_TOKEN": "cli-secret"}
         )
         expect_one_line_error(allowed, "not known")
+
+
+@pytest.mark.parametrize("value", ["", "images,,mail", " , ", "images,"])
+def test_relay_refuses_an_empty_worker_kind(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, value: str
+) -> None:
+    result = run_tacoq(
+        "relay", "--worker-kinds", value, "--store", f"sqlite:///{workdir / 'k.db'}",
+    )  # fmt: skip
+    expect_one_line_error(result, "--worker-kinds", "empty kind")
+    assert result.returncode == 2
+
+
+def test_relay_refuses_a_worker_kind_too_long(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path
+) -> None:
+    env = {"TACOQ_RELAY_WORKER_KINDS": "images," + "k" * 256}
+    result = run_tacoq("relay", "--store", f"sqlite:///{workdir / 'k.db'}", env=env)
+    expect_one_line_error(result, "worker kinds", "1-255")
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--header-timeout", "0", "--header-timeout"),
+        ("--body-timeout", "-1", "--body-timeout"),
+        ("--header-timeout", "inf", "header timeout"),
+        ("--header-timeout", "nan", "--header-timeout"),
+        ("--body-timeout", "abc", "--body-timeout"),
+        ("--body-timeout", "", "--body-timeout"),
+    ],
+)
+def test_relay_refuses_a_bad_deadline(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, option: str, value: str, needle: str
+) -> None:
+    result = run_tacoq(
+        "relay", option, value, "--broker", "amqp://guest:guest@127.0.0.1:5672/",
+        "--store", f"sqlite:///{workdir / 'd.db'}",
+    )  # fmt: skip
+    expect_one_line_error(result, needle)
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TACOQ_RELAY_HEADER_TIMEOUT", "abc"), ("TACOQ_RELAY_BODY_TIMEOUT", "-5")],
+)
+def test_relay_refuses_a_bad_deadline_from_the_environment(
+    run_tacoq: Any, expect_one_line_error: Any, workdir: Path, name: str, value: str
+) -> None:
+    result = run_tacoq("relay", "--store", f"sqlite:///{workdir / 'd.db'}", env={name: value})
+    expect_one_line_error(result, name)
+    assert result.returncode == 2

@@ -148,3 +148,43 @@ def test_url_scheme_error_never_shows_the_password(url: str) -> None:
         url_scheme(url)
     assert "hunter2" not in str(info.value)
     assert "***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:guest@127.0.0.1:5672/",
+        "amqps://user:p%2Fss%40w%3Frd@rabbit:5671/%2F",
+        "amqp://rabbit/vhost",
+        "amqp://rabbit/v%40host",
+        "postgresql://postgres@127.0.0.1:5432/test",
+        "postgresql:///db?host=/var/run/postgresql&user=me",
+        "postgresql://db.example:5432/tacoq?user=me@server&password=x",
+        "sqlite:///data/a@b.db",
+        "sqlite:////abs/path.db",
+        "memory://",
+        "memory://name",
+    ],
+)
+def test_urls_whose_user_part_is_readable_pass(url: str) -> None:
+    url_scheme(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:pa/ss@127.0.0.1:5672/",
+        "amqp://guest:pa?ss@127.0.0.1:5672/",
+        "amqp://guest:pa#ss@127.0.0.1:5672/",
+        "amqp://guest:12/ss@127.0.0.1:5672/",
+        "postgresql://postgres:s3/cr3t@db/tacoq",
+        "amqp://rabbit/v@host",
+    ],
+)
+def test_a_user_part_hiding_the_url_is_one_clear_error(url: str) -> None:
+    with pytest.raises(ConfigError, match="percent-encode") as caught:
+        url_scheme(url)
+    message = str(caught.value)
+    assert "%2F" in message
+    for secret in ("pa/ss", "pa?ss", "pa#ss", "12/ss", "s3/cr3t"):
+        assert secret not in message

@@ -105,9 +105,10 @@ def publish_body(**fields: Any) -> dict[str, Any]:
 # -- health ---------------------------------------------------------------------------------------
 
 
-async def test_health_reports_parts_and_counters_without_the_token(start_relay: StartRelay) -> None:
+async def test_health_reports_parts_and_counters_with_the_token(start_relay: StartRelay) -> None:
     async with start_relay(token="s3cret") as (_, client):
-        response = await client.get("/health", headers={"Authorization": ""})
+        assert (await client.get("/health", headers={"Authorization": ""})).status_code == 401
+        response = await client.get("/health")
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["status"] == "ok"
@@ -121,21 +122,44 @@ async def test_health_reports_parts_and_counters_without_the_token(start_relay: 
             assert body["stats"][counter] == 0
 
 
-async def test_health_is_503_naming_the_store_when_it_is_down(start_relay: StartRelay) -> None:
+async def test_health_names_the_store_when_it_is_down(start_relay: StartRelay) -> None:
     async with start_relay() as (service, client):
         await service.store.close()
         response = await client.get("/health")
-        assert response.status_code == 503
+        assert response.status_code == 200  # the report is read; /health/ready answers 503
+        assert response.json()["status"] == "unavailable"
         assert response.json()["failing"] == ["store"]
         assert response.json()["store"]["ok"] is False
+        assert (await client.get("/health/ready")).status_code == 503
 
 
-async def test_health_is_503_naming_the_broker_when_it_is_down(start_relay: StartRelay) -> None:
+async def test_health_names_the_broker_when_it_is_down(start_relay: StartRelay) -> None:
     async with start_relay(consume=False) as (service, client):
         await service.broker.close()
         response = await client.get("/health")
-        assert response.status_code == 503
+        assert response.status_code == 200
         assert response.json()["failing"] == ["broker"]
+        assert (await client.get("/health/ready")).status_code == 503
+
+
+@pytest.mark.parametrize("part", ["store", "broker"])
+async def test_ready_is_503_without_detail_when_a_part_is_down(
+    start_relay: StartRelay, part: str
+) -> None:
+    async with start_relay(token="s3cret", consume=False) as (service, client):
+        anonymous = {"Authorization": ""}
+        assert (await client.get("/health/ready", headers=anonymous)).json() == {"status": "ok"}
+        await (service.store if part == "store" else service.broker).close()
+        ready = await client.get("/health/ready", headers=anonymous)
+        assert ready.status_code == 503
+        assert ready.json()["error"]["type"] == "unavailable"
+        assert part not in ready.text
+        live = await client.get("/health/live", headers=anonymous)
+        assert (live.status_code, live.json()) == (200, {"status": "ok"})
+        report = await client.get("/health")  # the detail, with the token
+        assert report.status_code == 200
+        assert report.json()["status"] == "unavailable"
+        assert report.json()["failing"] == [part]
 
 
 # -- GET /tasks/{id} ------------------------------------------------------------------------------
@@ -462,12 +486,13 @@ async def test_list_rejects_bad_parameters(start_relay: StartRelay, params: dict
 # -- token, errors, docs --------------------------------------------------------------------------
 
 
-async def test_token_protects_every_route_but_health(start_relay: StartRelay) -> None:
+async def test_token_protects_every_route_but_the_probes(start_relay: StartRelay) -> None:
     async with start_relay(token="s3cret") as (_, client):
         some_id = uuid.uuid4()
         for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}):
             for method, path in [
                 ("GET", f"/tasks/{some_id}"),
+                ("GET", "/health"),
                 ("GET", "/tasks"),
                 ("POST", "/tasks"),
                 ("GET", "/docs"),
@@ -479,7 +504,8 @@ async def test_token_protects_every_route_but_health(start_relay: StartRelay) ->
                 assert response.json()["error"]["type"] == "unauthorized"
                 assert response.headers["www-authenticate"] == "Bearer"
         assert (await client.get(f"/tasks/{some_id}")).status_code == 404  # right token
-        assert (await client.get("/health", headers={"Authorization": ""})).status_code == 200
+        for probe in ("/health/live", "/health/ready"):
+            assert (await client.get(probe, headers={"Authorization": ""})).status_code == 200
 
 
 async def test_public_docs_open_without_the_token(start_relay: StartRelay) -> None:
@@ -500,10 +526,13 @@ async def test_unknown_routes_and_methods_answer_json_errors(start_relay: StartR
         wrong = await client.delete("/tasks")
         assert wrong.status_code == 405
         assert wrong.json()["error"]["type"] == "method_not_allowed"
+        assert wrong.headers["allow"] == "GET, POST"  # every route of the path
+        other = await client.request("OPTIONS", f"/tasks/{uuid.uuid4()}")
+        assert (other.status_code, other.headers["allow"]) == (405, "GET")
 
 
 async def test_openapi_and_docs_are_served_by_the_relay_itself(start_relay: StartRelay) -> None:
-    async with start_relay() as (_, client):
+    async with start_relay(token="s3cret") as (_, client):
         spec = (await client.get("/openapi.json")).json()
         assert {"/health", "/tasks", "/tasks/{task_id}"} <= spec["paths"].keys()
         assert "HTTPBearer" in spec["components"]["securitySchemes"]
@@ -550,3 +579,28 @@ async def test_keep_alive_requests_answer_without_a_delayed_ack_stall(
             assert (await client.get(path)).status_code == 404
         elapsed = time.monotonic() - started
         assert elapsed < 0.6, f"20 keep-alive requests took {elapsed:.2f}s"
+
+
+async def test_worker_kinds_restrict_rest_publishes_and_declare_no_other_queue(
+    start_relay: StartRelay,
+) -> None:
+    async with start_relay(worker_kinds=["images"], consume=False) as (service, client):
+        assert (await client.post("/tasks", json=publish_body())).status_code == 201
+        refused = await client.post("/tasks", json=publish_body(worker_kind="strangers"))
+        assert refused.status_code == 422
+        assert "worker_kind: 'strangers'" in refused.json()["error"]["message"]
+        queues = service.broker.stats()  # type: ignore[attr-defined]
+        assert worker_queue("images") in queues
+        assert worker_queue("strangers") not in queues
+        assert service.publish_failures == 0
+
+
+@pytest.mark.parametrize(
+    ("kinds", "needle"),
+    [([], "at least one"), ([""], "1-255"), (["a\x00"], "NUL"), (["k" * 256], "1-255")],
+)
+def test_worker_kinds_must_be_kinds(kinds: list[str], needle: str) -> None:
+    from tacoq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        RelayService("memory://", "memory://", worker_kinds=kinds)

@@ -190,3 +190,31 @@ async def test_a_database_that_stays_locked_is_unavailable(tmp_path: Path) -> No
             blocker.close()
         assert await store.get(e.id) is None
         assert store.stats.batches == 0
+
+
+async def test_text_another_program_wrote_that_is_not_utf8_still_loads(tmp_path: Path) -> None:
+    from tacoq.models import ErrorInfo
+    from tacoq.relay.api_models import task_to_api
+
+    ns = fresh_namespace("sqlite-bytes")
+    store = SqliteStore(f"sqlite:///{tmp_path / 'bytes.db'}", namespace=ns)
+    await store.connect()
+    try:
+        done = event(uuid.uuid4(), Phase.COMPLETED, error=ErrorInfo("E", "placeholder"))
+        await store.apply_batch([done])
+        with sqlite3.connect(tmp_path / "bytes.db") as conn:
+            conn.execute(
+                f'UPDATE "{table_name(ns)}" SET error_message = CAST(? AS TEXT), '
+                "executed_by = CAST(? AS TEXT) WHERE id = ?",
+                [b"bad \xff byte", b"\xc3(", str(done.id)],
+            )
+        row = await store.get(done.id)
+        assert row is not None
+        assert row.error is not None
+        assert row.error.message == "bad \udcff byte"
+        shown = task_to_api(row)
+        assert shown.error is not None
+        assert shown.error.message == "bad \\udcff byte"
+        assert shown.executed_by == "\\udcc3("
+    finally:
+        await store.close()

@@ -4,10 +4,10 @@
   output collected by a thread; :class:`Scene` starts them for one scenario in its own namespace
   and kills whatever is left at the end.
 - Evidence: :func:`read_rows` reads the store's rows straight from Postgres, :func:`read_trace`
-  the handlers' per-execution trace, :func:`relay_stats` a relay's counters (``GET /health``;
-  every read of a relay's counters goes through it), :func:`queue_counts` RabbitMQ's queue
-  depths, :func:`read_dead_letters` the store's dead-letters table (the relay consumes the
-  dead-letter queue into it).
+  the handlers' per-execution trace, :func:`relay_stats` a relay's counters (``GET /health``,
+  with the relay's token; every read of a relay's counters goes through it),
+  :func:`queue_counts` RabbitMQ's queue depths, :func:`read_dead_letters` the store's
+  dead-letters table (the relay consumes the dead-letter queue into it).
 - :func:`check_outcome` is the common final assertion: every confirmed task completed with the
   right output, produced by one finished execution in the trace; re-executions only where the
   scenario allows them; conflicting completions bounded by the completions that could conflict.
@@ -49,6 +49,8 @@ from tacoq_rabbit.topology import Topology
 
 HERE = Path(__file__).resolve().parent
 KIND = "faults"
+#: The token every relay of a scenario runs with (``GET /health``, with the counters, needs it).
+RELAY_TOKEN = "faults-relay-token"
 #: Where each scenario's counts go (``docs/reliability.md`` is written from this file).
 SUMMARY = Path(
     os.environ.get("TACOQ_FAULTS_SUMMARY", Path(tempfile.gettempdir()) / "tacoq-faults.json")
@@ -189,12 +191,14 @@ class Scene:
         return proc
 
     def relay(self, name: str = "relay", *options: str) -> Relay:
-        """``tacoq relay`` on a free port, waited for until ``GET /health`` answers 200."""
+        """``tacoq relay`` on a free port with a token (``RELAY_TOKEN``, in its environment),
+        waited for until ``GET /health/ready`` answers 200."""
         port = free_port()
         argv = [sys.executable, "-m", "tacoq_cli", "relay", "--broker", self.amqp_url]
         argv += ["--store", self.postgres_url, "--namespace", self.namespace]
         argv += ["--port", str(port), "--no-cleanup", *options]
-        relay = Relay(name, argv, self.workdir, self.env(), f"http://127.0.0.1:{port}")
+        env = self.env(TACOQ_RELAY_TOKEN=RELAY_TOKEN)
+        relay = Relay(name, argv, self.workdir, env, f"http://127.0.0.1:{port}")
         self.procs.append(relay)
         relay.wait_healthy()
         return relay
@@ -253,22 +257,23 @@ class Scene:
 
 
 class Relay(Proc):
-    """A ``tacoq relay`` process and its HTTP address."""
+    """A ``tacoq relay`` process, its HTTP address and its token."""
 
     def __init__(
         self, name: str, argv: Sequence[str], cwd: Path, env: dict[str, str], url: str
     ) -> None:
         super().__init__(name, argv, cwd, env)
         self.url = url
+        self.token = env.get("TACOQ_RELAY_TOKEN")
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Wait until ``GET /health`` answers 200."""
+        """Wait until ``GET /health/ready`` answers 200 (store and broker reachable)."""
         deadline = time.monotonic() + timeout
         while True:
             if not self.alive():
                 raise AssertionError(f"{self.name} exited:\n{self.output}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                if httpx.get(f"{self.url}/health/ready", timeout=5).status_code == 200:
                     return
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name} not healthy in {timeout}s:\n{self.tail}")
@@ -276,12 +281,15 @@ class Relay(Proc):
 
     def stats(self) -> dict[str, Any]:
         """The relay's counters (the ``stats`` of ``GET /health``)."""
-        return relay_stats(self.url)
+        return relay_stats(self.url, self.token)
 
 
-def relay_stats(url: str) -> dict[str, Any]:
-    """``stats`` from a relay's ``GET /health`` (any status: an unhealthy relay still counts)."""
-    answer = httpx.get(f"{url}/health", timeout=10)
+def relay_stats(url: str, token: str | None = RELAY_TOKEN) -> dict[str, Any]:
+    """``stats`` from a relay's ``GET /health``, sent with the relay's token (the report is
+    answered whatever the relay's state: an unhealthy relay still counts)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = httpx.get(f"{url}/health", headers=headers, timeout=10)
+    answer.raise_for_status()
     stats: dict[str, Any] = answer.json()["stats"]
     return stats
 

@@ -107,7 +107,7 @@ async def test_postgres_restart_while_the_relay_writes(scene: Scene) -> None:
     assert len(early) == 10
 
     async def wait_all() -> list[tacoq.Task]:
-        async with tacoq.RelayClient(relay.url) as client:
+        async with tacoq.RelayClient(relay.url, token=relay.token) as client:
             return list(
                 await asyncio.gather(*(client.wait(task_id, timeout=90) for task_id in early))
             )
@@ -120,7 +120,7 @@ async def test_postgres_restart_while_the_relay_writes(scene: Scene) -> None:
     assert len(confirmed) == 200
     # one more long-poll over plain HTTP for the last task
     last = list(confirmed)[-1]
-    async with tacoq.RelayClient(relay.url) as client:
+    async with tacoq.RelayClient(relay.url, token=relay.token) as client:
         polled = await client.wait(last, timeout=90)
     waited = await asyncio.wait_for(waiters, 120)
     assert all(task.status is tacoq.TaskStatus.COMPLETED for task in [*waited, polled])

@@ -217,10 +217,7 @@ class _Base:
         return _Call("POST", "/dead-letters/requeue", body={"ids": [str(i) for i in ids]})
 
     def _deleted(self, response: httpx.Response) -> bool:
-        if response.status_code == 204:
-            return True
-        self._check(response, allow_404=True)
-        return False
+        return self._check(response, allow_404=True) is not None
 
     def _not_known(self, task_id: UUID | str) -> RelayError:
         return RelayError(
@@ -331,7 +328,8 @@ class RelayClient(_Base):
         return self._page(self._check(await self._send(call)))
 
     async def health(self) -> dict[str, Any]:
-        """The relay's health report (also when it is unhealthy: see ``["status"]``)."""
+        """The relay's health report, ``GET /health`` (sent with the token, which it needs when
+        the relay has one), also when the relay is unhealthy: see ``["status"]``."""
         response = await self._send(_Call("GET", "/health"))
         if response.status_code == 503:
             return dict(response.json())
@@ -485,7 +483,7 @@ class SyncRelayClient(_Base):
         return self._page(self._check(self._send(call)))
 
     def health(self) -> dict[str, Any]:
-        """The relay's health report (also when it is unhealthy: see ``["status"]``)."""
+        """The relay's health report (see :meth:`RelayClient.health`)."""
         response = self._send(_Call("GET", "/health"))
         if response.status_code == 503:
             return dict(response.json())

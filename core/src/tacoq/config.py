@@ -23,6 +23,7 @@ __all__ = [
     "ENV_NAMESPACE",
     "ENV_RELAY_URL",
     "ENV_STORE_URL",
+    "check_user_part",
     "redact_url",
     "resolve_broker_url",
     "resolve_namespace",
@@ -78,11 +79,34 @@ def resolve_namespace(explicit: str | None = None, env: Mapping[str, str] | None
 
 
 def url_scheme(url: str) -> str:
-    """The lower-cased scheme of ``url``; raises ``ConfigError`` when there is none."""
+    """The lower-cased scheme of ``url``; raises ``ConfigError`` when there is none, or when
+    the URL's user part hides the rest of it (:func:`check_user_part`)."""
     scheme, sep, _ = url.partition("://")
     if not sep or not scheme:
         raise ConfigError(f"{redact_url(url)!r} is not a URL (expected scheme://...)")
+    check_user_part(url)
     return scheme.lower()
+
+
+def check_user_part(url: str) -> None:
+    """Raise ``ConfigError`` when a password (or user name) holds a reserved character that is
+    not percent-encoded: ``/``, ``?`` or ``#`` end the host part early, so URL parsers read the
+    password as a port, or the host as a path. Seen as a port that is not a number, or as an
+    ``@`` in the path when the host part has none (an ``@`` in a path is written ``%40``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when the "port" is not a number
+    except ValueError:
+        hidden = True
+    else:
+        # A query may hold an '@' (libpq's ?user=name@server); a path should not.
+        hidden = bool(parts.netloc) and "@" not in parts.netloc and "@" in parts.path
+    if hidden:
+        raise ConfigError(
+            f"the URL {redact_url(url)!r} cannot be read: a '/', '?', '#' or '@' in its password "
+            "(or user name) hides part of it; percent-encode them "
+            "(/ as %2F, ? as %3F, # as %23, @ as %40)"
+        )
 
 
 def redact_url(url: str) -> str:

@@ -2,7 +2,8 @@
 
 A typed publish (by :class:`~tacoq.worker.TaskDef`) validates and serializes the input here, so
 a mistake fails in the caller; a by-name publish serializes the value as it is and the worker
-validates it. Payloads over ``max_payload_bytes`` are refused before anything is sent.
+validates it. Payloads over ``max_payload_bytes``, and JSON inputs holding NaN or nested deeper
+than :data:`~tacoq.strict_json.MAX_JSON_DEPTH`, are refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tacoq.models import (
     utcnow,
 )
 from tacoq.replies import DEFAULT_MAX_PENDING_REPLIES, Replies, not_expected
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
+from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_json_payload, check_payload_size
 from tacoq.wire import encode_assignment
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ class Publisher:
         if type(ttl) is not int or ttl < 0:
             raise ConfigError(f"ttl must be a whole number of seconds >= 0, got {ttl!r}")
         check_payload_size(payload, self.max_payload_bytes, what=what)
+        check_json_payload(payload, what=what)  # a plugin's serializer is held to the limit too
         return TaskEvent(
             id=id or uuid.uuid4(),
             attempt=1,

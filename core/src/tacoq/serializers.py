@@ -5,6 +5,11 @@ type; codecs are built once (when a handler is registered or a typed publish hap
 path only calls ``dump``/``load``. Serializers come from plugins through the
 ``tacoq_serializers`` hook; the built-ins (bytes, str, pydantic models, any JSON value pydantic
 can validate) are registered last, so a plugin's serializer wins for the types it claims.
+
+The JSON codecs are strict (:mod:`tacoq.strict_json`): a value JSON cannot carry (NaN, an
+infinity, anywhere in it) and a value nested deeper than
+:data:`~tacoq.strict_json.MAX_JSON_DEPTH` levels of arrays and objects raise
+``SerializationError`` when dumped, instead of being written as ``null`` or written at all.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import pydantic
+import pydantic_core
 from pydantic_core import PydanticSerializationError
 
 from tacoq.errors import PayloadTooLarge, SerializationError
 from tacoq.models import Payload
+from tacoq.strict_json import MAX_JSON_DEPTH, deeper_than, non_finite
 
 __all__ = [
     "BYTES_CONTENT_TYPE",
@@ -33,6 +40,7 @@ __all__ = [
     "Serializer",
     "SerializerRegistry",
     "TextSerializer",
+    "check_json_payload",
     "check_payload_size",
     "default_registry",
     "describe_validation_error",
@@ -61,6 +69,49 @@ def describe_validation_error(exc: pydantic.ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "(value)"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
+
+
+def _strict(data: bytes, as_python: Callable[[], Any]) -> bytes:
+    """``data`` (JSON a codec dumped) if JSON can carry it, else ``SerializationError``.
+
+    pydantic writes NaN and infinities as ``null`` (or, configured so, as ``NaN``): only when
+    the text holds such a token is the value's Python form (``as_python()``) searched for them.
+    """
+    if b"null" in data or b"NaN" in data or b"Infinity" in data:
+        found = _non_finite(as_python())
+        if found is not None:
+            where, number = found
+            place = "the value" if where == "$" else f"the value at {where[1:].lstrip('.')}"
+            raise SerializationError(f"{place} is {number!r}: JSON has no NaN or infinity")
+    if deeper_than(data, MAX_JSON_DEPTH):
+        raise SerializationError(_TOO_DEEP)
+    return data
+
+
+_TOO_DEEP = (
+    f"the value is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects "
+    "(the limit of JSON payloads)"
+)
+
+
+def _not_serializable(exc: Exception) -> SerializationError:
+    if "Maximum serialization depth" in str(exc):  # pydantic's own limit, past 255 levels
+        return SerializationError(_TOO_DEEP)
+    return SerializationError(f"value is not JSON-serializable: {exc}")
+
+
+def _non_finite(value: Any) -> tuple[str, float] | None:
+    """:func:`~tacoq.strict_json.non_finite`, after a fast look: pydantic-core writes ``value``
+    with NaN as ``NaN``; only text that then holds the token is searched in Python."""
+    try:
+        probe = pydantic_core.to_json(
+            value, inf_nan_mode="constants", bytes_mode="base64", serialize_unknown=True
+        )
+    except (PydanticSerializationError, ValueError, TypeError):
+        return non_finite(value)
+    if b"NaN" not in probe and b"Infinity" not in probe:
+        return None
+    return non_finite(value)
 
 
 @runtime_checkable
@@ -127,7 +178,13 @@ class _TextCodec:
     def dump(self, value: Any) -> bytes:
         if not isinstance(value, str):
             raise SerializationError(f"expected str, got {type(value).__name__}")
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SerializationError(
+                f"the text holds a lone surrogate ({value[exc.start]!r} at index {exc.start}), "
+                "which UTF-8 cannot carry"
+            ) from None
 
     def load(self, data: bytes) -> Any:
         try:
@@ -158,13 +215,18 @@ class _ModelCodec:
         self.model = model
 
     def dump(self, value: Any) -> bytes:
-        if isinstance(value, self.model):
-            return value.__pydantic_serializer__.to_json(value)
-        # A dict (or another model) is validated first, so a typo fails at publish.
+        if not isinstance(value, self.model):
+            # A dict (or another model) is validated first, so a typo fails at publish.
+            try:
+                value = self.model.model_validate(value)
+            except pydantic.ValidationError as exc:
+                raise SerializationError(describe_validation_error(exc)) from None
+        serializer = value.__pydantic_serializer__
         try:
-            return self.model.model_validate(value).model_dump_json().encode()
-        except pydantic.ValidationError as exc:
-            raise SerializationError(describe_validation_error(exc)) from None
+            data = serializer.to_json(value)
+        except (PydanticSerializationError, ValueError, TypeError) as exc:
+            raise _not_serializable(exc) from None
+        return _strict(data, lambda: serializer.to_python(value))
 
     def load(self, data: bytes) -> Any:
         try:
@@ -197,9 +259,10 @@ class _JsonCodec:
     def dump(self, value: Any) -> bytes:
         try:
             # warnings="error": a value that does not match the type fails here, at publish.
-            return self.adapter.dump_json(value, warnings="error")
+            data = self.adapter.dump_json(value, warnings="error")
         except (PydanticSerializationError, ValueError, TypeError) as exc:
-            raise SerializationError(f"value is not JSON-serializable: {exc}") from None
+            raise _not_serializable(exc) from None
+        return _strict(data, lambda: self.adapter.dump_python(value))
 
     def load(self, data: bytes) -> Any:
         try:
@@ -324,6 +387,13 @@ def check_payload_size(payload: Payload, limit: int, *, what: str) -> None:
             f"{what} is {len(payload.data):,} bytes, over the limit of {limit:,} bytes "
             f"(max_payload_bytes)"
         )
+
+
+def check_json_payload(payload: Payload, *, what: str) -> None:
+    """Refuse a JSON payload nested deeper than :data:`~tacoq.strict_json.MAX_JSON_DEPTH`
+    (any serializer's: the built-in ones refuse it themselves) with a message naming ``what``."""
+    if _is_json(payload.content_type) and deeper_than(payload.data, MAX_JSON_DEPTH):
+        raise SerializationError(f"{what} is invalid: {_TOO_DEEP}")
 
 
 def default_registry() -> SerializerRegistry:

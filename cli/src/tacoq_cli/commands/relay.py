@@ -4,11 +4,16 @@ Each part can be switched off (``--no-consumer``, ``--no-http``, ``--no-cleanup`
 ``TACOQ_RELAY_CONSUMER=0`` etc.); every option has a ``TACOQ_RELAY_*`` environment variable
 (shown by ``--help``). Like ``tacoq worker``, it refuses in-process backends (``memory://``).
 SIGINT and SIGTERM stop it cleanly, with exit code 0.
+
+Options are visible to every user of the machine (``ps``): the token is best given in the
+environment (``TACOQ_RELAY_TOKEN``) or a file (``--token-file``); ``--token`` on the command
+line works, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,14 +21,17 @@ import typer
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
 
-__all__ = ["register", "relay", "run_relay"]
+__all__ = ["parse_worker_kinds", "read_token_file", "register", "relay", "run_relay"]
 
 log = logging.getLogger("tacoq.relay")
 
 _COMMAND = "`tacoq relay`"
+#: The largest token file read (a token is one short line).
+_TOKEN_FILE_LIMIT = 64 * 1024
 
 
 def relay(
+    ctx: typer.Context,
     broker: Annotated[
         str | None, typer.Option(help="Broker URL (default: TACOQ_BROKER_URL).")
     ] = None,
@@ -96,7 +104,18 @@ def relay(
         str | None,
         typer.Option(
             envvar="TACOQ_RELAY_TOKEN",
-            help="Bearer token required by every route but /health.",
+            help="Bearer token required by every route but /health/live and /health/ready. "
+            "An option is visible in ps: prefer TACOQ_RELAY_TOKEN or --token-file.",
+            show_default=False,
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="TACOQ_RELAY_TOKEN_FILE",
+            exists=True,
+            dir_okay=False,
+            help="Read the bearer token from this file (one line; not visible in ps).",
             show_default=False,
         ),
     ] = None,
@@ -112,8 +131,47 @@ def relay(
         float,
         typer.Option(min=0, envvar="TACOQ_RELAY_MAX_WAIT", help="Longest single long-poll (s)."),
     ] = 60.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="TACOQ_RELAY_HEADER_TIMEOUT",
+            help="Seconds a request's line and headers may take to arrive (then 408).",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="TACOQ_RELAY_BODY_TIMEOUT",
+            help="Seconds a request's body may take to arrive after its headers (then 408).",
+        ),
+    ] = 30.0,
+    worker_kinds: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TACOQ_RELAY_WORKER_KINDS",
+            metavar="KIND,KIND",
+            help="The only worker kinds POST /tasks may name (comma-separated); others are 422. "
+            "A public relay should set it: each new kind is a durable queue on the broker.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the relay until SIGINT or SIGTERM: consume updates, serve HTTP, clean up."""
+    from tacoq.errors import ConfigError
+
+    if token and token_file is not None:
+        raise ConfigError("give --token or --token-file (or TACOQ_RELAY_TOKEN_FILE), not both")
+    if token_file is not None:
+        token = read_token_file(token_file)
+    elif token and _given_on_the_command_line(ctx, "token"):
+        from tacoq_cli.errors import print_warning
+
+        print_warning(
+            "--token on the command line is visible to every user of this machine (ps); "
+            "pass it in TACOQ_RELAY_TOKEN or a file (--token-file)"
+        )
     run_relay(
         broker=broker,
         store=store,
@@ -131,7 +189,52 @@ def relay(
         token=token,
         public_docs=public_docs,
         max_wait=max_wait,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        worker_kinds=None if worker_kinds is None else parse_worker_kinds(worker_kinds),
     )
+
+
+def parse_worker_kinds(text: str) -> list[str]:
+    """The kinds of ``--worker-kinds a,b`` (spaces around each are ignored); a ConfigError for
+    an empty entry or a kind no task could have."""
+    from tacoq.errors import ConfigError
+    from tacoq.relay.service import check_worker_kinds
+
+    kinds = [kind.strip() for kind in text.split(",")]
+    if not text.strip() or any(not kind for kind in kinds):
+        raise ConfigError(
+            f"--worker-kinds: {text!r} has an empty kind; give kinds separated by commas, "
+            "such as images,mail"
+        )
+    return sorted(check_worker_kinds(kinds))
+
+
+def _given_on_the_command_line(ctx: typer.Context, name: str) -> bool:
+    # By name: typer's context may use its own copy of click's ParameterSource enum.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def read_token_file(path: Path) -> str:
+    """The token held by ``path``: its one line, without surrounding whitespace; a one-line
+    ConfigError when the file cannot be read, is empty or holds more than one line."""
+    from tacoq.errors import ConfigError
+
+    try:
+        with path.open("rb") as file:
+            data = file.read(_TOKEN_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(f"--token-file: cannot read {str(path)!r}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"--token-file: {str(path)!r} is not UTF-8 text") from None
+    if len(data) > _TOKEN_FILE_LIMIT or "\n" in text or "\r" in text:
+        raise ConfigError(f"--token-file: {str(path)!r} must hold the token on one line")
+    if not text:
+        raise ConfigError(f"--token-file: {str(path)!r} is empty")
+    return text
 
 
 def run_relay(

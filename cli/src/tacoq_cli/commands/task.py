@@ -77,8 +77,25 @@ def task(
     show_task(found, json_output=json_output)
 
 
+def _printable(text: str, *, lines: bool = False) -> str:
+    """``text`` with control characters (terminal escape sequences, bells) written as
+    ``\\xNN``; newlines and tabs are kept when ``lines``."""
+    kept = "\n\t" if lines else ""
+    return "".join(
+        f"\\x{ord(c):02x}" if (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) and c not in kept else c
+        for c in text
+    )
+
+
+def _shown(text: str) -> str:
+    """``text`` for a rich table cell: printable, and never read as markup."""
+    from rich.markup import escape
+
+    return escape(_printable(text))
+
+
 def show_task(found: Task, *, json_output: bool) -> None:
-    """Print a task as a rich table, or as the relay's JSON."""
+    """Print a task as a rich table, or as the relay's JSON; any row prints, whatever it holds."""
     from tacoq.relay.api_models import task_to_api
 
     out = task_to_api(found)
@@ -89,6 +106,7 @@ def show_task(found: Task, *, json_output: bool) -> None:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     status = out.status.value + (" (failed)" if out.is_error else "")
     color = (
@@ -101,14 +119,14 @@ def show_task(found: Task, *, json_output: bool) -> None:
     table.add_column("value", overflow="fold")
     rows: list[tuple[str, str]] = [
         ("status", f"[{color}]{status}[/]"),
-        ("task kind", out.task_kind),
-        ("worker kind", out.worker_kind),
+        ("task kind", _shown(out.task_kind)),
+        ("worker kind", _shown(out.worker_kind)),
         ("priority", str(out.priority)),
         ("attempt", str(out.attempt)),
         ("created at", out.created_at or "-"),
         ("started at", out.started_at or "-"),
         ("completed at", out.completed_at or "-"),
-        ("executed by", out.executed_by or "-"),
+        ("executed by", _shown(out.executed_by or "-")),
         ("ttl", f"{out.ttl} s"),
     ]
     for name, payload in (("input", out.input), ("output", out.output)):
@@ -116,15 +134,16 @@ def show_task(found: Task, *, json_output: bool) -> None:
             text = payload.data if isinstance(payload.data, str) else json.dumps(payload.data)
             if len(text) > _PREVIEW:
                 text = text[:_PREVIEW] + "…"
-            rows.append((name, f"{text}  [dim]({payload.content_type}, {payload.encoding})[/]"))
+            about = _shown(f"({payload.content_type}, {payload.encoding})")
+            rows.append((name, f"{_shown(text)}  [dim]{about}[/]"))
     if out.error is not None:
-        rows.append(("error", f"[red]{out.error.type}: {out.error.message}[/]"))
+        rows.append(("error", f"[red]{_shown(f'{out.error.type}: {out.error.message}')}[/]"))
     console = Console()
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
     if out.error is not None and out.error.traceback:
-        console.print(out.error.traceback, markup=False, highlight=False)
+        console.print(Text(_printable(out.error.traceback, lines=True)), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -45,6 +45,11 @@ def micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
+#: The times a cursor may hold, in microseconds since the epoch: what ``datetime`` can hold.
+_FIRST_MICROS = micros(datetime.min.replace(tzinfo=UTC))
+_LAST_MICROS = micros(datetime.max.replace(tzinfo=UTC))
+
+
 def encode_cursor(created_at: datetime | None, task_id: UUID) -> str:
     """The opaque :meth:`Store.list` cursor after a row (shared by the built-in stores)."""
     created = "-" if created_at is None else str(micros(created_at))
@@ -52,13 +57,19 @@ def encode_cursor(created_at: datetime | None, task_id: UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int | None, UUID]:
-    """``(created_at in microseconds or None, id)`` of a cursor; ``ValueError`` when malformed."""
+    """``(created_at in microseconds or None, id)`` of a cursor; ``ValueError`` when malformed,
+    or when its time is not one a ``datetime`` can hold (years 1 to 9999)."""
+    shown = repr(cursor if len(cursor) <= 80 else cursor[:80] + "...")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, _, hex_id = base64.urlsafe_b64decode(padded).decode().partition(":")
-        return (None if created == "-" else int(created)), UUID(hex=hex_id)
+        moment = None if created == "-" else int(created)
+        task_id = UUID(hex=hex_id)
     except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise ValueError(f"invalid list cursor {cursor!r}") from None
+        raise ValueError(f"invalid list cursor {shown}") from None
+    if moment is not None and not _FIRST_MICROS <= moment <= _LAST_MICROS:
+        raise ValueError(f"list cursor {shown} holds a time outside the years 1 to 9999")
+    return moment, task_id
 
 
 def _position(row: Task) -> tuple[int, int, int]:

@@ -161,6 +161,10 @@ def _dead_where(filters: DeadLetterFilter | None) -> tuple[list[str], list[Any]]
     return where, params
 
 
+def _decode_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
 class SqliteStore(Store):
     """A durable store in one SQLite file, shared safely by several processes.
 
@@ -260,6 +264,9 @@ class SqliteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             timeout = self.busy_timeout_ms / 1000
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            # Text another program wrote that is not UTF-8 loads (each bad byte a lone
+            # surrogate, shown escaped by the relay's API) instead of failing the whole read.
+            conn.text_factory = _decode_text
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
                 conn.execute("PRAGMA journal_mode = WAL")

@@ -4,38 +4,67 @@ Responses are built from :class:`~tacoq.models.Task` rows by :func:`task_to_api`
 are RFC 3339 UTC ending in ``Z``. A payload carries its content type and an encoding that says
 how ``data`` is written, so a string and base64 bytes can never be confused:
 
-- ``json``: the content type is JSON (``application/json``, ``*+json``) and ``data`` is the
-  parsed JSON value;
-- ``text``: a ``text/*`` content type and ``data`` is the UTF-8 text;
-- ``base64``: anything else (or bytes that are not valid UTF-8 or JSON), base64 of the bytes.
+- ``json``: the content type is JSON (``application/json``, ``*+json``) and the bytes are strict
+  JSON (:mod:`tacoq.strict_json`: no NaN, no number beyond a double, no lone surrogate escape,
+  at most ``MAX_JSON_DEPTH`` levels deep); ``data`` is the parsed JSON value;
+- ``text``: a ``text/*`` content type, or JSON bytes that are not strict JSON but are UTF-8;
+  ``data`` is the text, unchanged;
+- ``base64``: anything else (or bytes that are not valid UTF-8), base64 of the bytes.
+
+Any stored row can be shown, whatever it holds (it may have been written before a check existed,
+or by another client): a payload falls back to ``text`` or ``base64``, and text with a lone
+surrogate (which JSON text cannot hold) has it written as ``\\udXXX``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+import pydantic_core
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
 
 from tacoq.models import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus
+from tacoq.strict_json import MAX_JSON_DEPTH, StrictJSONError, deeper_than
+from tacoq.strict_json import loads as strict_loads
 from tacoq.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
 
 __all__ = [
+    "BASE64_PATTERN",
+    "CANONICAL_UUID_PATTERN",
+    "MAX_TTL",
+    "NO_NUL_PATTERN",
+    "PRINTABLE_ASCII_PATTERN",
+    "ContentType",
     "ErrorBody",
     "ErrorDetail",
     "ErrorOut",
     "HealthOut",
+    "Kind",
     "PartHealth",
     "PayloadOut",
     "PublishIn",
     "PublishOut",
+    "StatusOut",
+    "TaskId",
     "TaskOut",
     "TaskPageOut",
     "payload_from_api",
     "payload_to_api",
+    "readable",
     "task_from_api",
     "task_to_api",
 ]
@@ -89,47 +118,144 @@ class TaskPageOut(BaseModel):
     next_cursor: str | None
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+def _printable_ascii(value: str) -> str:
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        raise ValueError(
+            "must be printable ASCII, such as image/png (brokers carry it in at most 255 bytes)"
+        )
+    return value
+
+
+def _canonical_uuid(value: Any) -> Any:
+    if not isinstance(value, str) or not _CANONICAL_UUID.fullmatch(value):
+        raise ValueError(
+            "must be a UUID in its canonical form, such as 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10"
+        )
+    return value
+
+
+def _json_integer(value: Any) -> Any:
+    """An integer as JSON Schema means it: an integral number (``5`` or ``5.0``), not a string
+    or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Input should be an integer, without a fractional part")
+        return int(value)
+    return value
+
+
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+PRINTABLE_ASCII_PATTERN = "^[\\x20-\\x7e]+$"
+CANONICAL_UUID_PATTERN = (
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+_CANONICAL_UUID = re.compile(CANONICAL_UUID_PATTERN)
+_BASE64 = re.compile(BASE64_PATTERN)
+
+#: A task or worker kind: 1-255 characters, no NUL (stores such as Postgres cannot hold it).
+Kind = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_HEADER_VALUE_LENGTH,
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
+    ),
+    AfterValidator(_no_nul),
+]
+#: A media type: 1-255 printable ASCII characters (an AMQP property holds at most 255 bytes).
+ContentType = Annotated[
+    str,
+    Field(min_length=1, max_length=255, json_schema_extra={"pattern": PRINTABLE_ASCII_PATTERN}),
+    AfterValidator(_printable_ascii),
+]
+#: A task id in the canonical text form of a UUID.
+TaskId = Annotated[
+    UUID,
+    BeforeValidator(_canonical_uuid),
+    WithJsonSchema({"type": "string", "format": "uuid", "pattern": CANONICAL_UUID_PATTERN}),
+]
+#: A priority, an integer as JSON Schema has it (``5`` and ``5.0``).
+Priority = Annotated[int, Field(ge=0, le=MAX_PRIORITY), BeforeValidator(_json_integer)]
+#: A ttl in seconds, an integer as JSON Schema has it.
+Ttl = Annotated[int, Field(ge=0, le=MAX_TTL), BeforeValidator(_json_integer)]
+#: Bytes in standard base64 with padding.
+Base64Text = Annotated[str, Field(json_schema_extra={"pattern": BASE64_PATTERN})]
+
+
+def _publish_rules(schema: dict[str, Any]) -> None:
+    """What ``PublishIn._one_input`` checks, said in JSON Schema: ``input_base64`` excludes
+    ``input``, and ``content_type`` needs ``input_base64``."""
+    is_string = {"type": "string"}
+    schema["allOf"] = [
+        {
+            "if": {"required": ["input_base64"], "properties": {"input_base64": is_string}},
+            "then": {"not": {"required": ["input"]}},
+        },
+        {
+            "if": {"required": ["content_type"], "properties": {"content_type": is_string}},
+            "then": {"required": ["input_base64"], "properties": {"input_base64": is_string}},
+        },
+    ]
+
+
 class PublishIn(BaseModel):
     """A task to publish. Give ``input`` (any JSON value, sent as ``application/json``) or
     ``input_base64`` (bytes, with ``content_type``, default ``application/octet-stream``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_publish_rules)
 
-    task_kind: str = Field(min_length=1, max_length=MAX_HEADER_VALUE_LENGTH)
-    worker_kind: str = Field(min_length=1, max_length=MAX_HEADER_VALUE_LENGTH)
-    input: Any = Field(default=None, description="The input as a JSON value.")
-    input_base64: str | None = Field(default=None, description="The input bytes, base64.")
-    content_type: str | None = Field(
-        default=None, min_length=1, max_length=255, description="Only with input_base64."
+    task_kind: Kind
+    worker_kind: Kind
+    input: Any = Field(
+        default=None,
+        description=f"The input as a JSON value, at most {MAX_JSON_DEPTH} levels deep.",
     )
-    priority: StrictInt = Field(default=0, ge=0, le=MAX_PRIORITY)
-    ttl: StrictInt | None = Field(
-        default=None, ge=0, le=MAX_TTL, description="Default: the relay's --default-ttl."
+    input_base64: Base64Text | None = Field(
+        default=None, description="The input bytes, base64 (RFC 4648, with padding)."
     )
-    id: UUID | None = Field(default=None, description="Choose the id; makes retries safe.")
+    content_type: ContentType | None = Field(default=None, description="Only with input_base64.")
+    priority: Priority = 0
+    ttl: Ttl | None = Field(default=None, description="Default: the relay's --default-ttl.")
+    id: TaskId | None = Field(default=None, description="Choose the id; makes retries safe.")
+    _payload: Payload | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_input(self) -> PublishIn:
         if self.input_base64 is not None:
             if "input" in self.model_fields_set:
                 raise ValueError("give input or input_base64, not both")
-            try:
-                base64.b64decode(self.input_base64, validate=True)
-            except ValueError:
-                raise ValueError("input_base64 is not valid base64") from None
+            if not _BASE64.fullmatch(self.input_base64):
+                raise ValueError("input_base64 is not valid base64 (RFC 4648, with padding)")
+            data = base64.b64decode(self.input_base64)
+            self._payload = Payload(self.content_type or "application/octet-stream", data)
         elif self.content_type is not None:
             raise ValueError(
                 "content_type goes with input_base64 (a JSON input is always application/json)"
             )
+        else:
+            text = pydantic_core.to_json(self.input)
+            if deeper_than(text, MAX_JSON_DEPTH):
+                raise ValueError(
+                    f"input is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects "
+                    "(the limit of JSON payloads)"
+                )
+            self._payload = Payload("application/json", text)
         return self
 
     def payload(self) -> Payload:
         """The serialized input: JSON for ``input``, the decoded bytes for ``input_base64``."""
-        if self.input_base64 is not None:
-            data = base64.b64decode(self.input_base64, validate=True)
-            return Payload(self.content_type or "application/octet-stream", data)
-        text = json.dumps(self.input, separators=(",", ":"), ensure_ascii=False)
-        return Payload("application/json", text.encode())
+        assert self._payload is not None  # set by validation
+        return self._payload
 
 
 class PublishOut(BaseModel):
@@ -137,6 +263,12 @@ class PublishOut(BaseModel):
 
     id: UUID
     created: bool
+
+
+class StatusOut(BaseModel):
+    """``GET /health/live`` and ``GET /health/ready``: ``ok``, and nothing more."""
+
+    status: Literal["ok"]
 
 
 class PartHealth(BaseModel):
@@ -147,7 +279,8 @@ class PartHealth(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """``GET /health``: each part's health and the relay's counters since it started."""
+    """``GET /health``: each part's health and the relay's counters since it started (answered
+    ``200`` whatever the parts' state: ``status`` and ``failing`` say it)."""
 
     status: Literal["ok", "unavailable"]
     failing: list[str] = Field(description="The parts that are not ok (store, broker).")
@@ -175,36 +308,47 @@ def _base_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def readable(text: str) -> str:
+    """``text`` with each lone surrogate written as ``\\udXXX`` (JSON text cannot hold one);
+    any other text is returned as it is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def payload_to_api(payload: Payload) -> PayloadOut:
     """A payload with the encoding its content type calls for (see the module docstring)."""
-    base = _base_type(payload.content_type)
-    if base == "application/json" or base.endswith("+json"):
+    content_type = readable(payload.content_type)
+    base = _base_type(content_type)
+    is_json = base == "application/json" or base.endswith("+json")
+    if is_json:
         try:
-            value = json.loads(payload.data, parse_constant=_no_constants)
-            return PayloadOut(content_type=payload.content_type, encoding="json", data=value)
-        except (ValueError, RecursionError):
-            pass  # not valid JSON after all: fall through to text or base64
-    if base.startswith("text/") or base == "application/json" or base.endswith("+json"):
+            value = strict_loads(payload.data)
+            return PayloadOut(content_type=content_type, encoding="json", data=value)
+        except StrictJSONError:
+            pass  # not strict JSON after all: fall through to text or base64
+    if base.startswith("text/") or is_json:
         try:
-            text = payload.data.decode("utf-8")
-            return PayloadOut(content_type=payload.content_type, encoding="text", data=text)
+            text = payload.data.decode("utf-8")  # never a surrogate: UTF-8 cannot encode one
+            return PayloadOut(content_type=content_type, encoding="text", data=text)
         except UnicodeDecodeError:
             pass
     data = base64.b64encode(payload.data).decode("ascii")
-    return PayloadOut(content_type=payload.content_type, encoding="base64", data=data)
+    return PayloadOut(content_type=content_type, encoding="base64", data=data)
 
 
 def task_to_api(task: Task) -> TaskOut:
-    """The API shape of a stored task."""
+    """The API shape of a stored task; never fails, whatever the row holds."""
     err = task.error
+    executed_by = task.executed_by
     return TaskOut(
         id=task.id,
-        task_kind=task.task_kind,
-        worker_kind=task.worker_kind,
+        task_kind=readable(task.task_kind),
+        worker_kind=readable(task.worker_kind),
         priority=task.priority,
         status=task.status,
         is_error=task.is_error,
@@ -214,14 +358,15 @@ def task_to_api(task: Task) -> TaskOut:
         created_at=_time(task.created_at),
         started_at=_time(task.started_at),
         completed_at=_time(task.completed_at),
-        executed_by=task.executed_by,
+        executed_by=None if executed_by is None else readable(executed_by),
         attempt=task.attempt,
         ttl=task.ttl,
     )
 
 
 def _error_fields(err: ErrorInfo) -> dict[str, Any]:
-    return {"type": err.type, "message": err.message, "traceback": err.traceback}
+    traceback = None if err.traceback is None else readable(err.traceback)
+    return {"type": readable(err.type), "message": readable(err.message), "traceback": traceback}
 
 
 def _time(value: datetime | None) -> str | None:
@@ -234,9 +379,9 @@ def payload_from_api(payload: PayloadOut | None) -> Payload | None:
         return None
     if payload.encoding == "json":
         text = json.dumps(payload.data, separators=(",", ":"), ensure_ascii=False)
-        return Payload(payload.content_type, text.encode())
+        return Payload(payload.content_type, text.encode("utf-8", "backslashreplace"))
     if payload.encoding == "text":
-        return Payload(payload.content_type, str(payload.data).encode())
+        return Payload(payload.content_type, str(payload.data).encode("utf-8", "backslashreplace"))
     return Payload(payload.content_type, base64.b64decode(str(payload.data)))
 
 

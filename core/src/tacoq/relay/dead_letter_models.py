@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from tacoq.models import Payload
-from tacoq.relay.api_models import PayloadOut, payload_to_api
+from tacoq.relay.api_models import PayloadOut, TaskId, payload_to_api
 from tacoq.store import DeadLetterRecord
 from tacoq.wire import format_timestamp
 
@@ -61,7 +61,7 @@ class RequeueIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[UUID] = Field(min_length=1, max_length=MAX_REQUEUE_IDS)
+    ids: list[TaskId] = Field(min_length=1, max_length=MAX_REQUEUE_IDS)
 
 
 class RequeueSkipped(BaseModel):

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query
+from fastapi import Path as PathParameter
 
 from tacoq.errors import DeadLetterNotFound, PublishError, RequeueRefused
-from tacoq.relay.api_models import ErrorBody
+from tacoq.relay.api_models import ErrorBody, TaskId
 from tacoq.relay.dead_letter_models import (
     MAX_LIST_LIMIT,
     DeadLetterOut,
@@ -26,7 +27,9 @@ from tacoq.relay.dead_letter_models import (
     RequeueSkipped,
     dead_letter_out,
 )
+from tacoq.relay.params import Cursor, NoNulText
 from tacoq.relay.requeue import requeue_dead_letter
+from tacoq.relay.strict_route import StrictJSONRoute
 from tacoq.store import DeadLetterFilter
 
 if TYPE_CHECKING:
@@ -42,30 +45,33 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
           "dead-lettered again since count)."},
 }  # fmt: skip
 _BROKER_DOWN: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorBody, "description": "Broker or store unavailable; nothing changed."}
+    503: {"model": ErrorBody, "description": "The broker or the store cannot be reached."}
 }
 
-Origin = Annotated[str | None, Query(max_length=255, description="Only those from this queue.")]
-ReasonText = Annotated[
-    str | None, Query(max_length=1000, description="Only those whose reason contains this.")
-]
-TaskId = Annotated[UUID | None, Query(description="Only those of this task.")]
+LetterId = Annotated[TaskId, PathParameter(description="The dead letter's id (a canonical UUID).")]
+TaskIdFilter = Annotated[TaskId | None, Query(description="Only those of this task.")]
 
 
 def dead_letter_router(service: RelayService, responses: dict[int | str, Any]) -> APIRouter:
-    """The dead-letter routes of ``service`` (``responses``: the errors every route may give)."""
-    router = APIRouter(prefix="/dead-letters", tags=["dead letters"], responses=responses)
+    """The dead-letter routes of ``service``; ``responses`` are the errors every one of them may
+    answer (the token's ``401``, a malformed request's ``422``, the store's ``503``)."""
+    router = APIRouter(
+        prefix="/dead-letters",
+        tags=["dead letters"],
+        responses=responses,
+        route_class=StrictJSONRoute,
+    )
 
     def filters(origin: str | None, reason: str | None, task_id: UUID | None) -> DeadLetterFilter:
         return DeadLetterFilter(origin=origin, reason=reason, task_id=task_id)
 
     @router.get("", response_model=DeadLetterPageOut)
     async def list_dead_letters(
-        origin: Origin = None,
-        reason: ReasonText = None,
-        task_id: TaskId = None,
+        origin: NoNulText = None,
+        reason: NoNulText = None,
+        task_id: TaskIdFilter = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
-        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        cursor: Cursor = None,
     ) -> DeadLetterPageOut:
         """Dead letters, newest first, filtered; pass ``next_cursor`` back as ``cursor``."""
         try:
@@ -80,7 +86,7 @@ def dead_letter_router(service: RelayService, responses: dict[int | str, Any]) -
         )
 
     @router.get("/{letter_id}", response_model=DeadLetterOut, responses=_NOT_FOUND)
-    async def get_dead_letter(letter_id: UUID) -> DeadLetterOut:
+    async def get_dead_letter(letter_id: LetterId) -> DeadLetterOut:
         """One dead letter, with its body."""
         record = await service.store.get_dead_letter(letter_id)
         if record is None:
@@ -93,7 +99,7 @@ def dead_letter_router(service: RelayService, responses: dict[int | str, Any]) -
         responses={**_NOT_FOUND, **_REFUSED, **_BROKER_DOWN},
     )
     async def requeue_one(
-        letter_id: UUID,
+        letter_id: LetterId,
         count: Annotated[
             int | None, Query(ge=1, description="Only if its count is still this.")
         ] = None,
@@ -132,18 +138,18 @@ def dead_letter_router(service: RelayService, responses: dict[int | str, Any]) -
                 done.append(letter_id)
         return RequeueOut(requeued=done, skipped=skipped)
 
-    @router.delete("/{letter_id}", status_code=204, responses=_NOT_FOUND)
-    async def delete_one(letter_id: UUID) -> Response:
-        """Delete one dead letter."""
+    @router.delete("/{letter_id}", response_model=DeletedOut, responses=_NOT_FOUND)
+    async def delete_one(letter_id: LetterId) -> DeletedOut:
+        """Delete one dead letter (``{"deleted": 1}``)."""
         if not await service.store.remove_dead_letter(letter_id):
             raise HTTPException(404, f"dead letter {letter_id} is not in the store")
-        return Response(status_code=204)
+        return DeletedOut(deleted=1)
 
     @router.delete("", response_model=DeletedOut)
     async def delete_many(
-        origin: Origin = None,
-        reason: ReasonText = None,
-        task_id: TaskId = None,
+        origin: NoNulText = None,
+        reason: NoNulText = None,
+        task_id: TaskIdFilter = None,
         all: Annotated[
             bool, Query(description="Required to delete every dead letter (no filter).")
         ] = False,

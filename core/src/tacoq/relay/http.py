@@ -1,39 +1,48 @@
 """The relay's HTTP API (FastAPI): tasks, long-polls, REST publishing, health and docs.
 
 :func:`create_app` builds the app for a :class:`~tacoq.relay.service.RelayService`. Every error
-is JSON ``{"error": {"type", "message"}}`` (``docs/http-api.md`` lists the types). The
-interactive docs at ``/docs`` load Swagger UI from the relay itself (``/docs/assets/...``,
-shipped by the ``fastapi-offline`` package), never from a CDN.
+is JSON ``{"error": {"type", "message"}}`` (``docs/http-api.md`` lists the types), and every
+status an operation can answer is declared in the OpenAPI document, whose bearer security
+appears only when the relay has a token. The interactive docs at ``/docs`` load Swagger UI from
+the relay itself (``/docs/assets/...``, shipped by the ``fastapi-offline`` package), never from
+a CDN.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import Match
 
 from tacoq.errors import PayloadTooLarge, StoreUnavailable
-from tacoq.models import TaskStatus
+from tacoq.models import Task, TaskStatus
 from tacoq.relay.api_models import (
     ErrorBody,
     HealthOut,
     PublishIn,
     PublishOut,
+    StatusOut,
+    TaskId,
     TaskOut,
     TaskPageOut,
     task_to_api,
 )
 from tacoq.relay.dead_letter_routes import dead_letter_router
-from tacoq.relay.service import PublishConflict, PublishFailed
+from tacoq.relay.guard import Guard
+from tacoq.relay.params import Cursor, KindFilter
+from tacoq.relay.responses import error_response
+from tacoq.relay.service import PublishConflict, PublishFailed, PublishRefused
+from tacoq.relay.strict_route import StrictJSONRoute
 from tacoq.store import TaskFilter
 
 if TYPE_CHECKING:
@@ -50,15 +59,37 @@ DOCS_ASSETS = {
     "favicon.png": "image/png",
 }
 _DOCS_PATHS = ("/docs", "/openapi.json")
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
-    422: {"model": ErrorBody, "description": "A malformed parameter or body."},
-}
+#: Paths that never need the token.
+_PROBES = ("/health/live", "/health/ready")
 
+
+def _answer(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: What any request can be answered, before it reaches a route (the HTTP protocol, the guard).
+_ANY_ROUTE: dict[int | str, dict[str, Any]] = {
+    400: _answer("The request is not valid HTTP (request line or headers)."),
+    408: _answer("The request line, headers or body did not arrive in time."),
+    413: _answer("The request body is over the limit."),
+}
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: _answer("Missing or wrong bearer token."),
+}
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: _answer("A malformed parameter or body; the message names each failing field."),
+}
+_STORE_DOWN: dict[int | str, dict[str, Any]] = {
+    503: _answer("The store cannot be reached."),
+}
 
 WaitSeconds = Annotated[
     float | None,
-    Query(ge=0, description="Long-poll up to this many seconds (capped at the relay's max wait)."),
+    Query(
+        ge=0,
+        allow_inf_nan=False,
+        description="Long-poll up to this many seconds (capped at the relay's max wait).",
+    ),
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)]
 
@@ -70,84 +101,26 @@ def docs_assets_dir() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
-def _error(status: int, kind: str, message: str, **headers: str) -> JSONResponse:
-    body = {"error": {"type": kind, "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers or None)
-
-
-_KIND_BY_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    422: "validation_error",
-    503: "unavailable",
-}
-
-
-class _Guard:
-    """ASGI middleware: the bearer token and the request body limit, before anything else."""
-
-    def __init__(self, app: ASGIApp, *, token: str | None, public: set[str], limit: int) -> None:
-        self.app = app
-        self.token = f"Bearer {token}".encode() if token else None
-        self.public = public
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        path: str = scope["path"]
-        if self.token is not None and not self._is_public(path):
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.token):
-                why = "wrong bearer token" if given else "missing bearer token"
-                response = _error(
-                    401, "unauthorized", f"{why}: send Authorization: Bearer <token>",
-                    **{"WWW-Authenticate": "Bearer"},
-                )  # fmt: skip
-                await response(scope, receive, send)
-                return
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._too_large()(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise HTTPException(413, self._too_large_message())
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _is_public(self, path: str) -> bool:
-        return path in self.public or ("/docs" in self.public and path.startswith("/docs/"))
-
-    def _too_large_message(self) -> str:
-        return f"the request body is over the limit of {self.limit:,} bytes"
-
-    def _too_large(self) -> JSONResponse:
-        return _error(413, "payload_too_large", self._too_large_message())
-
-
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
-        if loc and loc[0] == "body" and len(loc) > 1:
+        if loc and loc[0] in ("body", "query", "path") and len(loc) > 1:
             loc = loc[1:]
-        where = ".".join(loc) or "body"
+        where = ".".join(part if len(part) <= 60 else part[:60] + "..." for part in loc)
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
+        parts.append(f"{where or 'body'}: {message}")
     return "; ".join(parts) or "invalid request"
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route serves at the request's path (for ``Allow`` on a ``405``)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def create_app(service: RelayService) -> FastAPI:
@@ -161,47 +134,84 @@ def create_app(service: RelayService) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        responses=_ANY_ROUTE,
     )
-    public = {"/health", *(_DOCS_PATHS if service.public_docs else ())}
-    app.add_middleware(_Guard, token=service.token, public=public, limit=service.max_body_bytes)
-    # Documents the scheme in OpenAPI (Swagger UI's Authorize); _Guard does the checking.
-    secured = [Depends(HTTPBearer(auto_error=False, description="The relay's token."))]
+    app.router.route_class = StrictJSONRoute
+    public = {*_PROBES, *(_DOCS_PATHS if service.public_docs else ())}
+    app.add_middleware(Guard, token=service.token, public=public, limit=service.max_body_bytes)
+    if service.token:
+        # Declares the scheme in OpenAPI (Swagger UI's Authorize); Guard does the checking.
+        secured = [Depends(HTTPBearer(auto_error=False, description="The relay's token."))]
+        unauthorized = _UNAUTHORIZED
+    else:
+        secured, unauthorized = [], {}
     assets = docs_assets_dir()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, "validation_error", _describe(exc))
+        return error_response(422, _describe(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = _KIND_BY_STATUS.get(exc.status_code, "http_error")
-        return _error(exc.status_code, kind, str(exc.detail), **(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of one route, not of the path
+            headers["Allow"] = _allowed_methods(app, request)
+        return error_response(exc.status_code, str(exc.detail), **headers)
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return _error(503, "unavailable", f"the store is unavailable: {exc}")
+        return error_response(503, f"the store is unavailable: {exc}")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        return _error(500, "internal_error", f"{type(exc).__name__} (see the relay's log)")
+        return error_response(500, f"{type(exc).__name__} (see the relay's log)")
 
-    @app.get("/health", response_model=HealthOut, tags=["relay"])
-    async def health() -> JSONResponse:
-        """Store and broker status and the relay's counters; 503 names the failing part.
+    @app.get("/health/live", response_model=StatusOut, tags=["health"])
+    async def live() -> StatusOut:
+        """The relay's process serves HTTP. Never needs the token; says nothing more."""
+        return StatusOut(status="ok")
 
-        Never needs the token."""
-        report = await service.health()
-        return JSONResponse(report.model_dump(), status_code=200 if not report.failing else 503)
+    @app.get(
+        "/health/ready",
+        response_model=StatusOut,
+        tags=["health"],
+        responses={503: _answer("The store or the broker cannot be reached.")},
+    )
+    async def ready() -> Any:
+        """The relay's store and broker answer (``503`` otherwise). Never needs the token;
+        says nothing more (``GET /health`` has the detail)."""
+        if (await service.health()).failing:
+            return error_response(
+                503, "the relay is not ready: a part it needs does not answer (see GET /health)"
+            )
+        return StatusOut(status="ok")
+
+    @app.get(
+        "/health",
+        response_model=HealthOut,
+        tags=["health"],
+        dependencies=secured,
+        responses=unauthorized,
+    )
+    async def health() -> HealthOut:
+        """Each part's health (store, broker) and the relay's counters, whatever their state
+        (``status`` and ``failing`` say it). Needs the token when the relay has one."""
+        return await service.health()
 
     @app.get(
         "/tasks/{task_id}",
         response_model=TaskOut,
         tags=["tasks"],
         dependencies=secured,
-        responses={404: {"model": ErrorBody, "description": "Unknown task."}, **_ERRORS},
+        responses={
+            404: _answer("Unknown task."),
+            **unauthorized,
+            **_INVALID,
+            **_STORE_DOWN,
+        },
     )
     async def get_task(
-        task_id: UUID,
+        task_id: Annotated[TaskId, PathParameter(description="The task's id (a canonical UUID).")],
         wait: WaitSeconds = None,
     ) -> TaskOut:
         """One task. With ``wait``, answers when the task completes or the wait ends."""
@@ -219,14 +229,14 @@ def create_app(service: RelayService) -> FastAPI:
         response_model=TaskPageOut,
         tags=["tasks"],
         dependencies=secured,
-        responses=_ERRORS,
+        responses={**unauthorized, **_INVALID, **_STORE_DOWN},
     )
     async def list_tasks(
         status: TaskStatus | None = None,
-        task_kind: str | None = None,
-        worker_kind: str | None = None,
+        task_kind: KindFilter = None,
+        worker_kind: KindFilter = None,
         limit: Limit = 50,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> TaskPageOut:
         """Tasks, newest first, filtered; pass ``next_cursor`` back as ``cursor``."""
         filters = TaskFilter(status=status, task_kind=task_kind, worker_kind=worker_kind)
@@ -244,10 +254,11 @@ def create_app(service: RelayService) -> FastAPI:
         dependencies=secured,
         responses={
             200: {"model": PublishOut, "description": "The id existed: nothing published again."},
-            409: {"model": ErrorBody, "description": "The id belongs to a different task."},
-            413: {"model": ErrorBody, "description": "Body or input over the limit."},
-            503: {"model": ErrorBody, "description": "Broker or store unavailable; no row left."},
-            **_ERRORS,
+            409: _answer("The id belongs to a different task."),
+            413: _answer("The body or the input is over its limit."),
+            503: _answer("The broker or the store cannot be reached; no row is left behind."),
+            **unauthorized,
+            **_INVALID,
         },
     )
     async def publish(body: PublishIn, response: Response) -> PublishOut:
@@ -256,6 +267,8 @@ def create_app(service: RelayService) -> FastAPI:
             task_id, created = await service.publish(body)
         except PayloadTooLarge as exc:
             raise HTTPException(413, str(exc)) from None
+        except PublishRefused as exc:
+            raise HTTPException(422, str(exc)) from None
         except PublishConflict as exc:
             raise HTTPException(409, str(exc)) from None
         except PublishFailed as exc:
@@ -263,7 +276,10 @@ def create_app(service: RelayService) -> FastAPI:
         response.status_code = 201 if created else 200
         return PublishOut(id=task_id, created=created)
 
-    app.include_router(dead_letter_router(service, _ERRORS), dependencies=secured)
+    app.include_router(
+        dead_letter_router(service, {**unauthorized, **_INVALID, **_STORE_DOWN}),
+        dependencies=secured,
+    )
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
@@ -280,16 +296,33 @@ def create_app(service: RelayService) -> FastAPI:
     async def docs_asset(name: str) -> FileResponse:
         media_type = DOCS_ASSETS.get(name)
         if media_type is None:
-            raise HTTPException(404, f"no docs asset named {name!r}")
+            raise HTTPException(404, f"no docs asset named {name[:80]!r}")
         return FileResponse(assets / name, media_type=media_type)
 
+    _describe_worker_kinds(app, service)
     return app
 
 
-async def _wait(service: RelayService, task_id: UUID, timeout: float) -> Any:
-    """``store.wait``, cut short when the relay begins to stop (then: the current row)."""
-    import asyncio
+def _describe_worker_kinds(app: FastAPI, service: RelayService) -> None:
+    """With ``worker_kinds``, the OpenAPI document lists them as ``worker_kind``'s values."""
+    kinds = service.worker_kinds
+    if kinds is None:
+        return
+    build = app.openapi
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            publish_in = schema["components"]["schemas"]["PublishIn"]
+            publish_in["properties"]["worker_kind"]["enum"] = sorted(kinds)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _wait(service: RelayService, task_id: UUID, timeout: float) -> Task | None:
+    """``store.wait``, cut short when the relay begins to stop (then: the current row)."""
     waiting = asyncio.ensure_future(service.store.wait(task_id, timeout))
     closing = asyncio.ensure_future(service.closing.wait())
     try:

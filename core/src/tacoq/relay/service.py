@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -33,13 +34,27 @@ from tacoq.relay.engine import (
 )
 from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
 from tacoq.store import Store
+from tacoq.wire import MAX_HEADER_VALUE_LENGTH
 
-__all__ = ["DEFAULT_MAX_WAIT", "PublishConflict", "PublishFailed", "RelayService"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_MAX_WAIT",
+    "PublishConflict",
+    "PublishFailed",
+    "PublishRefused",
+    "RelayService",
+    "check_worker_kinds",
+]
 
 log = logging.getLogger("tacoq.relay")
 
 #: The longest a single ``GET /tasks/{id}?wait=`` holds the request (longer waits are capped).
 DEFAULT_MAX_WAIT = 60.0
+#: Seconds a request's line and headers may take to arrive (then: 408, and the connection closes).
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds a request's body may take to arrive after its headers.
+DEFAULT_BODY_TIMEOUT = 30.0
 #: How long a health probe of the store or broker may take before it counts as failing.
 HEALTH_TIMEOUT = 5.0
 #: How many times a REST publish tries again after a concurrent winner's publish failed.
@@ -56,6 +71,10 @@ class PublishFailed(TacoqError):
 
 class PublishConflict(TacoqError):
     """A REST publish reused the id of a different task (other task or worker kind)."""
+
+
+class PublishRefused(TacoqError):
+    """A REST publish for a worker kind this relay does not publish to (``worker_kinds``)."""
 
 
 class _Server:
@@ -81,8 +100,12 @@ class RelayService:
     ``broker``/``store``/``namespace`` are URLs or objects, resolved like everywhere (argument
     > environment > default). ``port=0`` picks a free port; :attr:`port` holds the bound one
     once :meth:`run` has started. ``default_ttl`` applies to REST publishes without a ttl;
-    ``token`` (optional) protects every route but ``/health`` (and, with ``public_docs``, the
-    interactive docs and the OpenAPI document).
+    ``token`` (optional) protects every route but the probes ``/health/live`` and
+    ``/health/ready`` (and, with ``public_docs``, the interactive docs and the OpenAPI
+    document). ``worker_kinds`` (optional) are the only worker kinds REST publishes may name:
+    without it, any client can make the broker create a durable queue per new kind.
+    ``header_timeout`` and ``body_timeout`` bound how long a request's line and headers, then
+    its body, may take to arrive (:mod:`tacoq.relay.protocol`).
     """
 
     def __init__(
@@ -106,6 +129,9 @@ class RelayService:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_body_bytes: int | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
+        worker_kinds: Iterable[str] | None = None,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not (consume or http or cleanup):
@@ -124,6 +150,10 @@ class RelayService:
             raise ConfigError(f"assignment linger must be >= 0 seconds, got {assignment_linger!r}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size!r}")
+        kinds = None if worker_kinds is None else check_worker_kinds(worker_kinds)
+        for name, seconds in (("header timeout", header_timeout), ("body timeout", body_timeout)):
+            if not (isinstance(seconds, int | float) and 0 < seconds < math.inf):
+                raise ConfigError(f"{name} must be a finite number of seconds > 0, got {seconds!r}")
         self.engine = RelayEngine(
             broker,
             store,
@@ -148,6 +178,11 @@ class RelayService:
         self.token = token or None
         self.public_docs = public_docs
         self.max_wait = max_wait
+        #: The worker kinds REST publishes may name (``None``: any).
+        self.worker_kinds = kinds
+        #: Seconds a request's line and headers, then its body, may take to arrive.
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self.max_body_bytes = max_body_bytes or 2 * max_payload_bytes + 64 * 1024
         self.clock = clock
         #: Set once every enabled part runs (the HTTP socket is listening).
@@ -203,8 +238,9 @@ class RelayService:
     async def run(self, stop: asyncio.Event) -> None:
         """Run every enabled part until ``stop`` is set (or a part fails), then stop them all.
 
-        Stopping wakes long-polls (they answer with the task's current state), stops the HTTP
-        server, then the engine, then closes the connections.
+        Stopping wakes long-polls (they answer with the task's current state, read from the
+        store), stops the HTTP server once they are answered (uvicorn waits up to 5 s for
+        requests in flight), then the engine, which closes the store and the broker.
         """
         sock = self._bind() if self.http_enabled else None
         engine_stop = asyncio.Event()
@@ -219,12 +255,14 @@ class RelayService:
                 import uvicorn
 
                 from tacoq.relay.http import create_app
+                from tacoq.relay.protocol import deadline_protocol
 
                 if not self.engine.consume_enabled:
                     await self.broker.connect()
                     own_broker = True
                 config = uvicorn.Config(
                     create_app(self),
+                    http=deadline_protocol(self.header_timeout, self.body_timeout),
                     log_config=None,
                     access_log=False,
                     lifespan="off",
@@ -242,8 +280,11 @@ class RelayService:
             self.closing.set()
             if server is not None:
                 server.should_exit = True
+            # The HTTP server stops first: woken long-polls answer with the task's current state,
+            # which they read from the store, so the engine (which closes it) stops after them.
+            results = await asyncio.gather(*jobs[1:], return_exceptions=True)
             engine_stop.set()
-            results = await asyncio.gather(*jobs, return_exceptions=True)
+            results = [*await asyncio.gather(engine_job, return_exceptions=True), *results]
             if own_broker:
                 await self.broker.close()
             if sock is not None:
@@ -263,6 +304,14 @@ class RelayService:
         waits for the winner's outcome; any request that finds the task present answers
         ``created=False`` without publishing again.
         """
+        kinds = self.worker_kinds
+        if kinds is not None and request.worker_kind not in kinds:
+            listed = ", ".join(sorted(kinds)[:20]) + (", ..." if len(kinds) > 20 else "")
+            kind = request.worker_kind
+            raise PublishRefused(
+                f"worker_kind: {kind[:80] + '...' if len(kind) > 80 else kind!r} is not one of the "
+                f"worker kinds this relay publishes to ({listed}; see --worker-kinds)"
+            )
         payload = request.payload()
         check_payload_size(
             payload, self.publisher.max_payload_bytes, what=f"input of task {request.task_kind!r}"
@@ -367,6 +416,21 @@ class RelayService:
             "publish_failures": self.publish_failures,
             "uptime_s": round(time.monotonic() - self._started, 3),
         }
+
+
+def check_worker_kinds(kinds: Iterable[str]) -> frozenset[str]:
+    """The worker kinds, each a valid kind (1-255 characters, no NUL); at least one."""
+    found = frozenset(kinds)
+    if not found:
+        raise ConfigError("worker kinds: give at least one (or none at all for any kind)")
+    for kind in sorted(found):
+        if not isinstance(kind, str) or not 1 <= len(kind) <= MAX_HEADER_VALUE_LENGTH:
+            raise ConfigError(
+                f"worker kinds: {str(kind)[:80]!r} is not 1-{MAX_HEADER_VALUE_LENGTH} characters"
+            )
+        if "\x00" in kind:
+            raise ConfigError(f"worker kinds: {kind[:80]!r} holds the NUL character")
+    return found
 
 
 async def _until(awaitable: Coroutine[Any, Any, Any], job: asyncio.Task[Any]) -> None:

@@ -63,7 +63,14 @@ def _text(value: str | None) -> bytes | None:
 
 
 def _untext(value: bytes | None) -> str | None:
-    return None if value is None else bytes(value).decode("utf-8", "surrogatepass")
+    if value is None:
+        return None
+    try:
+        return bytes(value).decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        # Not written by _text (another client, by hand): every undecodable byte becomes a lone
+        # surrogate, which the relay's API shows as \\udcXX, rather than the row failing to load.
+        return bytes(value).decode("utf-8", "surrogateescape")
 
 
 def _utc(value: datetime | None) -> datetime | None:

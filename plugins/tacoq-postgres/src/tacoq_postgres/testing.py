@@ -16,7 +16,14 @@ from psycopg import sql
 from tacoq_postgres.settings import parse_store_url
 from tacoq_postgres.store import PostgresStore
 
-__all__ = ["MakeStore", "admin", "drop_schemas", "terminate_backends", "with_params"]
+__all__ = [
+    "MakeStore",
+    "admin",
+    "drop_schemas",
+    "terminate_backends",
+    "with_params",
+    "worker_kinds_in",
+]
 
 
 class MakeStore(Protocol):
@@ -52,6 +59,20 @@ async def drop_schemas(url: str, schemas: Iterable[str]) -> None:
             await conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
             )
+
+
+async def worker_kinds_in(url: str, namespace: str) -> list[str]:
+    """Every worker kind the namespace's tasks name (the queues a test left behind to delete);
+    none when the namespace has no table."""
+    from tacoq_postgres.settings import schema_for_namespace
+
+    table = sql.Identifier(schema_for_namespace(namespace), "tasks")
+    async with await admin(url) as conn:
+        try:
+            cur = await conn.execute(sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(table))
+        except psycopg.errors.UndefinedTable:
+            return []
+        return sorted(row[0] for row in await cur.fetchall())
 
 
 async def terminate_backends(url: str, application_name: str, *, listen_only: bool = False) -> int:
