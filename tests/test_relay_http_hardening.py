@@ -324,7 +324,7 @@ EXPECTED_STATUSES = {
     ("get", "/tasks"): {"200", "422", "503"},
     ("post", "/tasks"): {"200", "201", "409", "413", "422", "503"},
     ("get", "/dead-letters"): {"200", "422", "503"},
-    ("delete", "/dead-letters"): {"200", "422", "503"},
+    ("post", "/dead-letters/purge"): {"200", "422", "503"},
     ("get", "/dead-letters/{letter_id}"): {"200", "404", "422", "503"},
     ("delete", "/dead-letters/{letter_id}"): {"200", "404", "422", "503"},
     ("post", "/dead-letters/{letter_id}/requeue"): {"200", "404", "409", "422", "503"},

@@ -211,9 +211,15 @@ async def test_a_cut_body_cannot_be_requeued_and_deleting_needs_a_filter(store_u
         response = await sys_.client._http.post(f"/dead-letters/{unknown}/requeue")
         assert response.status_code == 404
 
-        response = await sys_.client._http.delete("/dead-letters")
-        assert response.status_code == 422
-        assert "all=true" in response.json()["error"]["message"]
+        for body in ({}, {"origin": None}, {"all": False}, {"origin": ""}, {"reason": "a\x00"}):
+            response = await sys_.client._http.post("/dead-letters/purge", json=body)
+            assert response.status_code == 422, (body, response.text)
+        assert (
+            "all: true"
+            in (await sys_.client._http.post("/dead-letters/purge", json={})).json()["error"][
+                "message"
+            ]
+        )
         assert await sys_.client.purge_dead_letters(reason="over the limit") == 1
         assert await sys_.client.delete_dead_letter(unknown) is False
         (rest,) = (await sys_.client.dead_letters()).dead_letters
@@ -228,7 +234,9 @@ async def test_a_cut_body_cannot_be_requeued_and_deleting_needs_a_filter(store_u
         ("/dead-letters", {"limit": 501}),
         ("/dead-letters", {"cursor": "not-a-cursor"}),
         ("/dead-letters", {"task_id": "nope"}),
-        ("/dead-letters", {"origin": "x" * 256}),
+        ("/dead-letters", {"origin": "x" * 1001}),
+        ("/dead-letters", {"reason": "a\x00b"}),
+        ("/dead-letters", {"task_id": "0F0E0D0C0B0A49088706050403020100"}),
         ("/dead-letters/not-a-uuid", {}),
     ],
 )
@@ -258,10 +266,22 @@ async def test_the_dead_letter_routes_need_the_token(store_url: str) -> None:
                 ("GET", "/dead-letters"),
                 ("GET", f"/dead-letters/{uuid.uuid4()}"),
                 ("POST", "/dead-letters/requeue"),
-                ("DELETE", "/dead-letters?all=true"),
+                ("POST", "/dead-letters/purge"),
+                ("DELETE", f"/dead-letters/{uuid.uuid4()}"),
             ):
                 response = await anonymous.request(method, path)
                 assert response.status_code == 401, (method, path)
         with pytest.raises(RelayError) as info:
             await sys_.client.dead_letters()
         assert info.value.status == 401
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("action", ["requeue", "purge"])
+async def test_an_action_path_answers_other_methods_405(
+    store_url: str, method: str, action: str
+) -> None:
+    async with system(store_url) as sys_:
+        response = await sys_.client._http.request(method, f"/dead-letters/{action}")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"

@@ -195,9 +195,6 @@ class _Base:
         task_id: UUID | str | None,
         limit: int | None = None,
         cursor: str | None = None,
-        *,
-        method: str = "GET",
-        everything: bool = False,
     ) -> _Call:
         params: dict[str, Any] = {} if limit is None else {"limit": limit}
         for name, value in (
@@ -208,9 +205,17 @@ class _Base:
         ):
             if value is not None:
                 params[name] = str(value)
-        if everything:
-            params["all"] = "true"
-        return _Call(method, "/dead-letters", params)
+        return _Call("GET", "/dead-letters", params)
+
+    @staticmethod
+    def _purge_call(
+        origin: str | None, reason: str | None, task_id: UUID | str | None, everything: bool
+    ) -> _Call:
+        body: dict[str, Any] = {"all": True} if everything else {}
+        for name, value in (("origin", origin), ("reason", reason), ("task_id", task_id)):
+            if value is not None:
+                body[name] = str(value)
+        return _Call("POST", "/dead-letters/purge", body=body)
 
     @staticmethod
     def _requeue_call(ids: Sequence[UUID | str]) -> _Call:
@@ -374,9 +379,7 @@ class RelayClient(_Base):
         everything: bool = False,
     ) -> int:
         """Delete the dead letters matching the filters (``everything=True``: all of them)."""
-        call = self._dead_letters_call(
-            origin, reason, task_id, method="DELETE", everything=everything
-        )
+        call = self._purge_call(origin, reason, task_id, everything)
         return int(self._check(await self._send(call))["deleted"])
 
     async def close(self) -> None:
@@ -526,9 +529,7 @@ class SyncRelayClient(_Base):
         everything: bool = False,
     ) -> int:
         """Delete the dead letters matching the filters (``everything=True``: all of them)."""
-        call = self._dead_letters_call(
-            origin, reason, task_id, method="DELETE", everything=everything
-        )
+        call = self._purge_call(origin, reason, task_id, everything)
         return int(self._check(self._send(call))["deleted"])
 
     def close(self) -> None:

@@ -5,12 +5,14 @@ Pydantic only (no FastAPI), so :class:`~tacoq.client.RelayClient` reads them too
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from tacoq.models import Payload
-from tacoq.relay.api_models import PayloadOut, TaskId, payload_to_api
+from tacoq.relay.api_models import NO_NUL_PATTERN, PayloadOut, TaskId, payload_to_api
 from tacoq.store import DeadLetterRecord
 from tacoq.wire import format_timestamp
 
@@ -20,10 +22,25 @@ __all__ = [
     "DeadLetterOut",
     "DeadLetterPageOut",
     "DeletedOut",
+    "PurgeIn",
     "RequeueIn",
     "RequeueOut",
     "RequeueSkipped",
     "dead_letter_out",
+]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+#: Text to match, 1-1000 characters, no NUL (no store column can hold it).
+NoNul = Annotated[
+    str,
+    Field(min_length=1, max_length=1000, json_schema_extra={"pattern": NO_NUL_PATTERN}),
+    AfterValidator(_no_nul),
 ]
 
 #: The most ids one ``POST /dead-letters/requeue`` takes.
@@ -76,6 +93,28 @@ class RequeueOut(BaseModel):
 
     requeued: list[UUID]
     skipped: list[RequeueSkipped]
+
+
+class PurgeIn(BaseModel):
+    """What ``POST /dead-letters/purge`` deletes: the dead letters matching every filter
+    given, or every one with ``"all": true``; at least one of them."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    # ``SkipJsonSchema[None]``: absent is fine, ``null`` is not (the schema has no null branch).
+    origin: NoNul | SkipJsonSchema[None] = Field(None, description="The queue they came from.")
+    reason: NoNul | SkipJsonSchema[None] = Field(None, description="Text their reason contains.")
+    task_id: TaskId | SkipJsonSchema[None] = Field(None, description="Their task.")
+    all: Literal[True] | SkipJsonSchema[None] = Field(None, description="Every dead letter.")
+
+    @model_validator(mode="after")
+    def _something(self) -> PurgeIn:
+        if not self.model_fields_set:
+            raise ValueError("give a filter (origin, reason, task_id), or all: true")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} must not be null (leave it out)")
+        return self
 
 
 class DeletedOut(BaseModel):

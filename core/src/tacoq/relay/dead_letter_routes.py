@@ -9,10 +9,11 @@ to delete every one). ``docs/http-api.md`` describes them; requeueing is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi import Path as PathParameter
 
 from tacoq.errors import DeadLetterNotFound, PublishError, RequeueRefused
@@ -22,6 +23,7 @@ from tacoq.relay.dead_letter_models import (
     DeadLetterOut,
     DeadLetterPageOut,
     DeletedOut,
+    PurgeIn,
     RequeueIn,
     RequeueOut,
     RequeueSkipped,
@@ -35,7 +37,7 @@ from tacoq.store import DeadLetterFilter
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
 
-__all__ = ["dead_letter_router"]
+__all__ = ["add_dead_letter_routes"]
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No dead letter of that id."}
@@ -52,18 +54,43 @@ LetterId = Annotated[TaskId, PathParameter(description="The dead letter's id (a 
 TaskIdFilter = Annotated[TaskId | None, Query(description="Only those of this task.")]
 
 
-def dead_letter_router(service: RelayService, responses: dict[int | str, Any]) -> APIRouter:
-    """The dead-letter routes of ``service``; ``responses`` are the errors every one of them may
-    answer (the token's ``401``, a malformed request's ``422``, the store's ``503``)."""
+def add_dead_letter_routes(
+    app: FastAPI,
+    service: RelayService,
+    *,
+    responses: dict[int | str, Any],
+    dependencies: Sequence[Any],
+) -> None:
+    """Add the dead-letter routes of ``service`` to ``app``: ``responses`` are the errors every
+    one of them may answer (the token's ``401``, a malformed request's ``422``, the store's
+    ``503``), ``dependencies`` those of every route (the bearer scheme's).
+
+    They are made on a router (its prefix, tags and defaults) and then become the app's own
+    routes, like the others (not an included router, which the app's 405 ``Allow`` header and
+    route listing would see as one opaque entry)."""
     router = APIRouter(
         prefix="/dead-letters",
         tags=["dead letters"],
-        responses=responses,
+        responses={**app.router.responses, **responses},  # the app's own, as its routes have
+        dependencies=list(dependencies),
         route_class=StrictJSONRoute,
     )
 
     def filters(origin: str | None, reason: str | None, task_id: UUID | None) -> DeadLetterFilter:
         return DeadLetterFilter(origin=origin, reason=reason, task_id=task_id)
+
+    # ``/requeue`` and ``/purge`` are actions, not ids: any other method there is 405 (with
+    # ``Allow: POST``), not the 422 of ``/{letter_id}`` finding no UUID. Registered first.
+    async def post_only() -> None:
+        raise HTTPException(405, "method not allowed", headers={"Allow": "POST"})
+
+    for action in ("/requeue", "/purge"):
+        router.add_api_route(
+            action,
+            post_only,
+            methods=["GET", "PUT", "PATCH", "DELETE"],
+            include_in_schema=False,
+        )
 
     @router.get("", response_model=DeadLetterPageOut)
     async def list_dead_letters(
@@ -145,22 +172,10 @@ def dead_letter_router(service: RelayService, responses: dict[int | str, Any]) -
             raise HTTPException(404, f"dead letter {letter_id} is not in the store")
         return DeletedOut(deleted=1)
 
-    @router.delete("", response_model=DeletedOut)
-    async def delete_many(
-        origin: NoNulText = None,
-        reason: NoNulText = None,
-        task_id: TaskIdFilter = None,
-        all: Annotated[
-            bool, Query(description="Required to delete every dead letter (no filter).")
-        ] = False,
-    ) -> DeletedOut:
-        """Delete the dead letters matching the filters (every one with ``all=true``)."""
-        if origin is None and reason is None and task_id is None and not all:
-            raise HTTPException(
-                422, "give a filter (origin, reason, task_id), or all=true to delete every one"
-            )
-        return DeletedOut(
-            deleted=await service.store.purge_dead_letters(filters(origin, reason, task_id))
-        )
+    @router.post("/purge", response_model=DeletedOut)
+    async def purge(body: PurgeIn) -> DeletedOut:
+        """Delete the dead letters matching the body's filters (every one with ``all``)."""
+        found = DeadLetterFilter(origin=body.origin, reason=body.reason, task_id=body.task_id)
+        return DeletedOut(deleted=await service.store.purge_dead_letters(found))
 
-    return router
+    app.router.routes.extend(router.routes)

@@ -37,7 +37,7 @@ from tacoq.relay.api_models import (
     TaskPageOut,
     task_to_api,
 )
-from tacoq.relay.dead_letter_routes import dead_letter_router
+from tacoq.relay.dead_letter_routes import add_dead_letter_routes
 from tacoq.relay.guard import Guard
 from tacoq.relay.params import Cursor, KindFilter
 from tacoq.relay.responses import error_response
@@ -114,13 +114,19 @@ def _describe(exc: RequestValidationError) -> str:
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> str:
-    """Every method some route serves at the request's path (for ``Allow`` on a ``405``)."""
-    methods: set[str] = set()
+    """Every method the documented routes serve at the request's path (for ``Allow`` on a
+    ``405``). A route of exactly that path hides those with a parameter that would also take
+    it (``/dead-letters/purge`` is not a ``/dead-letters/{letter_id}``)."""
+    exact: set[str] = set()
+    templated: set[str] = set()
     for route in app.router.routes:
+        if not getattr(route, "include_in_schema", False):
+            continue
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+            methods = getattr(route, "methods", None) or set()
+            (templated if getattr(route, "param_convertors", None) else exact).update(methods)
+    return ", ".join(sorted(exact or templated))
 
 
 def create_app(service: RelayService) -> FastAPI:
@@ -276,8 +282,10 @@ def create_app(service: RelayService) -> FastAPI:
         response.status_code = 201 if created else 200
         return PublishOut(id=task_id, created=created)
 
-    app.include_router(
-        dead_letter_router(service, {**unauthorized, **_INVALID, **_STORE_DOWN}),
+    add_dead_letter_routes(
+        app,
+        service,
+        responses={**unauthorized, **_INVALID, **_STORE_DOWN},
         dependencies=secured,
     )
 
