@@ -29,6 +29,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "TaskStatus",
+    "escape_surrogates",
     "pending_task",
     "readable_text",
     "utcnow",
@@ -58,11 +59,18 @@ def readable_text(text: str, limit: int) -> str:
         text = f"{text[:limit]}... [{len(text) - limit:,} more characters cut]"
     if "\x00" in text:
         text = text.replace("\x00", "\\x00")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escape_surrogates(text)
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape ``\\udXXX`` (UTF-8 and JSON
+    text cannot hold one); any other text is returned as it is, at the cost of one check."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
 

@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from tacoq.models import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus
+from tacoq.models import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus, escape_surrogates
 from tacoq.strict_json import MAX_JSON_DEPTH, StrictJSONError, deeper_than
 from tacoq.strict_json import loads as strict_loads
 from tacoq.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
@@ -64,7 +64,6 @@ __all__ = [
     "TaskPageOut",
     "payload_from_api",
     "payload_to_api",
-    "readable",
     "task_from_api",
     "task_to_api",
 ]
@@ -308,21 +307,9 @@ def _base_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def readable(text: str) -> str:
-    """``text`` with each lone surrogate written as ``\\udXXX`` (JSON text cannot hold one);
-    any other text is returned as it is."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
 def payload_to_api(payload: Payload) -> PayloadOut:
     """A payload with the encoding its content type calls for (see the module docstring)."""
-    content_type = readable(payload.content_type)
+    content_type = escape_surrogates(payload.content_type)
     base = _base_type(content_type)
     is_json = base == "application/json" or base.endswith("+json")
     if is_json:
@@ -347,8 +334,8 @@ def task_to_api(task: Task) -> TaskOut:
     executed_by = task.executed_by
     return TaskOut(
         id=task.id,
-        task_kind=readable(task.task_kind),
-        worker_kind=readable(task.worker_kind),
+        task_kind=escape_surrogates(task.task_kind),
+        worker_kind=escape_surrogates(task.worker_kind),
         priority=task.priority,
         status=task.status,
         is_error=task.is_error,
@@ -358,15 +345,19 @@ def task_to_api(task: Task) -> TaskOut:
         created_at=_time(task.created_at),
         started_at=_time(task.started_at),
         completed_at=_time(task.completed_at),
-        executed_by=None if executed_by is None else readable(executed_by),
+        executed_by=None if executed_by is None else escape_surrogates(executed_by),
         attempt=task.attempt,
         ttl=task.ttl,
     )
 
 
 def _error_fields(err: ErrorInfo) -> dict[str, Any]:
-    traceback = None if err.traceback is None else readable(err.traceback)
-    return {"type": readable(err.type), "message": readable(err.message), "traceback": traceback}
+    traceback = None if err.traceback is None else escape_surrogates(err.traceback)
+    return {
+        "type": escape_surrogates(err.type),
+        "message": escape_surrogates(err.message),
+        "traceback": traceback,
+    }
 
 
 def _time(value: datetime | None) -> str | None:
