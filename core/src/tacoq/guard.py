@@ -21,7 +21,7 @@ import logging
 from tacoq.broker import Delivery
 from tacoq.errors import PublishError, StoreUnavailable
 
-__all__ = ["OUTAGES", "describe_failure", "is_outage", "set_aside"]
+__all__ = ["OUTAGES", "describe_failure", "is_outage", "note_unknown_kind", "set_aside"]
 
 #: Errors that mean "cannot reach a service now", not "this message is bad". (``OSError``
 #: covers ``ConnectionError``; cancellation is a ``BaseException`` and never caught here.)
@@ -69,3 +69,15 @@ async def set_aside(
             await delivery.ack()
         return "dropped"
     return "dead-lettered"
+
+
+def note_unknown_kind(kind: str, seen: set[str], log: logging.Logger) -> None:
+    """Log, once per kind (``seen`` remembers them), that messages of ``kind`` are skipped: a
+    newer TacoQ's message kind, acknowledged and counted by the caller, never dead-lettered."""
+    if kind not in seen:
+        seen.add(kind)
+        log.warning(
+            "skipping messages of an unknown kind %r (from a newer TacoQ?): acknowledged and "
+            "counted, not dead-lettered; this is logged once per kind",
+            kind,
+        )

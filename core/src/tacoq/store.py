@@ -16,6 +16,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from tacoq.broker import Health
+from tacoq.cursors import encode_cursor
 from tacoq.merge import MergeCounts
 from tacoq.models import Task, TaskEvent, TaskStatus
 
@@ -58,6 +59,14 @@ class TaskPage:
 
     tasks: list[Task]
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, rows: Sequence[Task], limit: int) -> TaskPage:
+        """The page of ``limit`` tasks from up to ``limit + 1`` fetched in order (one more
+        than the page says there is a next page)."""
+        page = list(rows[: max(limit, 0)])
+        more = len(rows) > limit and page
+        return cls(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +140,13 @@ class DeadLetterPage:
 
     dead_letters: list[DeadLetterRecord]
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, records: Sequence[DeadLetterRecord], limit: int) -> DeadLetterPage:
+        """The page of ``limit`` dead letters from up to ``limit + 1`` fetched in order."""
+        page = list(records[: max(limit, 0)])
+        more = len(records) > limit and page
+        return cls(page, encode_cursor(page[-1].last_seen, page[-1].id) if more else None)
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from tacoq.broker import DEFAULT_DELIVERY_LIMIT, Broker, Consumer, Delivery, wor
 from tacoq.config import redact_url
 from tacoq.errors import OutputTooLarge, SerializationError, UnknownMessageKind, WireFormatError
 from tacoq.events import HandlerMiddleware, LifecycleKind, TaskListener
-from tacoq.guard import describe_failure, is_outage, set_aside
+from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
 from tacoq.handler_call import HandlerCall, HandlerTimeout
 from tacoq.handler_pool import DaemonThreadPool
 from tacoq.models import ErrorInfo, Payload, TaskEvent, utcnow
@@ -277,13 +277,7 @@ class WorkerRuntime:
 
     def _skip_unknown(self, kind: str) -> None:
         self.stats.unknown_messages += 1
-        if kind not in self._unknown_kinds:
-            self._unknown_kinds.add(kind)
-            log.warning(
-                "skipping messages of an unknown kind %r (from a newer TacoQ?): acknowledged "
-                "and counted, not dead-lettered; this is logged once per kind",
-                kind,
-            )
+        note_unknown_kind(kind, self._unknown_kinds, log)
 
     async def _hold_slot(self, thread: asyncio.Future[Any]) -> None:
         """Keep this runner busy until a timed-out handler really ends (a sync handler's

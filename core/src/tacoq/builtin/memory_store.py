@@ -8,15 +8,14 @@ least one store of that URL and namespace is connected.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from tacoq.broker import Health
+from tacoq.cursors import decode_cursor, encode_cursor, micros
 from tacoq.errors import StoreUnavailable
 from tacoq.merge import fold_batch, merge
 from tacoq.models import Phase, Task, TaskEvent
@@ -32,44 +31,8 @@ from tacoq.store import (
     merge_dead_letter,
 )
 
+# The cursor codec lived here; it is the stores' shared contract now (tacoq.cursors).
 __all__ = ["MemoryStore", "decode_cursor", "encode_cursor", "micros", "wake"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the Unix epoch (exact); a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-#: The times a cursor may hold, in microseconds since the epoch: what ``datetime`` can hold.
-_FIRST_MICROS = micros(datetime.min.replace(tzinfo=UTC))
-_LAST_MICROS = micros(datetime.max.replace(tzinfo=UTC))
-
-
-def encode_cursor(created_at: datetime | None, task_id: UUID) -> str:
-    """The opaque :meth:`Store.list` cursor after a row (shared by the built-in stores)."""
-    created = "-" if created_at is None else str(micros(created_at))
-    return base64.urlsafe_b64encode(f"{created}:{task_id.hex}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int | None, UUID]:
-    """``(created_at in microseconds or None, id)`` of a cursor; ``ValueError`` when malformed,
-    or when its time is not one a ``datetime`` can hold (years 1 to 9999)."""
-    shown = repr(cursor if len(cursor) <= 80 else cursor[:80] + "...")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, _, hex_id = base64.urlsafe_b64decode(padded).decode().partition(":")
-        moment = None if created == "-" else int(created)
-        task_id = UUID(hex=hex_id)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise ValueError(f"invalid list cursor {shown}") from None
-    if moment is not None and not _FIRST_MICROS <= moment <= _LAST_MICROS:
-        raise ValueError(f"list cursor {shown} holds a time outside the years 1 to 9999")
-    return moment, task_id
 
 
 def _position(row: Task) -> tuple[int, int, int]:
@@ -230,12 +193,7 @@ class MemoryStore(Store):
             bound = (0, 0, after_id.int) if created is None else (1, created, after_id.int)
             rows = [row for row in rows if _position(row) < bound]
         page = heapq.nlargest(max(limit, 0) + 1, rows, key=_position)
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            if page:
-                next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
-        return TaskPage(tasks=page, next_cursor=next_cursor)
+        return TaskPage.of(page, limit)
 
     async def cleanup(self, now: datetime, limit: int = 1000) -> int:
         """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is not after now."""
@@ -277,12 +235,7 @@ class MemoryStore(Store):
             bound = (seen or 0, after_id.int)
             found = [r for r in found if _dead_position(r) < bound]
         page = heapq.nlargest(max(limit, 0) + 1, found, key=_dead_position)
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            if page:
-                next_cursor = encode_cursor(page[-1].last_seen, page[-1].id)
-        return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
+        return DeadLetterPage.of(page, limit)
 
     async def remove_dead_letter(self, letter_id: UUID, *, count: int | None = None) -> bool:
         """Delete one dead letter (only while its count is ``count``, when given)."""

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from tacoq.broker import Health
-from tacoq.builtin.memory_store import decode_cursor, encode_cursor, micros, wake
+from tacoq.builtin.memory_store import wake
+from tacoq.cursors import decode_cursor, micros
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.merge import MergeCounts, fold_batch, merge
 from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
@@ -464,12 +465,7 @@ class SqliteStore(Store):
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         params.append(max(limit, 0) + 1)
         page = await self._run(self._fetch_sync, sql, params)
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            if page:
-                next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
-        return TaskPage(tasks=page, next_cursor=next_cursor)
+        return TaskPage.of(page, limit)
 
     async def cleanup(self, now: datetime, limit: int = 1000) -> int:
         """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is not after now."""
@@ -516,12 +512,7 @@ class SqliteStore(Store):
         sql += " ORDER BY last_seen DESC, id DESC LIMIT ?"
         params.append(max(limit, 0) + 1)
         page = await self._run(self._fetch_dead_sync, sql, params)
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            if page:
-                next_cursor = encode_cursor(page[-1].last_seen, page[-1].id)
-        return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
+        return DeadLetterPage.of(page, limit)
 
     async def remove_dead_letter(self, letter_id: UUID, *, count: int | None = None) -> bool:
         """Delete one dead letter (only while its count is ``count``, when given)."""

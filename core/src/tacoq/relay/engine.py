@@ -32,7 +32,7 @@ from tacoq.broker import DEAD_LETTER_QUEUE, RELAY_QUEUE, Broker, Consumer, DeadL
 from tacoq.config import resolve_broker_url, resolve_namespace, resolve_store_url
 from tacoq.errors import UnknownMessageKind, WireFormatError
 from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
-from tacoq.guard import describe_failure, is_outage, set_aside
+from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
 from tacoq.models import TaskEvent, utcnow
 from tacoq.relay.cleanup import CleanupJob
 from tacoq.relay.dead_letters import completion_of, record_of
@@ -277,13 +277,7 @@ class RelayEngine:
     async def _skip_unknown(self, delivery: Delivery, kind: str) -> None:
         """Ack a message of a kind this relay does not know; count it, log once per kind."""
         self.stats.unknown_messages += 1
-        if kind not in self._unknown_kinds:
-            self._unknown_kinds.add(kind)
-            log.warning(
-                "skipping messages of an unknown kind %r (from a newer TacoQ?): acknowledged "
-                "and counted, not dead-lettered; this is logged once per kind",
-                kind,
-            )
+        note_unknown_kind(kind, self._unknown_kinds, log)
         await delivery.ack()
 
     async def _commit(

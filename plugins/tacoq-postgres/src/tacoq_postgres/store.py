@@ -25,7 +25,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from tacoq.broker import Health
-from tacoq.builtin.memory_store import decode_cursor, encode_cursor
+from tacoq.cursors import decode_cursor
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.merge import MergeCounts, fold_batch, merge
 from tacoq.models import Phase, Task, TaskEvent
@@ -395,12 +395,7 @@ class PostgresStore(Store):
         async with self._connection() as conn:
             cur = await conn.cursor(binary=True).execute(query, params)
             page = [decode(found) for found in await cur.fetchall()]
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            if page:
-                next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
-        return TaskPage(tasks=page, next_cursor=next_cursor)
+        return TaskPage.of(page, limit)
 
     async def cleanup(self, now: datetime, limit: int = 1000) -> int:
         """Delete up to ``limit`` completed tasks whose ``completed_at + ttl`` is not after now.
@@ -455,12 +450,7 @@ class PostgresStore(Store):
         async with self._connection() as conn:
             cur = await conn.execute(query, params)
             page = [decode_dead(found) for found in await cur.fetchall()]
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            if page:
-                next_cursor = encode_cursor(page[-1].last_seen, page[-1].id)
-        return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
+        return DeadLetterPage.of(page, limit)
 
     async def remove_dead_letter(self, letter_id: UUID, *, count: int | None = None) -> bool:
         """Delete one dead letter (only while its count is ``count``, when given)."""
