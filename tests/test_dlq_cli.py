@@ -19,7 +19,7 @@ from typing import Any
 import pika
 import pytest
 
-from tacoq.client import SyncRelayClient
+from tacoq.relay.client import SyncRelayClient
 from tacoq.testing import fresh_namespace
 from tacoq_postgres.settings import schema_for_namespace
 from tacoq_postgres.testing import drop_schemas

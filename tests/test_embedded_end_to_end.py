@@ -11,9 +11,9 @@ import pytest
 from pydantic import BaseModel
 
 from tacoq.errors import ConfigError
-from tacoq.models import TaskStatus
+from tacoq.model.task import TaskStatus
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
 from tacoq.worker import WorkerApp

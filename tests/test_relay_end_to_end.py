@@ -27,15 +27,15 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from tacoq.broker import Broker
-from tacoq.client import RelayClient, SyncRelayClient
+from tacoq.contracts.broker import Broker
+from tacoq.contracts.store import TaskPage
 from tacoq.errors import TaskFailed
-from tacoq.models import Payload, Phase, Task, TaskEvent
+from tacoq.model.task import Payload, Phase, Task, TaskEvent
+from tacoq.model.wire import encode_assignment, encode_updates
 from tacoq.plugins import get_plugin_host
+from tacoq.relay.client import RelayClient, SyncRelayClient
 from tacoq.relay.service import RelayService
-from tacoq.store import TaskPage
 from tacoq.testing import fresh_namespace
-from tacoq.wire import encode_assignment, encode_updates
 from tacoq.worker import WorkerApp
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
+from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent, utcnow
 from tacoq.testing import fresh_namespace
 from tacoq.testing.relay import RelayThread
 

@@ -13,11 +13,11 @@ from pydantic import BaseModel
 
 import tacoq
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import all_dead_letters, eventually, fresh_namespace
 from tacoq.worker import WorkerApp
-from tacoq.worker_runtime import UNKNOWN_KIND_REDELIVERIES, WorkerRuntime
+from tacoq.worker.runtime import UNKNOWN_KIND_REDELIVERIES, WorkerRuntime
 from tacoq_rabbit.link import delete_namespace
 
 KIND = "amqpw"

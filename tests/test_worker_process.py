@@ -24,8 +24,8 @@ import aio_pika
 import pytest
 import pytest_asyncio
 
-from tacoq.models import Task, TaskStatus
-from tacoq.publisher import Publisher
+from tacoq.model.task import Task, TaskStatus
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import eventually, fresh_namespace
 from tacoq_rabbit.link import delete_namespace

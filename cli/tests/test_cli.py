@@ -24,7 +24,7 @@ raise ImportError("tacoq-throwaway-broken needs libfrobnicate, which is missing"
 """
 
 GREET_PLUGIN = """
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 
 @hookimpl
@@ -45,7 +45,7 @@ def tacoq_cli_group():
 """
 
 WORKER_GROUP_PLUGIN = """
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 
 @hookimpl

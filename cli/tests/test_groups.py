@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 from tacoq.plugins import PluginHost, build_plugin_host
 from tacoq_cli.main import build_app
 

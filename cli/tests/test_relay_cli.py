@@ -31,7 +31,7 @@ from tacoq.testing import fresh_namespace
 from tacoq.worker import WorkerApp
 
 LOOPBACK_PLUGIN = """
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 
 def loopback_broker(url, *, namespace):

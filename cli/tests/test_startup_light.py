@@ -17,7 +17,7 @@ import pytest
 
 HEAVY = ("aio_pika", "pika", "psycopg", "psycopg_pool", "watchfiles")
 #: Core modules a listing has no reason to import (they pull in the worker runtime).
-HEAVY_CORE = ("tacoq.worker", "tacoq.worker_runtime", "tacoq.publisher")
+HEAVY_CORE = ("tacoq.worker.app", "tacoq.worker.runtime", "tacoq.publishing.publisher")
 
 SCRIPT = textwrap.dedent(
     """

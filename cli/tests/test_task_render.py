@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tacoq.models import ErrorInfo, Payload, Task, TaskStatus
+from tacoq.model.task import ErrorInfo, Payload, Task, TaskStatus
 from tacoq_cli.commands.task import show_task
 
 

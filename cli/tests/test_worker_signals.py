@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 LOOPBACK_PLUGIN = """
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 
 def loopback_broker(url, *, namespace):

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tacoq.models import ErrorInfo, Payload, Task, TaskStatus
+from tacoq.model.task import ErrorInfo, Payload, Task, TaskStatus
 from tacoq.relay.api_models import TaskOut, TaskPageOut, task_from_api, task_to_api
 
 #: Any code point, lone surrogates included (hypothesis leaves them out by default).

@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tacoq.broker import Broker
+from tacoq.contracts.broker import Broker
+from tacoq.model.wire import Envelope
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
 from tacoq.testing.consumer_probe import RelayProbe, WorkerProbe
@@ -30,9 +31,8 @@ from tacoq.testing.poison import (
     unknown_kind_envelopes,
     updates_envelopes,
 )
-from tacoq.wire import Envelope
 from tacoq.worker import WorkerApp
-from tacoq.worker_runtime import WorkerRuntime
+from tacoq.worker.runtime import WorkerRuntime
 
 EXAMPLES = 120
 TIMEOUT = 10.0

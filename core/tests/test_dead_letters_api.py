@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tacoq.broker import RELAY_QUEUE, worker_queue
-from tacoq.client import RelayClient
+from tacoq.contracts.broker import RELAY_QUEUE, worker_queue
 from tacoq.errors import RelayError
+from tacoq.model.wire import Envelope
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
+from tacoq.relay.client import RelayClient
 from tacoq.relay.service import RelayService
 from tacoq.testing import eventually, fresh_namespace
-from tacoq.wire import Envelope
 from tacoq.worker import WorkerApp
 
 WAIT = 15.0

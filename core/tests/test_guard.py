@@ -18,21 +18,21 @@ from typing import Any
 
 import pytest
 
-from tacoq.broker import Delivery
 from tacoq.builtin.memory_broker import MemoryBroker
 from tacoq.builtin.memory_store import MemoryStore
+from tacoq.contracts.broker import Delivery
+from tacoq.contracts.hookspecs import hookimpl
+from tacoq.contracts.store import BatchResult
 from tacoq.errors import PublishError
 from tacoq.guard import set_aside
-from tacoq.hookspecs import hookimpl
-from tacoq.models import TaskEvent
+from tacoq.model.task import TaskEvent
+from tacoq.model.wire import Envelope
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
-from tacoq.store import BatchResult
 from tacoq.testing import all_dead_letters, eventually, fresh_namespace
-from tacoq.wire import Envelope
 from tacoq.worker import WorkerApp
-from tacoq.worker_runtime import WorkerRuntime
+from tacoq.worker.runtime import WorkerRuntime
 
 WAIT = 15.0
 APP = WorkerApp("guarded")

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tacoq.broker import RELAY_QUEUE, Broker, Consumer, Delivery, worker_queue
 from tacoq.builtin.memory_broker import MemoryBroker
+from tacoq.contracts.broker import RELAY_QUEUE, Broker, Consumer, Delivery, worker_queue
 from tacoq.errors import ConfigError, PublishError, TacoqError
+from tacoq.model.wire import Envelope
 from tacoq.plugins import get_plugin_host
 from tacoq.testing import fresh_namespace
 from tacoq.testing.broker_contract import (
@@ -20,7 +21,6 @@ from tacoq.testing.broker_contract import (
     make_assignment,
     make_update,
 )
-from tacoq.wire import Envelope
 
 KIND = "contract"
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tacoq.builtin.memory_store import MemoryStore
-from tacoq.models import Phase
+from tacoq.model.task import Phase
 from tacoq.testing import fresh_namespace
 from tacoq.testing.store_contract import StoreContract, event
 

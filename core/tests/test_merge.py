@@ -1,4 +1,4 @@
-"""The one merge rule (:mod:`tacoq.merge`): any order and duplication converge to one row."""
+"""The one merge rule (:mod:`tacoq.model.merge`): any order and duplication converge to one row."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tacoq.merge import MergeCounts, MergeOutcome, fold, fold_batch, merge
-from tacoq.models import ErrorInfo, Phase, Task, TaskEvent, TaskStatus
+from tacoq.model.merge import MergeCounts, MergeOutcome, fold, fold_batch, merge
+from tacoq.model.task import ErrorInfo, Phase, Task, TaskEvent, TaskStatus
 from tacoq.testing.strategies import T0, deliveries, event, task_histories, task_history
 
 

@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 
+from tacoq.builtin.serializers import JsonSerializer
+from tacoq.contracts.hookspecs import hookimpl
+from tacoq.contracts.runner import WorkerRunRequest
+from tacoq.contracts.serializer import Codec
 from tacoq.errors import ConfigError, PluginError, UnknownSchemeError
-from tacoq.hookspecs import hookimpl
 from tacoq.plugins import (
     BUILTIN_PLUGINS,
     PluginFailure,
@@ -32,8 +35,8 @@ from tacoq.plugins import (
     require_scheme_kind,
     reset_plugin_host,
 )
-from tacoq.runner import BuiltinRunner, WorkerRunRequest
-from tacoq.serializers import JSON_CONTENT_TYPE, Codec, JsonSerializer
+from tacoq.serialization import JSON_CONTENT_TYPE
+from tacoq.worker.runner import BuiltinRunner
 
 NO_AUTOLOAD = {"TACOQ_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
@@ -99,7 +102,7 @@ def failures_of(host: PluginHost, site: Site) -> list[PluginFailure]:
 
 
 BROKER_PLUGIN = """
-    from tacoq.hookspecs import hookimpl
+    from tacoq.contracts.hookspecs import hookimpl
 
     class FakeBroker:
         def __init__(self, url, *, namespace):
@@ -220,7 +223,7 @@ def test_entry_point_to_an_object(site: Site) -> None:
     module_name = site.module(
         "obj",
         """
-        from tacoq.hookspecs import hookimpl
+        from tacoq.contracts.hookspecs import hookimpl
 
         class Plugin:
             @hookimpl
@@ -414,7 +417,7 @@ def test_misspelled_hook_in_an_entry_point(site: Site) -> None:
     module_name = site.module(
         "typo",
         """
-        from tacoq.hookspecs import hookimpl
+        from tacoq.contracts.hookspecs import hookimpl
 
         @hookimpl
         def tacoq_brokr_schemes():
@@ -434,7 +437,7 @@ def test_hookimpl_with_a_wrong_argument_is_recorded(site: Site) -> None:
     module_name = site.module(
         "badarg",
         """
-        from tacoq.hookspecs import hookimpl
+        from tacoq.contracts.hookspecs import hookimpl
 
         @hookimpl
         def tacoq_worker_runner(request, extra):
@@ -492,7 +495,7 @@ def test_claiming_a_builtin_scheme_names_the_builtin() -> None:
 
 def test_store_scheme_claimed_twice_names_both_plugins(site: Site) -> None:
     source = """
-        from tacoq.hookspecs import hookimpl
+        from tacoq.contracts.hookspecs import hookimpl
 
         @hookimpl
         def tacoq_store_schemes():
@@ -591,8 +594,8 @@ def test_plugin_infos(site: Site) -> None:
     module_name = site.module(
         "full",
         """
-        from tacoq.hookspecs import hookimpl
-        from tacoq.serializers import JsonSerializer
+        from tacoq.contracts.hookspecs import hookimpl
+        from tacoq.builtin.serializers import JsonSerializer
 
         class Custom(JsonSerializer):
             name = "custom"
@@ -713,8 +716,8 @@ def test_third_party_serializer_from_an_entry_point(site: Site) -> None:
     module_name = site.module(
         "ser",
         """
-        from tacoq.hookspecs import hookimpl
-        from tacoq.serializers import JsonSerializer
+        from tacoq.contracts.hookspecs import hookimpl
+        from tacoq.builtin.serializers import JsonSerializer
 
         class IntSerializer(JsonSerializer):
             name = "ints"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tacoq.broker import RELAY_QUEUE, worker_queue
+from tacoq.contracts.broker import RELAY_QUEUE, worker_queue
 from tacoq.errors import ConfigError, PayloadTooLarge, SerializationError, TacoqError
-from tacoq.models import Task, TaskStatus, utcnow
-from tacoq.publisher import Publisher, SyncPublisher
+from tacoq.model.task import Task, TaskStatus, utcnow
+from tacoq.publishing.publisher import Publisher, SyncPublisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import eventually, fresh_namespace
 from tacoq.worker import WorkerApp

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tacoq.client import RelayClient, SyncRelayClient
 from tacoq.errors import ConfigError, RelayError, RelayUnavailable, TaskFailed
-from tacoq.models import Payload, TaskStatus
+from tacoq.model.task import Payload, TaskStatus
+from tacoq.relay.client import RelayClient, SyncRelayClient
 from tacoq.relay.service import RelayService
 from tacoq.testing import fresh_namespace
 from tacoq.worker import WorkerApp

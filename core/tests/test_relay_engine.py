@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from tacoq.broker import RELAY_QUEUE, Broker
 from tacoq.builtin.memory_store import MemoryStore
+from tacoq.contracts.broker import RELAY_QUEUE, Broker
+from tacoq.contracts.store import BatchResult, DeadLetterRecord, Store
 from tacoq.errors import StoreUnavailable
-from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus, utcnow
+from tacoq.model.task import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus, utcnow
+from tacoq.model.wire import UPDATES_CONTENT_TYPE, Envelope, encode_assignment, encode_updates
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
-from tacoq.store import BatchResult, DeadLetterRecord, Store
 from tacoq.testing import FakeClock, all_dead_letters, eventually, fresh_namespace
-from tacoq.wire import UPDATES_CONTENT_TYPE, Envelope, encode_assignment, encode_updates
 from tacoq.worker import WorkerApp
 
 WAIT = 15.0

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tacoq.broker import worker_queue
-from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
-from tacoq.publisher import Publisher
+from tacoq.contracts.broker import worker_queue
+from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent, utcnow
+from tacoq.model.wire import encode_updates
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.service import RelayService
 from tacoq.testing import eventually, fresh_namespace
-from tacoq.wire import encode_updates
 
 Started = tuple[RelayService, httpx.AsyncClient]
 StartRelay = Callable[..., AbstractAsyncContextManager[Started]]

@@ -19,11 +19,11 @@ from tacoq.errors import (
     UnknownTaskError,
     WireFormatError,
 )
-from tacoq.models import Phase, TaskEvent, TaskStatus, utcnow
-from tacoq.publisher import Publisher, SyncPublisher
+from tacoq.model.task import Phase, TaskEvent, TaskStatus, utcnow
+from tacoq.model.wire import H_REPLY_TO, Envelope, encode_assignment, reply_address
+from tacoq.publishing.publisher import Publisher, SyncPublisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
-from tacoq.wire import H_REPLY_TO, Envelope, encode_assignment, reply_address
 from tacoq.worker import WorkerApp
 
 WAIT = 15.0
@@ -186,7 +186,7 @@ def assignment(value: bytes) -> TaskEvent:
         task_kind="double",
         worker_kind=KIND,
         created_at=utcnow(),
-        input=tacoq.models.Payload("application/json", value),
+        input=tacoq.model.task.Payload("application/json", value),
     )
 
 

@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from tacoq.models import Phase, TaskEvent, utcnow
-from tacoq.worker_report import RunningNotices, TaskReporter
+from tacoq.model.task import Phase, TaskEvent, utcnow
+from tacoq.worker.report import RunningNotices, TaskReporter
 
 THRESHOLD = 0.05
 TICK = 0.01

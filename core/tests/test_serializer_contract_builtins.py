@@ -10,13 +10,13 @@ import pydantic
 import pytest
 from typing_extensions import TypedDict
 
-from tacoq.serializers import (
+from tacoq.builtin.serializers import (
     BytesSerializer,
     JsonSerializer,
     PydanticModelSerializer,
-    Serializer,
     TextSerializer,
 )
+from tacoq.contracts.serializer import Serializer
 from tacoq.testing.serializer_contract import (
     GARBAGE_PAYLOADS,
     SerializerContract,

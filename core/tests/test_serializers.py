@@ -13,21 +13,22 @@ from typing import Any
 import pydantic
 import pytest
 
+from tacoq.builtin.serializers import (
+    BytesSerializer,
+    JsonSerializer,
+    PydanticModelSerializer,
+    TextSerializer,
+)
 from tacoq.errors import PayloadTooLarge, SerializationError, TacoqError, TaskFailed
-from tacoq.models import ErrorInfo, Payload, Task, TaskStatus
-from tacoq.plugins import build_plugin_host, reset_plugin_host
-from tacoq.serializers import (
+from tacoq.model.task import ErrorInfo, Payload, Task, TaskStatus
+from tacoq.plugins import build_plugin_host, default_registry, reset_plugin_host
+from tacoq.serialization import (
     BYTES_CONTENT_TYPE,
     DEFAULT_MAX_PAYLOAD_BYTES,
     JSON_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
-    BytesSerializer,
-    JsonSerializer,
-    PydanticModelSerializer,
     SerializerRegistry,
-    TextSerializer,
     check_payload_size,
-    default_registry,
 )
 
 

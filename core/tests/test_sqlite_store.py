@@ -15,7 +15,7 @@ import pytest
 
 from tacoq.builtin.sqlite_store import SqliteStore, sqlite_path, table_name
 from tacoq.errors import ConfigError, StoreUnavailable
-from tacoq.models import Phase
+from tacoq.model.task import Phase
 from tacoq.testing import fresh_namespace
 from tacoq.testing.store_contract import StoreContract, event
 
@@ -45,7 +45,7 @@ def _run_in_subprocess(code: str) -> str:
 _SUBPROCESS_PRELUDE = """
     import asyncio, sys, uuid
     from tacoq.builtin.sqlite_store import SqliteStore
-    from tacoq.models import Phase
+    from tacoq.model.task import Phase
     from tacoq.testing.store_contract import event
 """
 
@@ -193,7 +193,7 @@ async def test_a_database_that_stays_locked_is_unavailable(tmp_path: Path) -> No
 
 
 async def test_text_another_program_wrote_that_is_not_utf8_still_loads(tmp_path: Path) -> None:
-    from tacoq.models import ErrorInfo
+    from tacoq.model.task import ErrorInfo
     from tacoq.relay.api_models import task_to_api
 
     ns = fresh_namespace("sqlite-bytes")

@@ -20,12 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tacoq import strict_json
 from tacoq.errors import SerializationError
-from tacoq.models import Task
-from tacoq.publisher import Publisher, SyncPublisher
+from tacoq.model import strict_json
+from tacoq.model.task import Task
+from tacoq.plugins import default_registry
+from tacoq.publishing.publisher import Publisher, SyncPublisher
 from tacoq.relay.engine import RelayEngine
-from tacoq.serializers import default_registry
 from tacoq.testing import fresh_namespace
 from tacoq.worker import WorkerApp
 

@@ -10,19 +10,19 @@ import os
 import uuid
 from collections.abc import Sequence
 
-from tacoq.broker import RELAY_QUEUE
 from tacoq.builtin.memory_broker import MemoryBroker
+from tacoq.contracts.broker import RELAY_QUEUE
 from tacoq.errors import PublishError
-from tacoq.models import Payload, Phase, TaskEvent, utcnow
+from tacoq.model.task import Payload, Phase, TaskEvent, utcnow
+from tacoq.model.wire import Envelope, decode_updates
 from tacoq.testing import fresh_namespace
-from tacoq.updates import (
+from tacoq.worker.updates import (
     EAGER_EVENTS,
     MAX_MESSAGE_BYTES,
     MESSAGES_IN_FLIGHT,
     CompletedCache,
     UpdateBatcher,
 )
-from tacoq.wire import Envelope, decode_updates
 
 
 class GatedBroker(MemoryBroker):

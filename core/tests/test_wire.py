@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tacoq.errors import UnknownMessageKind, WireFormatError
-from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent
-from tacoq.wire import (
+from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent
+from tacoq.model.wire import (
     MAX_HEADER_VALUE_LENGTH,
     UPDATES_CONTENT_TYPE,
     WIRE_VERSION,

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from tacoq.builtin.sqlite_store import SqliteStore
 from tacoq.errors import UnknownMessageKind, WireFormatError
-from tacoq.models import TaskEvent
+from tacoq.model.task import TaskEvent
+from tacoq.model.wire import Envelope, decode_assignment, decode_updates
 from tacoq.testing import fresh_namespace
 from tacoq.testing.poison import (
     EDGE_TIMESTAMPS,
@@ -29,7 +30,6 @@ from tacoq.testing.poison import (
     updates_envelopes,
 )
 from tacoq.testing.storable import Outcome, classify, store_message
-from tacoq.wire import Envelope, decode_assignment, decode_updates
 
 EXAMPLES = 400
 STORE_EXAMPLES = 150

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from tacoq.errors import WireFormatError
-from tacoq.wire import UPDATES_CONTENT_TYPE, Envelope, decode, decode_assignment
+from tacoq.model.wire import UPDATES_CONTENT_TYPE, Envelope, decode, decode_assignment
 
 HUGE = "x" * 70_000
 #: The longest message a decoder error should have (a dead letter keeps 1000 characters).

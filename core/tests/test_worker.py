@@ -15,12 +15,12 @@ import pytest
 from pydantic import BaseModel
 
 import tacoq
+from tacoq.contracts.hookspecs import hookimpl
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.errors import HandlerSignatureError, TaskFailed
-from tacoq.events import LifecycleEvent, LifecycleKind
-from tacoq.hookspecs import hookimpl
-from tacoq.models import Task, TaskStatus
+from tacoq.model.task import Task, TaskStatus
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import eventually, fresh_namespace
 from tacoq.worker import TaskDef, WorkerApp

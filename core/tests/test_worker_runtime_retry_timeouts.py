@@ -15,14 +15,14 @@ from uuid import UUID
 import pytest
 
 import tacoq
-from tacoq.models import Task
+from tacoq.model.task import Task
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
-from tacoq.retry import RetryPolicy
 from tacoq.testing import eventually, fresh_namespace
 from tacoq.worker import WorkerApp
-from tacoq.worker_runtime import WorkerRuntime
+from tacoq.worker.retry import RetryPolicy
+from tacoq.worker.runtime import WorkerRuntime
 
 WAIT = 15.0
 

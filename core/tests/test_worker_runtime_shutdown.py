@@ -9,13 +9,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from tacoq.models import TaskStatus
+from tacoq.model.task import TaskStatus
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import eventually, fresh_namespace
 from tacoq.worker import WorkerApp
-from tacoq.worker_runtime import WorkerRuntime
+from tacoq.worker.runtime import WorkerRuntime
 
 
 @dataclass

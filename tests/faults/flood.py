@@ -27,13 +27,13 @@ from typing import Any
 import pika
 from hypothesis import strategies as st
 
-from tacoq.broker import DEFAULT_DELIVERY_LIMIT, RELAY_QUEUE, worker_queue
+from tacoq.contracts.broker import DEFAULT_DELIVERY_LIMIT, RELAY_QUEUE, worker_queue
 from tacoq.errors import WireFormatError
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
+from tacoq.model.wire import UPDATES_CONTENT_TYPE, Envelope, decode_assignment
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.testing.consumer_probe import relay_outcome, with_fresh_task_id
 from tacoq.testing.poison import amqp_header_tables, bodies, draw_examples, hostile_envelopes
 from tacoq.testing.storable import Outcome, classify
-from tacoq.wire import UPDATES_CONTENT_TYPE, Envelope, decode_assignment
 from tacoq_rabbit.codec import envelope_from, previous_deliveries
 from tacoq_rabbit.testing import amqp_properties, as_received
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import aio_pika
 
-from tacoq.wire import UPDATES_CONTENT_TYPE
+from tacoq.model.wire import UPDATES_CONTENT_TYPE
 
 from .harness import (
     HERE,

@@ -20,7 +20,7 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
-from tacoq.cursors import encode_cursor
+from tacoq.contracts.cursors import encode_cursor
 
 schemathesis.openapi.format(
     "tacoq-cursor",

@@ -29,9 +29,9 @@ from rich.table import Table
 
 import tacoq
 from tacoq.config import redact_url, resolve_broker_url, resolve_namespace, resolve_store_url
-from tacoq.events import LifecycleEvent, LifecycleKind
-from tacoq.hookspecs import hookimpl
-from tacoq.models import Task
+from tacoq.contracts.hookspecs import hookimpl
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
+from tacoq.model.task import Task
 from tacoq.plugins import get_plugin_host
 from tacoq.relay.engine import RelayEngine
 

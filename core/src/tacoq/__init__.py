@@ -10,10 +10,11 @@ import importlib
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
+from tacoq import _moved
+from tacoq.model import task as _task
+
 if TYPE_CHECKING:
-    from tacoq.client import RelayClient as RelayClient
-    from tacoq.client import SyncRelayClient as SyncRelayClient
-    from tacoq.context import TaskContext as TaskContext
+    from tacoq.contracts.hookspecs import hookimpl as hookimpl
     from tacoq.errors import ConfigError as ConfigError
     from tacoq.errors import HandlerSignatureError as HandlerSignatureError
     from tacoq.errors import PayloadTooLarge as PayloadTooLarge
@@ -26,21 +27,23 @@ if TYPE_CHECKING:
     from tacoq.errors import TacoqError as TacoqError
     from tacoq.errors import TaskFailed as TaskFailed
     from tacoq.errors import UnknownSchemeError as UnknownSchemeError
-    from tacoq.hookspecs import hookimpl as hookimpl
-    from tacoq.models import ErrorInfo as ErrorInfo
-    from tacoq.models import Payload as Payload
-    from tacoq.models import Task as Task
-    from tacoq.models import TaskStatus as TaskStatus
-    from tacoq.publisher import Publisher as Publisher
-    from tacoq.publisher import SyncPublisher as SyncPublisher
+    from tacoq.model.task import ErrorInfo as ErrorInfo
+    from tacoq.model.task import Payload as Payload
+    from tacoq.model.task import Task as Task
+    from tacoq.model.task import TaskStatus as TaskStatus
+    from tacoq.publishing.publisher import Publisher as Publisher
+    from tacoq.publishing.publisher import SyncPublisher as SyncPublisher
+    from tacoq.relay.client import RelayClient as RelayClient
+    from tacoq.relay.client import SyncRelayClient as SyncRelayClient
     from tacoq.relay.engine import RelayEngine as RelayEngine
-    from tacoq.worker import TaskDef as TaskDef
-    from tacoq.worker import WorkerApp as WorkerApp
+    from tacoq.worker.app import TaskDef as TaskDef
+    from tacoq.worker.app import WorkerApp as WorkerApp
+    from tacoq.worker.context import TaskContext as TaskContext
 
 _LAZY = {
-    "RelayClient": "tacoq.client",
-    "SyncRelayClient": "tacoq.client",
-    "TaskContext": "tacoq.context",
+    "RelayClient": "tacoq.relay.client",
+    "SyncRelayClient": "tacoq.relay.client",
+    "TaskContext": "tacoq.worker.context",
     "ConfigError": "tacoq.errors",
     "HandlerSignatureError": "tacoq.errors",
     "PayloadTooLarge": "tacoq.errors",
@@ -53,17 +56,30 @@ _LAZY = {
     "TacoqError": "tacoq.errors",
     "TaskFailed": "tacoq.errors",
     "UnknownSchemeError": "tacoq.errors",
-    "hookimpl": "tacoq.hookspecs",
-    "ErrorInfo": "tacoq.models",
-    "Payload": "tacoq.models",
-    "Task": "tacoq.models",
-    "TaskStatus": "tacoq.models",
-    "Publisher": "tacoq.publisher",
-    "SyncPublisher": "tacoq.publisher",
+    "hookimpl": "tacoq.contracts.hookspecs",
+    "ErrorInfo": "tacoq.model.task",
+    "Payload": "tacoq.model.task",
+    "Task": "tacoq.model.task",
+    "TaskStatus": "tacoq.model.task",
+    "Publisher": "tacoq.publishing.publisher",
+    "SyncPublisher": "tacoq.publishing.publisher",
     "RelayEngine": "tacoq.relay.engine",
     "TaskDef": "tacoq.worker",
     "WorkerApp": "tacoq.worker",
 }
+
+_moved.install()  # the import paths of before the core was laid out by role, for one release
+
+
+def _serializers() -> _task.PayloadDecoder:
+    """The process's serializers (the plugin host's registry), for ``Task.result()``."""
+    from tacoq.plugins import get_plugin_host
+
+    return get_plugin_host().serializers
+
+
+# The model imports no runtime: the composition root tells it where the serializers are.
+_task.default_serializers = _serializers
 
 try:
     __version__ = _metadata.version("tacoq-core")

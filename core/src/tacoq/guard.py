@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from tacoq.broker import Delivery
+from tacoq.contracts.broker import Delivery
 from tacoq.errors import PublishError, StoreUnavailable
 
 __all__ = ["OUTAGES", "describe_failure", "is_outage", "note_unknown_kind", "set_aside"]

@@ -29,16 +29,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pluggy
 
-from tacoq import hookspecs
 from tacoq.config import redact_url, url_scheme
+from tacoq.contracts import hookspecs
 from tacoq.errors import ConfigError, PluginError, UnknownSchemeError
 
 if TYPE_CHECKING:
-    from tacoq.broker import Broker, BrokerFactory
-    from tacoq.events import HandlerMiddleware, TaskListener
-    from tacoq.runner import WorkerRunner, WorkerRunRequest
-    from tacoq.serializers import Serializer, SerializerRegistry
-    from tacoq.store import Store, StoreFactory
+    from tacoq.contracts.broker import Broker, BrokerFactory
+    from tacoq.contracts.lifecycle import HandlerMiddleware, TaskListener
+    from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
+    from tacoq.contracts.serializer import Serializer
+    from tacoq.contracts.store import Store, StoreFactory
+    from tacoq.serialization import SerializerRegistry
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -46,6 +47,7 @@ __all__ = [
     "PluginHost",
     "PluginInfo",
     "build_plugin_host",
+    "default_registry",
     "get_plugin_host",
     "reset_plugin_host",
 ]
@@ -202,7 +204,7 @@ class PluginHost:
     @functools.cached_property
     def serializers(self) -> SerializerRegistry:
         """The serializer registry: every plugin's serializers, built-ins last."""
-        from tacoq.serializers import SerializerRegistry
+        from tacoq.serialization import SerializerRegistry
 
         found: list[Serializer] = []
         for answer in self.pm.hook.tacoq_serializers():
@@ -368,3 +370,8 @@ def require_scheme_kind(url: str, *, in_process: bool, command: str) -> None:
             f"{redact_url(url)!r}; use a network backend (for example amqp:// and "
             "postgresql://), or run everything in one process with `tacoq demo`"
         )
+
+
+def default_registry() -> SerializerRegistry:
+    """The registry built from every installed plugin's serializers (the process-wide host's)."""
+    return get_plugin_host().serializers

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
 from tacoq_rabbit.link import delete_namespace

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tacoq.runner import WorkerRunRequest
+from tacoq.contracts.runner import WorkerRunRequest
 from tacoq_hotreload import hooks
 from tacoq_hotreload.runner import ReloadRunner, child_command
 from tacoq_hotreload.watch import (

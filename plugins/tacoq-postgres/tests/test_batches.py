@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from tacoq.merge import fold
-from tacoq.models import ErrorInfo, Phase, TaskEvent, TaskStatus
+from tacoq.model.merge import fold
+from tacoq.model.task import ErrorInfo, Phase, TaskEvent, TaskStatus
 from tacoq.testing.clock import FakeClock
 from tacoq.testing.strategies import event
 from tacoq_postgres.store import PostgresStore
@@ -50,7 +50,7 @@ ORDERS = {
 async def test_arrival_orders_converge_to_the_core_fold(
     pg: PostgresStore, order: str, one_batch: bool
 ) -> None:
-    """Whatever the order and duplication, the row equals ``tacoq.merge.fold``'s."""
+    """Whatever the order and duplication, the row equals ``tacoq.model.merge.fold``'s."""
     task_id = uuid.uuid4()
     history = _history(task_id)
     arrived = [history[i] for i in ORDERS[order]]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 
-from tacoq.models import Phase
+from tacoq.model.task import Phase
 from tacoq.testing import fresh_namespace
 from tacoq.testing.strategies import event
 from tacoq_postgres.migrate import latest

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tacoq.contracts.store import Store
 from tacoq.plugins import get_plugin_host
-from tacoq.store import Store
 from tacoq.testing.store_contract import OpenStore, StoreContract
 from tacoq_postgres.store import PostgresStore
 from tacoq_postgres.testing import drop_schemas

@@ -13,14 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tacoq.model.wire import Envelope
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
 from tacoq.testing.consumer_probe import RelayProbe
 from tacoq.testing.poison import hostile_envelopes, updates_envelopes
 from tacoq.testing.storable import store_message
-from tacoq.wire import Envelope
 from tacoq.worker import WorkerApp
 from tacoq_postgres.store import PostgresStore
 from tacoq_postgres.testing import MakeStore

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import replace
 
 from tacoq.errors import StoreUnavailable
-from tacoq.merge import fold
-from tacoq.models import Phase, TaskEvent
+from tacoq.model.merge import fold
+from tacoq.model.task import Phase, TaskEvent
 from tacoq.testing import eventually
 from tacoq.testing.strategies import event
 from tacoq_postgres.store import PostgresStore

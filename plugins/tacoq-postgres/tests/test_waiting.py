@@ -7,7 +7,7 @@ import uuid
 
 from psycopg import sql
 
-from tacoq.models import Phase, Task
+from tacoq.model.task import Phase, Task
 from tacoq.testing import eventually
 from tacoq.testing.strategies import event
 from tacoq_postgres.sql import NOTIFY_LIMIT

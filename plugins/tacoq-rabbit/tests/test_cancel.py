@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tacoq.broker import worker_queue
+from tacoq.contracts.broker import worker_queue
 from tacoq.plugins import get_plugin_host
 from tacoq.testing import eventually
 from tacoq.testing.broker_contract import make_assignment

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tacoq.broker import Broker
+from tacoq.contracts.broker import Broker
 from tacoq.plugins import get_plugin_host
 from tacoq.testing import fresh_namespace
 from tacoq.testing.broker_contract import BrokerContract, ConnectBroker

@@ -13,14 +13,14 @@ from uuid import UUID
 import aio_pika
 import pytest_asyncio
 
-from tacoq.broker import worker_queue
-from tacoq.models import TaskStatus
+from tacoq.contracts.broker import worker_queue
+from tacoq.model.task import TaskStatus
+from tacoq.model.wire import Envelope
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import all_dead_letters, eventually
 from tacoq.testing.broker_contract import make_assignment, make_update
-from tacoq.wire import Envelope
 from tacoq.worker import WorkerApp
 from tacoq_rabbit.topology import Topology
 
@@ -132,7 +132,7 @@ async def test_relay_dead_letters_malformed_messages_and_carries_on(
             aio_pika.Message(good.body, headers=dict(good.headers), content_type=good.content_type),
             routing_key=queue,
         )
-    (event,) = __import__("tacoq.wire", fromlist=["decode"]).decode(good)
+    (event,) = __import__("tacoq.model.wire", fromlist=["decode"]).decode(good)
 
     async def stored() -> object:
         return await relay.store.get(event.id)

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from pamqp import commands, decode
 from pamqp import encode as pamqp_encode
 
+from tacoq.model.wire import Envelope
 from tacoq.testing.poison import amqp_header_tables, amqp_values, bodies, hostile_envelopes
 from tacoq.testing.storable import classify
-from tacoq.wire import Envelope
 from tacoq_rabbit import tolerant
 from tacoq_rabbit.codec import envelope_from
 from tacoq_rabbit.testing import amqp_properties, as_received

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
 from tacoq.worker import WorkerApp

@@ -15,9 +15,9 @@ import pika
 import pytest
 import pytest_asyncio
 
-from tacoq.broker import RELAY_QUEUE, worker_queue
+from tacoq.contracts.broker import RELAY_QUEUE, worker_queue
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import all_dead_letters, eventually
 from tacoq.worker import WorkerApp

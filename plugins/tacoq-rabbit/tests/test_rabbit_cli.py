@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from tacoq.broker import worker_queue
+from tacoq.contracts.broker import worker_queue
 from tacoq.testing import fresh_namespace
 from tacoq.testing.broker_contract import make_assignment
 from tacoq_rabbit.broker import RabbitBroker

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tacoq.broker import RELAY_QUEUE, Delivery, worker_queue
+from tacoq.contracts.broker import RELAY_QUEUE, Delivery, worker_queue
 from tacoq.errors import PublishError
 from tacoq.testing.broker_contract import make_assignment, make_update
 from tacoq_rabbit.broker import RabbitBroker

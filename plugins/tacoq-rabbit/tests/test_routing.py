@@ -9,9 +9,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest_asyncio
 
-from tacoq.broker import RELAY_QUEUE, Broker, Consumer, Delivery, priority_level, worker_queue
+from tacoq.contracts.broker import (
+    RELAY_QUEUE,
+    Broker,
+    Consumer,
+    Delivery,
+    priority_level,
+    worker_queue,
+)
 from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
+from tacoq.publishing.publisher import Publisher
 from tacoq.testing.broker_contract import make_assignment
 from tacoq.worker import WorkerApp
 

@@ -17,8 +17,8 @@ import pika
 import pytest
 import pytest_asyncio
 
-from tacoq.models import TaskStatus
-from tacoq.publisher import Publisher
+from tacoq.model.task import TaskStatus
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
 from tacoq.worker import WorkerApp

@@ -19,7 +19,7 @@ from tacoq.errors import ConfigError
 from tacoq_cli.commands.task import RelayUrlOption, TokenOption, open_client, parse_task_id
 
 if TYPE_CHECKING:
-    from tacoq.client import SyncRelayClient
+    from tacoq.relay.client import SyncRelayClient
     from tacoq.relay.dead_letter_models import DeadLetterOut
 
 __all__ = ["app", "register"]

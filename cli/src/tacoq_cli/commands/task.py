@@ -14,8 +14,8 @@ import typer
 from tacoq.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tacoq.client import SyncRelayClient
-    from tacoq.models import Task
+    from tacoq.model.task import Task
+    from tacoq.relay.client import SyncRelayClient
 
 __all__ = ["RelayUrlOption", "TokenOption", "open_client", "register", "show_task", "task"]
 
@@ -44,7 +44,7 @@ def parse_task_id(text: str) -> UUID:
 
 def open_client(relay_url: str | None, token: str | None) -> SyncRelayClient:
     """The blocking relay client the commands use."""
-    from tacoq.client import SyncRelayClient
+    from tacoq.relay.client import SyncRelayClient
 
     return SyncRelayClient(relay_url, token=token)
 

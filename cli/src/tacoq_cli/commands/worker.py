@@ -16,8 +16,8 @@ from tacoq.errors import ConfigError
 from tacoq_cli.logs import configure_logging
 
 if TYPE_CHECKING:
+    from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
     from tacoq.plugins import PluginHost
-    from tacoq.runner import WorkerRunner, WorkerRunRequest
 
 __all__ = ["HOTRELOAD_DISTRIBUTION", "register", "worker"]
 
@@ -76,8 +76,8 @@ def worker(
     The first signal stops taking tasks, hands held ones back to the queue, lets running ones
     finish within --grace seconds and exits 0; a second signal exits at once.
     """
+    from tacoq.contracts.runner import WorkerRunRequest
     from tacoq.plugins import get_plugin_host
-    from tacoq.runner import WorkerRunRequest
 
     if reload_dirs and not reload:
         raise ConfigError("--reload-dir only makes sense together with --reload")

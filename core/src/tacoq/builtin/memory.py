@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tacoq.broker import Broker
-    from tacoq.store import Store
+    from tacoq.contracts.broker import Broker
+    from tacoq.contracts.store import Store
 
 
 def memory_broker(url: str, *, namespace: str) -> Broker:

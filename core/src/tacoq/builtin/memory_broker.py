@@ -2,14 +2,14 @@
 
 Brokers made for the same URL (``memory://`` or ``memory://NAME``) share one :class:`_Server`
 kept in a module-level registry; a namespace isolates queues inside it (physical name
-``f"{namespace}.{logical}"``). It carries the same :class:`~tacoq.wire.Envelope` as the network
-brokers, so the embedded mode exercises serialization honestly.
+``f"{namespace}.{logical}"``). It carries the same :class:`~tacoq.model.wire.Envelope` as the
+network brokers, so the embedded mode exercises serialization honestly.
 
 Every operation is O(1): a queue keeps one deque per priority level, consumers pull from it
 under one :class:`threading.Lock`, and no asyncio task is created per message. A waiting
 consumer is woken on its own loop: directly when the waker runs in the same thread, with
-``call_soon_threadsafe`` otherwise (a :class:`~tacoq.publisher.SyncPublisher` publishes from a
-background thread with its own loop).
+``call_soon_threadsafe`` otherwise (a :class:`~tacoq.publishing.publisher.SyncPublisher` publishes
+from a background thread with its own loop).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 
-from tacoq.broker import (
+from tacoq.contracts.broker import (
     DEAD_LETTER_QUEUE,
     PRIORITY_LEVELS,
     RELAY_QUEUE,
@@ -39,7 +39,7 @@ from tacoq.broker import (
     worker_queue,
 )
 from tacoq.errors import ConfigError, PublishError, TacoqError
-from tacoq.wire import (
+from tacoq.model.wire import (
     EVENT_ASSIGN,
     H_DEAD_LETTER_ID,
     H_EVENT,
@@ -155,7 +155,7 @@ class _Server:
 
         A consumer already waiting set no timer for this message; woken, it looks again and
         times its wait by it, so the message is routed when due even if the publisher's loop
-        is gone by then (a closed :class:`~tacoq.publisher.SyncPublisher`).
+        is gone by then (a closed :class:`~tacoq.publishing.publisher.SyncPublisher`).
         """
         names = [RELAY_QUEUE]
         headers = envelope.headers

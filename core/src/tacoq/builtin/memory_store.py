@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from tacoq.broker import Health
-from tacoq.cursors import decode_cursor, encode_cursor, micros
-from tacoq.errors import StoreUnavailable
-from tacoq.merge import fold_batch, merge
-from tacoq.models import Phase, Task, TaskEvent
-from tacoq.store import (
+from tacoq.contracts.broker import Health
+from tacoq.contracts.cursors import decode_cursor, encode_cursor, micros
+from tacoq.contracts.store import (
     BatchResult,
     DeadLetterFilter,
     DeadLetterPage,
@@ -30,8 +27,11 @@ from tacoq.store import (
     dead_letter_matches,
     merge_dead_letter,
 )
+from tacoq.errors import StoreUnavailable
+from tacoq.model.merge import fold_batch, merge
+from tacoq.model.task import Phase, Task, TaskEvent
 
-# The cursor codec lived here; it is the stores' shared contract now (tacoq.cursors).
+# The cursor codec lived here; it is the stores' shared contract now (tacoq.contracts.cursors).
 __all__ = ["MemoryStore", "decode_cursor", "encode_cursor", "micros", "wake"]
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tacoq.hookspecs import hookimpl
-from tacoq.runner import BuiltinRunner, WorkerRunner, WorkerRunRequest
+from tacoq.contracts.hookspecs import hookimpl
+from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
+from tacoq.worker.runner import BuiltinRunner
 
 
 @hookimpl(trylast=True)

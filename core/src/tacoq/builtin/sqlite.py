@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tacoq.store import Store
+    from tacoq.contracts.store import Store
 
 
 def sqlite_store(url: str, *, namespace: str) -> Store:

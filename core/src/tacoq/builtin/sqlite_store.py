@@ -22,13 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-from tacoq.broker import Health
 from tacoq.builtin.memory_store import wake
-from tacoq.cursors import decode_cursor, micros
-from tacoq.errors import ConfigError, StoreUnavailable
-from tacoq.merge import MergeCounts, fold_batch, merge
-from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
-from tacoq.store import (
+from tacoq.contracts.broker import Health
+from tacoq.contracts.cursors import decode_cursor, micros
+from tacoq.contracts.store import (
     BatchResult,
     DeadLetterFilter,
     DeadLetterPage,
@@ -37,6 +34,9 @@ from tacoq.store import (
     TaskFilter,
     TaskPage,
 )
+from tacoq.errors import ConfigError, StoreUnavailable
+from tacoq.model.merge import MergeCounts, fold_batch, merge
+from tacoq.model.task import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
 
 __all__ = ["SqliteStore", "sqlite_path", "table_name"]
 
@@ -86,7 +86,7 @@ _DEAD_COLUMNS = [
     "first_seen", "last_seen", "count",
 ]  # fmt: skip
 #: On a second record of one id: the fields of whichever was seen last, the earliest
-#: first_seen, the latest last_seen, the greatest count (tacoq.store.merge_dead_letter).
+#: first_seen, the latest last_seen, the greatest count (tacoq.contracts.store.merge_dead_letter).
 _DEAD_LATEST = ("origin", "reason", "headers", "content_type", "body", "body_size", "task_id")
 
 

@@ -1,11 +1,11 @@
 """The JSON shapes of the relay's HTTP API (``docs/http-api.md``), as pydantic models.
 
-Responses are built from :class:`~tacoq.models.Task` rows by :func:`task_to_api`; timestamps
+Responses are built from :class:`~tacoq.model.task.Task` rows by :func:`task_to_api`; timestamps
 are RFC 3339 UTC ending in ``Z``. A payload carries its content type and an encoding that says
 how ``data`` is written, so a string and base64 bytes can never be confused:
 
 - ``json``: the content type is JSON (``application/json``, ``*+json``) and the bytes are strict
-  JSON (:mod:`tacoq.strict_json`: no NaN, no number beyond a double, no lone surrogate escape,
+  JSON (:mod:`tacoq.model.strict_json`: no NaN, no number beyond a double, no lone surrogate escape,
   at most ``MAX_JSON_DEPTH`` levels deep); ``data`` is the parsed JSON value;
 - ``text``: a ``text/*`` content type, or JSON bytes that are not strict JSON but are UTF-8;
   ``data`` is the text, unchanged;
@@ -37,10 +37,10 @@ from pydantic import (
     model_validator,
 )
 
-from tacoq.models import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus, escape_surrogates
-from tacoq.strict_json import MAX_JSON_DEPTH, StrictJSONError, deeper_than
-from tacoq.strict_json import loads as strict_loads
-from tacoq.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
+from tacoq.model.strict_json import MAX_JSON_DEPTH, StrictJSONError, deeper_than
+from tacoq.model.strict_json import loads as strict_loads
+from tacoq.model.task import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus, escape_surrogates
+from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
 
 __all__ = [
     "BASE64_PATTERN",
@@ -377,7 +377,7 @@ def payload_from_api(payload: PayloadOut | None) -> Payload | None:
 
 
 def task_from_api(out: TaskOut) -> Task:
-    """A :class:`~tacoq.models.Task` from its API shape (what the relay client returns)."""
+    """A :class:`~tacoq.model.task.Task` from its API shape (what the relay client returns)."""
     err = out.error
     return Task(
         id=out.id,

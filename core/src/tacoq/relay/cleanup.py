@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from tacoq.contracts.store import Store
 from tacoq.errors import StoreUnavailable
-from tacoq.store import Store
 
 __all__ = ["CleanupJob"]
 

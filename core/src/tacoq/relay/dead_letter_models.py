@@ -1,6 +1,6 @@
 """The JSON shapes of the relay's dead-letter routes (``docs/http-api.md``, "Dead letters").
 
-Pydantic only (no FastAPI), so :class:`~tacoq.client.RelayClient` reads them too.
+Pydantic only (no FastAPI), so :class:`~tacoq.relay.client.RelayClient` reads them too.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from tacoq.models import Payload
+from tacoq.contracts.store import DeadLetterRecord
+from tacoq.model.task import Payload
+from tacoq.model.wire import format_timestamp
 from tacoq.relay.api_models import NO_NUL_PATTERN, PayloadOut, TaskId, payload_to_api
-from tacoq.store import DeadLetterRecord
-from tacoq.wire import format_timestamp
 
 __all__ = [
     "MAX_LIST_LIMIT",

@@ -16,6 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi import Path as PathParameter
 
+from tacoq.contracts.store import DeadLetterFilter
 from tacoq.errors import DeadLetterNotFound, PublishError, RequeueRefused
 from tacoq.relay.api_models import ErrorBody, TaskId
 from tacoq.relay.dead_letter_models import (
@@ -32,7 +33,6 @@ from tacoq.relay.dead_letter_models import (
 from tacoq.relay.params import Cursor, NoNulText
 from tacoq.relay.requeue import requeue_dead_letter
 from tacoq.relay.strict_route import StrictJSONRoute
-from tacoq.store import DeadLetterFilter
 
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService

@@ -1,11 +1,12 @@
 """Dead letters into the store: what the relay keeps of each, and the task it completes.
 
-The relay consumes the namespace's dead-letter queue (:data:`~tacoq.broker.DEAD_LETTER_QUEUE`)
-into the store, which owns dead letters (``docs/architecture.md``, "Dead letters"). For each
-dead letter it keeps a :class:`~tacoq.store.DeadLetterRecord` (:func:`record_of`) and, when the
-message names a task that is not completed yet and nobody reported its completion, completes
-that task as ``DeadLettered`` with the reason (:func:`completion_of`), so nobody waits for it
-forever. Both are pure functions of the dead letter; the engine does the I/O.
+The relay consumes the namespace's dead-letter queue
+(:data:`~tacoq.contracts.broker.DEAD_LETTER_QUEUE`) into the store, which owns dead letters
+(``docs/architecture.md``, "Dead letters"). For each dead letter it keeps a
+:class:`~tacoq.contracts.store.DeadLetterRecord` (:func:`record_of`) and, when the message names a
+task that is not completed yet and nobody reported its completion, completes that task as
+``DeadLettered`` with the reason (:func:`completion_of`), so nobody waits for it forever. Both are
+pure functions of the dead letter; the engine does the I/O.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import re
 from datetime import datetime
 from uuid import UUID
 
-from tacoq.broker import DeadLetter, worker_kind_of
-from tacoq.models import (
+from tacoq.contracts.broker import DeadLetter, worker_kind_of
+from tacoq.contracts.store import DeadLetterRecord
+from tacoq.model.task import (
     DEFAULT_TTL_SECONDS,
     MAX_NAME_TEXT,
     ErrorInfo,
@@ -25,8 +27,7 @@ from tacoq.models import (
     TaskEvent,
     readable_text,
 )
-from tacoq.store import DeadLetterRecord
-from tacoq.wire import (
+from tacoq.model.wire import (
     H_ATTEMPT,
     H_DEAD_LETTER_ID,
     H_ID,
@@ -82,7 +83,7 @@ def record_of(letter: DeadLetter, now: datetime, *, body_limit: int) -> DeadLett
     Its id is the message's ``tacoq-dead-letter-id``; a message without one (published into
     the dead-letter queue by something other than a TacoQ broker) gets an id derived from its
     content, so the intake stays idempotent when the message is delivered again. ``count`` is
-    ``tacoq-requeues + 1``. Text is made storable (:func:`~tacoq.models.readable_text`) and
+    ``tacoq-requeues + 1``. Text is made storable (:func:`~tacoq.model.task.readable_text`) and
     bounded; the body is kept up to ``body_limit`` bytes.
     """
     envelope = letter.envelope
@@ -124,8 +125,8 @@ def completion_of(
     """The ``DeadLettered`` completion of the task ``record`` names, or ``None``.
 
     ``None`` when the message names no task, its completion was already reported
-    (:attr:`~tacoq.broker.DeadLetter.task_completed`), the task's ``row`` is completed, or the
-    row is at a later attempt than the message (a retry is under way). The kinds and ttl come
+    (:attr:`~tacoq.contracts.broker.DeadLetter.task_completed`), the task's ``row`` is completed,
+    or the row is at a later attempt than the message (a retry is under way). The kinds and ttl come
     from the row, else from the message's headers when they are usable.
     """
     if record.task_id is None or letter.task_completed or (row is not None and row.is_completed):

@@ -28,17 +28,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from tacoq.broker import DEAD_LETTER_QUEUE, RELAY_QUEUE, Broker, Consumer, DeadLetter, Delivery
 from tacoq.config import resolve_broker_url, resolve_namespace, resolve_store_url
+from tacoq.contracts.broker import (
+    DEAD_LETTER_QUEUE,
+    RELAY_QUEUE,
+    Broker,
+    Consumer,
+    DeadLetter,
+    Delivery,
+)
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind, TaskListener
+from tacoq.contracts.store import BatchResult, DeadLetterRecord, Store
 from tacoq.errors import UnknownMessageKind, WireFormatError
-from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
 from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
-from tacoq.models import TaskEvent, utcnow
+from tacoq.model.task import TaskEvent, utcnow
+from tacoq.model.wire import EVENT_ASSIGN, decode
 from tacoq.relay.cleanup import CleanupJob
 from tacoq.relay.dead_letters import completion_of, record_of
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
-from tacoq.store import BatchResult, DeadLetterRecord, Store
-from tacoq.wire import EVENT_ASSIGN, decode
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 
 __all__ = ["RelayEngine", "RelayStats"]
 

@@ -24,8 +24,9 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from tacoq.contracts.store import TaskFilter
 from tacoq.errors import PayloadTooLarge, StoreUnavailable
-from tacoq.models import Task, TaskStatus
+from tacoq.model.task import Task, TaskStatus
 from tacoq.relay.api_models import (
     ErrorBody,
     HealthOut,
@@ -43,7 +44,6 @@ from tacoq.relay.params import Cursor, KindFilter
 from tacoq.relay.responses import error_response
 from tacoq.relay.service import PublishConflict, PublishFailed, PublishRefused
 from tacoq.relay.strict_route import StrictJSONRoute
-from tacoq.store import TaskFilter
 
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService

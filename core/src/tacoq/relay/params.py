@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import AfterValidator
 
+from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH
 from tacoq.relay.api_models import NO_NUL_PATTERN
-from tacoq.wire import MAX_HEADER_VALUE_LENGTH
 
 __all__ = ["MAX_CURSOR_LENGTH", "Cursor", "KindFilter", "NoNulText", "no_nul"]
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 from dataclasses import replace
 from uuid import UUID
 
-from tacoq.broker import RELAY_QUEUE, Broker, worker_kind_of
+from tacoq.contracts.broker import RELAY_QUEUE, Broker, worker_kind_of
+from tacoq.contracts.store import DeadLetterRecord, Store
 from tacoq.errors import DeadLetterNotFound, RequeueRefused, WireFormatError
-from tacoq.relay.dead_letters import DEAD_LETTERED
-from tacoq.store import DeadLetterRecord, Store
-from tacoq.wire import (
+from tacoq.model.wire import (
     EVENT_ASSIGN,
     H_ATTEMPT,
     H_DEAD_LETTER_ID,
@@ -35,6 +34,7 @@ from tacoq.wire import (
     Envelope,
     decode_assignment,
 )
+from tacoq.relay.dead_letters import DEAD_LETTERED
 
 __all__ = ["requeue_dead_letter"]
 

@@ -2,9 +2,9 @@
 
 :class:`RelayService` wraps the one :class:`~tacoq.relay.engine.RelayEngine` (it never consumes
 anything itself) and adds what the HTTP API needs: the REST publish path (idempotent by id,
-through :meth:`~tacoq.store.Store.insert_if_absent`), health and counters, and a uvicorn server
-on a socket it binds itself (so ``port=0`` works and the bound port is known at once). Each part
-can be switched off: ``consume``, ``http``, ``cleanup``.
+through :meth:`~tacoq.contracts.store.Store.insert_if_absent`), health and counters, and a uvicorn
+server on a socket it binds itself (so ``port=0`` works and the bound port is known at once). Each
+part can be switched off: ``consume``, ``http``, ``cleanup``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from tacoq.broker import Broker, Health
+from tacoq.contracts.broker import Broker, Health
+from tacoq.contracts.store import Store
 from tacoq.errors import ConfigError, StoreUnavailable, TacoqError
-from tacoq.models import DEFAULT_TTL_SECONDS, Phase, TaskEvent, utcnow
-from tacoq.publisher import Publisher
+from tacoq.model.task import DEFAULT_TTL_SECONDS, Phase, TaskEvent, utcnow
+from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH
+from tacoq.publishing.publisher import Publisher
 from tacoq.relay.api_models import HealthOut, PartHealth, PublishIn
 from tacoq.relay.engine import (
     DEFAULT_ASSIGNMENT_LINGER,
@@ -32,9 +34,7 @@ from tacoq.relay.engine import (
     DEFAULT_MAX_BATCH_WAIT,
     RelayEngine,
 )
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
-from tacoq.store import Store
-from tacoq.wire import MAX_HEADER_VALUE_LENGTH
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",

@@ -1,4 +1,4 @@
-"""FastAPI routes whose JSON request bodies are parsed strictly (:mod:`tacoq.strict_json`).
+"""FastAPI routes whose JSON request bodies are parsed strictly (:mod:`tacoq.model.strict_json`).
 
 FastAPI parses bodies with Python's ``json``: it takes ``NaN``, ``Infinity`` and ``1e999`` (an
 infinite float) and lone surrogate escapes, and answers an undocumented ``400`` for invalid
@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
-from tacoq.strict_json import StrictJSONError
-from tacoq.strict_json import loads as strict_loads
+from tacoq.model.strict_json import StrictJSONError
+from tacoq.model.strict_json import loads as strict_loads
 
 __all__ = ["StrictJSONRoute"]
 
@@ -32,7 +32,7 @@ class _StrictJSONRequest(Request):
 
 
 class StrictJSONRoute(APIRoute):
-    """An ``APIRoute`` whose endpoint reads its JSON body with :mod:`tacoq.strict_json`."""
+    """An ``APIRoute`` whose endpoint reads its JSON body with :mod:`tacoq.model.strict_json`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """FastAPI's handler, given a request that parses JSON strictly."""

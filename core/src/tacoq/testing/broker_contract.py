@@ -22,12 +22,19 @@ from uuid import uuid4
 import pytest
 import pytest_asyncio
 
-from tacoq.broker import RELAY_QUEUE, Broker, Consumer, Delivery, priority_level, worker_queue
+from tacoq.contracts.broker import (
+    RELAY_QUEUE,
+    Broker,
+    Consumer,
+    Delivery,
+    priority_level,
+    worker_queue,
+)
 from tacoq.errors import WireFormatError
-from tacoq.models import Payload, Phase, TaskEvent, utcnow
+from tacoq.model.task import Payload, Phase, TaskEvent, utcnow
+from tacoq.model.wire import HEADER_PREFIX, Envelope, encode_assignment, encode_updates
 from tacoq.plugins import get_plugin_host
 from tacoq.testing.eventually import eventually, fresh_namespace
-from tacoq.wire import HEADER_PREFIX, Envelope, encode_assignment, encode_updates
 
 __all__ = ["BrokerContract", "ConnectBroker", "make_assignment", "make_update", "tacoq_headers"]
 

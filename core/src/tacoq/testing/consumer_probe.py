@@ -23,15 +23,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass, replace
 from enum import StrEnum
 
-from tacoq.broker import RELAY_QUEUE, Broker, worker_queue
+from tacoq.contracts.broker import RELAY_QUEUE, Broker, worker_queue
+from tacoq.contracts.store import DeadLetterRecord, Store
 from tacoq.errors import WireFormatError
+from tacoq.model.wire import EVENT_ASSIGN, H_ID, Envelope, decode_assignment
 from tacoq.relay.engine import RelayEngine
-from tacoq.store import DeadLetterRecord, Store
 from tacoq.testing.eventually import eventually
 from tacoq.testing.records import all_dead_letters
 from tacoq.testing.storable import Outcome, classify
-from tacoq.wire import EVENT_ASSIGN, H_ID, Envelope, decode_assignment
-from tacoq.worker_runtime import WorkerRuntime
+from tacoq.worker.runtime import WorkerRuntime
 
 __all__ = [
     "RelayProbe",

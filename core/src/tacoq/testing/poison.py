@@ -5,7 +5,7 @@ fault suite publishes thousands of them to a real broker. Every strategy is boun
 (no value is bigger than :data:`HUGE`) and deterministic under a fixed seed
 (:func:`draw_examples`).
 
-Envelope level (:class:`~tacoq.wire.Envelope`: string headers, a content type, body bytes):
+Envelope level (:class:`~tacoq.model.wire.Envelope`: string headers, a content type, body bytes):
 
 - :func:`hostile_envelopes`: any of the shapes below, mixed;
 - :func:`header_tables`: string-to-string tables with NUL, lone surrogates, empty, 256- and
@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tacoq.wire import UPDATES_CONTENT_TYPE, WIRE_VERSION, Envelope, format_timestamp
+from tacoq.model.wire import UPDATES_CONTENT_TYPE, WIRE_VERSION, Envelope, format_timestamp
 
 __all__ = [
     "EDGE_KINDS",

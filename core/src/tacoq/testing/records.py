@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tacoq.store import DeadLetterFilter, DeadLetterRecord, Store
+from tacoq.contracts.store import DeadLetterFilter, DeadLetterRecord, Store
 
 __all__ = ["all_dead_letters"]
 

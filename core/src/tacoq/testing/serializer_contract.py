@@ -16,7 +16,7 @@ Override two fixtures — ``serializer`` (the object your ``tacoq_serializers`` 
             return [(dict[str, int], {"a": 1}), (list[str], ["x", "y"])]
 
 The suite checks that the serializer claims each sample type, that ``load(dump(value))`` gives
-the value back (directly and through a :class:`~tacoq.serializers.SerializerRegistry`), that the
+the value back (directly and through a :class:`~tacoq.serialization.SerializerRegistry`), that the
 content types are valid ``type/subtype`` media types, and that a wrong value or garbage bytes
 raise :class:`~tacoq.errors.SerializationError` — never another exception, which a worker would
 report as a crash instead of a bad payload.
@@ -29,9 +29,10 @@ from typing import Any
 
 import pytest
 
+from tacoq.contracts.serializer import Codec, Serializer
 from tacoq.errors import SerializationError
-from tacoq.models import Payload
-from tacoq.serializers import Codec, Serializer, SerializerRegistry
+from tacoq.model.task import Payload
+from tacoq.serialization import SerializerRegistry
 
 __all__ = ["GARBAGE_PAYLOADS", "SerializerContract", "Unserializable", "is_media_type"]
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 
-from tacoq.broker import RELAY_QUEUE, DeadLetter
+from tacoq.contracts.broker import RELAY_QUEUE, DeadLetter
+from tacoq.contracts.store import DeadLetterRecord, Store
 from tacoq.errors import UnknownMessageKind, WireFormatError
-from tacoq.models import Task, TaskEvent, utcnow
+from tacoq.model.task import Task, TaskEvent, utcnow
+from tacoq.model.wire import Envelope, decode
 from tacoq.relay.dead_letters import record_of
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
-from tacoq.store import DeadLetterRecord, Store
-from tacoq.wire import Envelope, decode
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 
 __all__ = ["Outcome", "assert_utf8", "classify", "store_message"]
 

@@ -9,7 +9,7 @@
 
 Written for asynchronous, real stores: each test runs in a fresh namespace, waits with bounded
 timeouts instead of exact timings, and takes the ttl clock from the ``clock`` fixture. The merge
-rule's oracle is :func:`tacoq.merge.fold` itself.
+rule's oracle is :func:`tacoq.model.merge.fold` itself.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tacoq.merge import fold, merge
-from tacoq.models import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
-from tacoq.plugins import get_plugin_host
-from tacoq.store import (
+from tacoq.contracts.store import (
     DeadLetterFilter,
     DeadLetterRecord,
     Store,
     TaskFilter,
     merge_dead_letter,
 )
+from tacoq.model.merge import fold, merge
+from tacoq.model.task import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
+from tacoq.plugins import get_plugin_host
 from tacoq.testing.clock import FakeClock
 from tacoq.testing.eventually import fresh_namespace
 from tacoq.testing.records import all_dead_letters
@@ -157,7 +157,7 @@ class StoreContract:
     async def test_any_delivery_folds_like_the_merge_rule(
         self, store: Store, data: st.DataObject
     ) -> None:
-        """Shuffled, duplicated, batched histories give the rows of :func:`tacoq.merge.fold`."""
+        """Shuffled, duplicated, batched histories give the rows of ``tacoq.model.merge.fold``."""
         history = data.draw(task_histories(max_tasks=4), label="history")
         batches = with_fresh_ids(data.draw(deliveries(history), label="batches"))
         applied: list[TaskEvent] = []

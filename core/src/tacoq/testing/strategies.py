@@ -21,7 +21,7 @@ from uuid import UUID
 
 from hypothesis import strategies as st
 
-from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent
+from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent
 
 __all__ = [
     "T0",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tacoq.runner import WorkerRunner, WorkerRunRequest
+    from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
 
 
 @hookimpl

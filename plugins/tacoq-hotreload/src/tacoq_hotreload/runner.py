@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from tacoq_hotreload.watch import check_syntax, is_relevant, watch_roots
 
 if TYPE_CHECKING:
-    from tacoq.runner import WorkerRunRequest
+    from tacoq.contracts.runner import WorkerRunRequest
 
 __all__ = ["ReloadRunner", "child_command"]
 

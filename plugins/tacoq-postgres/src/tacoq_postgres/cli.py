@@ -57,7 +57,7 @@ def stats(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Tasks by status and kind, the oldest pending task, expired tasks awaiting cleanup."""
-    from tacoq.models import utcnow
+    from tacoq.model.task import utcnow
     from tacoq_postgres.report import collect
 
     report = asyncio.run(collect(_settings(url, namespace), utcnow()))

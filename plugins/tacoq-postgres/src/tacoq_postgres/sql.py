@@ -1,4 +1,4 @@
-"""The store's SQL for one schema, and the mapping between :class:`~tacoq.models.Task` and rows.
+"""The store's SQL for one schema, and the mapping between :class:`~tacoq.model.task.Task` and rows.
 
 Every statement is composed once per store with :class:`psycopg.sql.Identifier` for the schema
 and table, and rendered to bytes there: psycopg converts a ``bytes`` query once and caches it
@@ -19,8 +19,8 @@ from uuid import UUID
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tacoq.models import ErrorInfo, Payload, Task, TaskStatus
-from tacoq.store import DeadLetterRecord
+from tacoq.contracts.store import DeadLetterRecord
+from tacoq.model.task import ErrorInfo, Payload, Task, TaskStatus
 
 __all__ = [
     "COLUMNS",
@@ -236,7 +236,7 @@ class Statements:
             sql.SQL("%s::{}[]").format(sql.SQL(kind)) for _, kind in DEAD_COLUMNS
         )
         # The fields of whichever record was seen last, the earliest first_seen, the latest
-        # last_seen, the greatest count (tacoq.store.merge_dead_letter).
+        # last_seen, the greatest count (tacoq.contracts.store.merge_dead_letter).
         self.dead_upsert = _render(
             sql.SQL(
                 "INSERT INTO {0} ({1}) SELECT * FROM unnest({2}) ON CONFLICT (id) DO UPDATE "

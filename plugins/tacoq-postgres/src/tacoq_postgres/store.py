@@ -3,7 +3,7 @@
 A batch is one transaction of two round trips (pipeline mode): ``BEGIN``, advisory locks on the
 batch's ids in sorted order (this also covers ids without a row yet, so two relays cannot race
 an insert, and sorted order means no deadlock), and ``SELECT`` of their rows; then the batch
-is folded in Python with :func:`tacoq.merge.fold_batch` (the core rule, by construction), and
+is folded in Python with :func:`tacoq.model.merge.fold_batch` (the core rule, by construction), and
 one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE`` writes only the changed rows,
 one ``pg_notify`` statement announces the completed ids, and ``COMMIT``.
 """
@@ -24,12 +24,9 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from tacoq.broker import Health
-from tacoq.cursors import decode_cursor
-from tacoq.errors import ConfigError, StoreUnavailable
-from tacoq.merge import MergeCounts, fold_batch, merge
-from tacoq.models import Phase, Task, TaskEvent
-from tacoq.store import (
+from tacoq.contracts.broker import Health
+from tacoq.contracts.cursors import decode_cursor
+from tacoq.contracts.store import (
     BatchResult,
     DeadLetterFilter,
     DeadLetterPage,
@@ -39,6 +36,9 @@ from tacoq.store import (
     TaskPage,
     merge_dead_letter,
 )
+from tacoq.errors import ConfigError, StoreUnavailable
+from tacoq.model.merge import MergeCounts, fold_batch, merge
+from tacoq.model.task import Phase, Task, TaskEvent
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.listener import Listener
 from tacoq_postgres.settings import parse_store_url

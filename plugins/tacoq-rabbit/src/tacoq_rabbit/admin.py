@@ -24,7 +24,7 @@ from typing import Any, Self
 import pika
 import pika.exceptions
 
-from tacoq.broker import RELAY_QUEUE, worker_kind_of, worker_queue
+from tacoq.contracts.broker import RELAY_QUEUE, worker_kind_of, worker_queue
 from tacoq.errors import ConfigError
 from tacoq_rabbit.codec import header_text
 from tacoq_rabbit.pika_link import (

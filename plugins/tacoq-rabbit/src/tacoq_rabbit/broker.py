@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import aiormq.abc
 from pamqp import commands as spec
 
-from tacoq.broker import (
+from tacoq.contracts.broker import (
     DEAD_LETTER_QUEUE,
     RELAY_QUEUE,
     Broker,
@@ -33,7 +33,7 @@ from tacoq.broker import (
     worker_kind_of,
 )
 from tacoq.errors import TacoqError
-from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
+from tacoq.model.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
 from tacoq_rabbit.codec import envelope_from, header_text, property_fields
 from tacoq_rabbit.consumer import RabbitConsumer
 from tacoq_rabbit.link import RETRYABLE_ERRORS, Link, describe

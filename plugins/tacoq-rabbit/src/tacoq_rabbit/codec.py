@@ -1,4 +1,4 @@
-"""How an :class:`~tacoq.wire.Envelope` maps onto AMQP message properties, and back.
+"""How an :class:`~tacoq.model.wire.Envelope` maps onto AMQP message properties, and back.
 
 Client-neutral (plain dicts), so the aio-pika broker and the pika publisher share it.
 """
@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tacoq.wire import EVENT_ASSIGN, H_EVENT, H_ID, Envelope
+from tacoq.model.wire import EVENT_ASSIGN, H_EVENT, H_ID, Envelope
 from tacoq_rabbit.topology import H_DELIVERIES, TRANSPORT_HEADERS
 
 __all__ = [

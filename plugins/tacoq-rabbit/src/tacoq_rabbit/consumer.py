@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import aiormq.abc
 from pamqp import commands as spec
 
-from tacoq.broker import DEAD_LETTER_QUEUE, Consumer, DeadLetter, Delivery
+from tacoq.contracts.broker import DEAD_LETTER_QUEUE, Consumer, DeadLetter, Delivery
 from tacoq.errors import TacoqError
-from tacoq.wire import H_DEAD_LETTER_ID
+from tacoq.model.wire import H_DEAD_LETTER_ID
 from tacoq_rabbit.codec import ROUTING_HEADERS, envelope_from, header_text, previous_deliveries
 from tacoq_rabbit.link import CONNECTION_ERRORS, describe
 from tacoq_rabbit.tolerant import storable

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tacoq.hookspecs import hookimpl
+from tacoq.contracts.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tacoq.broker import Broker
+    from tacoq.contracts.broker import Broker
 
 
 def rabbit_broker(url: str, *, namespace: str) -> Broker:

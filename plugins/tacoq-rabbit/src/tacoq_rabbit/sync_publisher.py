@@ -1,7 +1,7 @@
 """``SyncRabbitPublisher``: publish TacoQ tasks to RabbitMQ from code without an event loop.
 
 For Flask, Django, scripts and threads: built on pika's ``BlockingConnection``, speaking the same
-wire format as the async broker (``tacoq.wire.encode_assignment`` + :mod:`tacoq_rabbit.codec`)
+wire format as the async broker (``tacoq.model.wire.encode_assignment`` + :mod:`tacoq_rabbit.codec`)
 and declaring the same topology (:mod:`tacoq_rabbit.topology`). Validation and serialization
 are core's (:meth:`tacoq.Publisher.build`), so a typed publish fails in the caller exactly as
 with the async publisher.
@@ -42,13 +42,13 @@ from uuid import UUID
 
 import pika
 
-from tacoq.broker import priority_level
 from tacoq.config import resolve_broker_url, resolve_namespace
+from tacoq.contracts.broker import priority_level
 from tacoq.errors import PublishError
-from tacoq.models import DEFAULT_TTL_SECONDS, Task, TaskEvent, pending_task
-from tacoq.publisher import Publisher, delay_seconds
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
-from tacoq.wire import encode_assignment
+from tacoq.model.task import DEFAULT_TTL_SECONDS, Task, TaskEvent, pending_task
+from tacoq.model.wire import encode_assignment
+from tacoq.publishing.publisher import Publisher, delay_seconds
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq_rabbit.codec import property_fields
 from tacoq_rabbit.pika_link import (
     PIKA_CONNECTION_ERRORS,
@@ -324,7 +324,7 @@ class SyncRabbitPublisher:
             self._listeners = get_plugin_host().task_listeners()
         if not self._listeners:
             return
-        from tacoq.events import LifecycleEvent, LifecycleKind
+        from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 
         for event in events:
             note = LifecycleEvent(

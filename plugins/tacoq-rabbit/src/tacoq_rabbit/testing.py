@@ -1,6 +1,6 @@
 """Helpers for tests against a real RabbitMQ: publishing raw messages, and what a consumer reads.
 
-- :func:`amqp_properties` turns any :class:`~tacoq.wire.Envelope` (hostile ones from
+- :func:`amqp_properties` turns any :class:`~tacoq.model.wire.Envelope` (hostile ones from
   :mod:`tacoq.testing.poison` too) into AMQP properties pika can publish: text a header or
   short string cannot carry (lone surrogates) travels as bytes that are not UTF-8, a name or
   short string over 255 bytes is cut;
@@ -24,7 +24,7 @@ from typing import Any
 import pika
 from pamqp import commands, header
 
-from tacoq.wire import Envelope
+from tacoq.model.wire import Envelope
 from tacoq_rabbit import tolerant
 from tacoq_rabbit.codec import envelope_from
 

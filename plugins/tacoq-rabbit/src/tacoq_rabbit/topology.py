@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tacoq.broker import DEAD_LETTER_QUEUE, PRIORITY_LEVELS, RELAY_QUEUE, worker_kind_of
+from tacoq.contracts.broker import DEAD_LETTER_QUEUE, PRIORITY_LEVELS, RELAY_QUEUE, worker_kind_of
 
 __all__ = [
     "DELAY_RUNGS_MS",

@@ -1,9 +1,9 @@
 """Calling one handler: its arguments, its context, the middlewares around it, its timeout.
 
 Async handlers run on the worker's event loop. Sync handlers run in the worker's own
-:class:`~tacoq.handler_pool.DaemonThreadPool`, so a sleeping or blocked sync handler never stalls
-the loop. A timeout is reported as timed out at its deadline, whatever the handler does: an async
-handler is cancelled then, and one that swallows the cancellation and keeps going is still a
+:class:`~tacoq.worker.handler_pool.DaemonThreadPool`, so a sleeping or blocked sync handler never
+stalls the loop. A timeout is reported as timed out at its deadline, whatever the handler does: an
+async handler is cancelled then, and one that swallows the cancellation and keeps going is still a
 timeout (its eventual result is discarded). A thread cannot be cancelled: a sync handler that runs
 past its timeout is reported at once too. In both cases :attr:`HandlerCall.abandoned` lets the
 caller keep the handler's slot until it really ends.
@@ -18,14 +18,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tacoq.context import TaskContext
-from tacoq.events import HandlerMiddleware
-from tacoq.handler_pool import DaemonThreadPool
-from tacoq.models import TaskEvent
+from tacoq.contracts.lifecycle import HandlerMiddleware
+from tacoq.model.task import TaskEvent
+from tacoq.worker.context import TaskContext
+from tacoq.worker.handler_pool import DaemonThreadPool
 
 if TYPE_CHECKING:
-    from tacoq.publisher import Publisher
-    from tacoq.worker import TaskDef
+    from tacoq.publishing.publisher import Publisher
+    from tacoq.worker.app import TaskDef
 
 __all__ = ["CANCEL_GRACE", "HandlerCall", "HandlerTimeout"]
 

@@ -1,7 +1,7 @@
 """The broker contract: what every broker plugin implements (DESIGN.md §3).
 
-A broker carries :class:`~tacoq.wire.Envelope` objects. It routes an ``assign`` envelope to the
-queue of its worker kind *and* a copy to the relay's queue, and an ``updates`` envelope to the
+A broker carries :class:`~tacoq.model.wire.Envelope` objects. It routes an ``assign`` envelope to
+the queue of its worker kind *and* a copy to the relay's queue, and an ``updates`` envelope to the
 relay's queue only. Queue names here are logical (:func:`worker_queue`, :data:`RELAY_QUEUE`);
 each broker derives its physical names from its namespace.
 
@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from tacoq.errors import ConfigError
-from tacoq.wire import Envelope
+from tacoq.model.wire import Envelope
 
 __all__ = [
     "DEAD_LETTER_QUEUE",
@@ -84,7 +84,7 @@ class DeadLetter:
     """A dead-lettered message as the broker keeps it, with the reason it was set aside.
 
     ``queue`` is the logical queue it came from (its origin). The envelope carries the dead
-    letter's id in ``tacoq-dead-letter-id`` (:data:`tacoq.wire.H_DEAD_LETTER_ID`).
+    letter's id in ``tacoq-dead-letter-id`` (:data:`tacoq.model.wire.H_DEAD_LETTER_ID`).
     ``task_completed`` is True when whoever set it aside already published the task's
     ``COMPLETED`` event (a worker's ``DeadLettered`` completion), so the relay need not.
     """
@@ -240,12 +240,12 @@ class Broker(abc.ABC):
     async def open_replies(self, address: str, *, prefetch: int = 1000) -> Consumer:
         """Create the private reply queue of ``address`` and consume it (direct replies).
 
-        A publisher calls this once for its own address (:func:`tacoq.wire.check_reply_address`);
-        workers then publish the updates that complete the tasks it published with
-        ``reply=True`` with ``reply_to=[address]``, so a copy lands here too. The queue is
-        transient: it need not survive a broker restart, and the broker removes it some time
-        after its consumer is gone. Brokers without :attr:`supports_replies` keep this
-        default, which raises :class:`~tacoq.errors.ConfigError`.
+        A publisher calls this once for its own address
+        (:func:`tacoq.model.wire.check_reply_address`); workers then publish the updates that
+        complete the tasks it published with ``reply=True`` with ``reply_to=[address]``, so a copy
+        lands here too. The queue is transient: it need not survive a broker restart, and the
+        broker removes it some time after its consumer is gone. Brokers without
+        :attr:`supports_replies` keep this default, which raises :class:`~tacoq.errors.ConfigError`.
         """
         raise ConfigError(f"the {self.scheme or type(self).__name__} broker has no direct replies")
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from tacoq.broker import Consumer
+from tacoq.contracts.broker import Consumer
 
 __all__ = ["first_of", "settle", "stop_receiving", "wait_until"]
 

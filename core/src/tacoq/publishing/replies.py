@@ -22,11 +22,11 @@ import uuid
 from collections import OrderedDict
 from uuid import UUID
 
-from tacoq.broker import Broker, Consumer
+from tacoq.contracts.broker import Broker, Consumer
 from tacoq.errors import TacoqError, UnknownTaskError, WireFormatError
-from tacoq.merge import merge
-from tacoq.models import Phase, Task
-from tacoq.wire import Envelope, decode_updates
+from tacoq.model.merge import merge
+from tacoq.model.task import Phase, Task
+from tacoq.model.wire import Envelope, decode_updates
 
 __all__ = ["DEFAULT_MAX_PENDING_REPLIES", "Replies", "not_expected"]
 

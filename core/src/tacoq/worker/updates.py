@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from uuid import UUID
 
-from tacoq.broker import Broker, Consumer, Delivery
+from tacoq.contracts.broker import Broker, Consumer, Delivery
 from tacoq.errors import PublishError
-from tacoq.models import ErrorInfo, TaskEvent
-from tacoq.wire import encode_updates
+from tacoq.model.task import ErrorInfo, TaskEvent
+from tacoq.model.wire import encode_updates
 
 __all__ = ["MAX_MESSAGE_BYTES", "CompletedCache", "UpdateBatcher"]
 

@@ -1,6 +1,6 @@
 """Talking to the relay's HTTP API: ``RelayClient`` (async) and ``SyncRelayClient`` (blocking).
 
-Both return :class:`~tacoq.models.Task` objects, so ``task.result(Model)`` decodes a typed
+Both return :class:`~tacoq.model.task.Task` objects, so ``task.result(Model)`` decodes a typed
 output and raises :class:`~tacoq.errors.TaskFailed` for a failed task. ``wait`` long-polls the
 relay (which answers the moment the store sees the completion); it never polls on a timer.
 Connection errors are retried with backoff, then raise
@@ -27,13 +27,13 @@ from uuid import UUID
 import httpx
 
 from tacoq.config import redact_url, resolve_relay_url
+from tacoq.contracts.store import TaskPage
 from tacoq.errors import ConfigError, RelayError, RelayUnavailable
-from tacoq.models import Task, TaskStatus
+from tacoq.model.task import Task, TaskStatus
 from tacoq.relay.dead_letter_models import DeadLetterOut, DeadLetterPageOut, RequeueOut
-from tacoq.store import TaskPage
 
 if TYPE_CHECKING:
-    from tacoq.worker import TaskDef
+    from tacoq.worker.app import TaskDef
 
 __all__ = ["ENV_RELAY_TOKEN", "RelayClient", "SyncRelayClient"]
 

@@ -2,7 +2,7 @@
 
 A :class:`Task` is the latest known state of one task, as the store keeps it. A
 :class:`TaskEvent` is one step of its life (assigned, running, completed) as it travels through
-the broker. :mod:`tacoq.merge` folds events into tasks.
+the broker. :mod:`tacoq.model.merge` folds events into tasks.
 
 Plain slotted dataclasses, not pydantic models: these objects are created several times per task
 on the hot path, and pydantic is kept for the user's own payloads.
@@ -11,9 +11,10 @@ on the hot path, and pydantic is kept for the user's own payloads.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 from uuid import UUID
 
 from tacoq.errors import TacoqError, TaskFailed
@@ -222,15 +223,17 @@ class Task:
         return self.completed_at + timedelta(seconds=self.ttl)
 
     @overload
-    def result(self) -> Any: ...
+    def result(self, *, serializers: PayloadDecoder | None = None) -> Any: ...
     @overload
-    def result(self, into: type[T]) -> T: ...
-    def result(self, into: Any = None) -> Any:
+    def result(self, into: type[T], *, serializers: PayloadDecoder | None = None) -> T: ...
+    def result(self, into: Any = None, *, serializers: PayloadDecoder | None = None) -> Any:
         """The task's output, decoded (and validated into ``into`` when given).
 
-        Raises :class:`~tacoq.errors.TaskFailed` (with the remote error's type, message and
-        traceback) when the task failed, and :class:`~tacoq.errors.TacoqError` while it has not
-        completed yet.
+        ``serializers`` decode it; by default the process's (the plugin host's serializer
+        registry, which the ``tacoq`` package installs as :data:`default_serializers`: the model
+        itself imports no runtime). Raises :class:`~tacoq.errors.TaskFailed` (with the remote
+        error's type, message and traceback) when the task failed, and
+        :class:`~tacoq.errors.TacoqError` while it has not completed yet.
         """
         if not self.is_completed:
             raise TacoqError(f"task {self.id} has not completed yet (status {self.status})")
@@ -239,9 +242,26 @@ class Task:
             raise TaskFailed(self.id, err.type, err.message, err.traceback)
         if self.output is None:
             return None
-        from tacoq.serializers import default_registry
+        decoder = serializers or default_serializers()
+        return decoder.decode(self.output, into, what=f"output of task {self.id}")
 
-        return default_registry().decode(self.output, into, what=f"output of task {self.id}")
+
+class PayloadDecoder(Protocol):
+    """What :meth:`Task.result` decodes with (a serializer registry)."""
+
+    def decode(self, payload: Payload, tp: Any = None, *, what: str = "value") -> Any:
+        """``payload`` as ``tp`` (validated), or by its content type when ``tp`` is None."""
+        ...
+
+
+def _no_serializers() -> PayloadDecoder:
+    raise TacoqError("no serializers installed: import tacoq (or pass serializers=...)")
+
+
+#: Returns the serializers :meth:`Task.result` uses when given none. The ``tacoq`` package sets
+#: it to the plugin host's registry when it is imported (which every import of a ``tacoq``
+#: module does first).
+default_serializers: Callable[[], PayloadDecoder] = _no_serializers
 
 
 def pending_task(assignment: TaskEvent) -> Task:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from tacoq.broker import BrokerFactory
-    from tacoq.events import HandlerMiddleware, TaskListener
-    from tacoq.runner import WorkerRunner, WorkerRunRequest
-    from tacoq.serializers import Serializer
-    from tacoq.store import StoreFactory
+    from tacoq.contracts.broker import BrokerFactory
+    from tacoq.contracts.lifecycle import HandlerMiddleware, TaskListener
+    from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
+    from tacoq.contracts.serializer import Serializer
+    from tacoq.contracts.store import StoreFactory
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -51,7 +51,7 @@ def tacoq_store_schemes() -> Mapping[str, StoreFactory]:
 
 @hookspec
 def tacoq_serializers() -> Sequence[Serializer]:
-    """Return serializers (see :class:`tacoq.serializers.Serializer`).
+    """Return serializers (see :class:`tacoq.serialization.Serializer`).
 
     Called once when the serializer registry is built. Serializers are tried in hook-call
     order (later-registered plugins first; the built-ins are ``trylast``), and the first one

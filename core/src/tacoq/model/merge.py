@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from uuid import UUID
 
-from tacoq.models import Phase, Task, TaskEvent
+from tacoq.model.task import Phase, Task, TaskEvent
 
 __all__ = ["MergeCounts", "MergeOutcome", "fold", "fold_batch", "merge"]
 

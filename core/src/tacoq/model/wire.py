@@ -10,7 +10,7 @@ type and body bytes. Two kinds of message exist (``tacoq-event``):
 
 An assignment may also carry ``tacoq-reply-to``, a publisher's reply address: the worker then
 sends the task's COMPLETED event straight to that address as well (an ``updates`` message with
-one event), besides the relay's copy (direct replies, :mod:`tacoq.replies`).
+one event), besides the relay's copy (direct replies, :mod:`tacoq.publishing.replies`).
 
 ``docs/wire-format.md`` is the normative description; this module is its implementation.
 """
@@ -29,7 +29,7 @@ from uuid import UUID
 import pydantic_core
 
 from tacoq.errors import UnknownMessageKind, WireFormatError
-from tacoq.models import (
+from tacoq.model.task import (
     MAX_ERROR_TEXT,
     MAX_NAME_TEXT,
     ErrorInfo,

@@ -1,7 +1,7 @@
 """``WorkerApp`` and ``TaskDef``: declaring the tasks a worker runs.
 
 A handler takes exactly one input parameter, plus optionally a parameter annotated with
-:class:`~tacoq.context.TaskContext`. Its input and output types come from its annotations and
+:class:`~tacoq.worker.context.TaskContext`. Its input and output types come from its annotations and
 choose the serializers (pydantic models, JSON values, ``str``, ``bytes``) once, at decoration.
 """
 
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tacoq.config import resolve_broker_url, resolve_namespace
-from tacoq.context import TaskContext
+from tacoq.contracts.serializer import Codec
 from tacoq.errors import HandlerSignatureError, SerializationError
-from tacoq.retry import DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, RetryPolicy
-from tacoq.serializers import Codec, default_registry
+from tacoq.plugins import default_registry
+from tacoq.worker.context import TaskContext
+from tacoq.worker.retry import DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, RetryPolicy
 
 __all__ = ["TaskDef", "WorkerApp"]
 
@@ -176,7 +177,7 @@ class WorkerApp:
 
         ``retries`` extra attempts for exceptions that are instances of ``retry_on``; before
         attempt ``n + 1`` the task waits ``min(retry_backoff_max, retry_backoff * 2**(n-1))``
-        seconds, jittered into its upper half (:class:`~tacoq.retry.RetryPolicy`), in the
+        seconds, jittered into its upper half (:class:`~tacoq.worker.retry.RetryPolicy`), in the
         broker, not in the worker. ``timeout`` seconds per attempt: an async handler is
         cancelled, a sync one is abandoned (``docs/worker.md``).
         """
@@ -237,7 +238,7 @@ class WorkerApp:
         Options left ``None`` fall back to the app's settings.
         """
         from tacoq.plugins import get_plugin_host, require_scheme_kind
-        from tacoq.worker_runtime import WorkerRuntime
+        from tacoq.worker.runtime import WorkerRuntime
 
         url = resolve_broker_url(broker_url or self.broker)
         ns = resolve_namespace(namespace or self.namespace)
@@ -256,6 +257,6 @@ class WorkerApp:
 
     def run(self) -> None:
         """Serve in this thread until interrupted (Ctrl-C); for scripts."""
-        from tacoq.runner import BuiltinRunner
+        from tacoq.worker.runner import BuiltinRunner
 
         BuiltinRunner().serve_app(self)

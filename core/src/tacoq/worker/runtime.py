@@ -2,10 +2,10 @@
 
 One feeder moves deliveries from the broker into a local priority queue (so the highest
 priority among what the worker holds runs first); ``concurrency`` runner coroutines take from
-it. Handlers are called by :class:`~tacoq.handler_call.HandlerCall` (async on the loop, sync in
-the worker's own daemon thread pool). ``RUNNING`` is only sent when a handler takes longer than
+it. Handlers are called by :class:`~tacoq.worker.handler_call.HandlerCall` (async on the loop, sync
+in the worker's own daemon thread pool). ``RUNNING`` is only sent when a handler takes longer than
 :data:`RUNNING_THRESHOLD` (a short task's ``COMPLETED`` carries ``started_at``; one timer
-watches every running attempt, :class:`~tacoq.worker_report.RunningNotices`). Each assignment
+watches every running attempt, :class:`~tacoq.worker.report.RunningNotices`). Each assignment
 is acked only after the broker confirmed the update that completes it.
 
 Stopping (``stop`` set, e.g. by SIGTERM): stop taking deliveries, hand the held-but-unstarted
@@ -23,20 +23,13 @@ import time
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from tacoq.broker import DEFAULT_DELIVERY_LIMIT, Broker, Consumer, Delivery, worker_queue
 from tacoq.config import redact_url
+from tacoq.contracts.broker import DEFAULT_DELIVERY_LIMIT, Broker, Consumer, Delivery, worker_queue
+from tacoq.contracts.lifecycle import HandlerMiddleware, LifecycleKind, TaskListener
 from tacoq.errors import OutputTooLarge, SerializationError, UnknownMessageKind, WireFormatError
-from tacoq.events import HandlerMiddleware, LifecycleKind, TaskListener
 from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
-from tacoq.handler_call import HandlerCall, HandlerTimeout
-from tacoq.handler_pool import DaemonThreadPool
-from tacoq.models import ErrorInfo, Payload, TaskEvent, utcnow
-from tacoq.plugins import get_plugin_host
-from tacoq.publisher import Publisher
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES
-from tacoq.shutdown import first_of, settle, stop_receiving, wait_until
-from tacoq.updates import CompletedCache, UpdateBatcher
-from tacoq.wire import (
+from tacoq.model.task import ErrorInfo, Payload, TaskEvent, utcnow
+from tacoq.model.wire import (
     EVENT_ASSIGN,
     EVENT_UPDATES,
     H_PRIORITY,
@@ -45,10 +38,17 @@ from tacoq.wire import (
     decode_assignment,
     raise_unknown_kind,
 )
-from tacoq.worker_report import RunningNotices, TaskReporter, WorkerStats
+from tacoq.plugins import get_plugin_host
+from tacoq.publishing.publisher import Publisher
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
+from tacoq.worker.handler_call import HandlerCall, HandlerTimeout
+from tacoq.worker.handler_pool import DaemonThreadPool
+from tacoq.worker.report import RunningNotices, TaskReporter, WorkerStats
+from tacoq.worker.shutdown import first_of, settle, stop_receiving, wait_until
+from tacoq.worker.updates import CompletedCache, UpdateBatcher
 
 if TYPE_CHECKING:
-    from tacoq.worker import TaskDef, WorkerApp
+    from tacoq.worker.app import TaskDef, WorkerApp
 
 __all__ = [
     "DEFAULT_GRACE",

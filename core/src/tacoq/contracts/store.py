@@ -1,7 +1,7 @@
 """The store contract: what every store plugin implements (DESIGN.md §3).
 
 A store keeps the latest state of every task, folding events with the one merge rule of
-:mod:`tacoq.merge`. All methods are coroutines; a store that cannot be reached raises
+:mod:`tacoq.model.merge`. All methods are coroutines; a store that cannot be reached raises
 :class:`~tacoq.errors.StoreUnavailable` so the relay stops acknowledging and backs off.
 """
 
@@ -15,10 +15,10 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from tacoq.broker import Health
-from tacoq.cursors import encode_cursor
-from tacoq.merge import MergeCounts
-from tacoq.models import Task, TaskEvent, TaskStatus
+from tacoq.contracts.broker import Health
+from tacoq.contracts.cursors import encode_cursor
+from tacoq.model.merge import MergeCounts
+from tacoq.model.task import Task, TaskEvent, TaskStatus
 
 __all__ = [
     "BatchResult",

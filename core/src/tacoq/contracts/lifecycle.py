@@ -1,8 +1,8 @@
 """Lifecycle notifications for observers, and the handler middleware protocol.
 
 Plugins receive these through the ``tacoq_task_listener`` and ``tacoq_handler_middleware``
-hooks (see :mod:`tacoq.hookspecs`). They are for metrics, tracing and logging; they never change
-what happens to a task.
+hooks (see :mod:`tacoq.contracts.hookspecs`). They are for metrics, tracing and logging; they never
+change what happens to a task.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from tacoq.context import TaskContext
+    from tacoq.worker.context import TaskContext
 
 __all__ = ["HandlerMiddleware", "LifecycleEvent", "LifecycleKind", "TaskListener"]
 

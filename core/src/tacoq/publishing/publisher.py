@@ -3,7 +3,7 @@
 A typed publish (by :class:`~tacoq.worker.TaskDef`) validates and serializes the input here, so
 a mistake fails in the caller; a by-name publish serializes the value as it is and the worker
 validates it. Payloads over ``max_payload_bytes``, and JSON inputs holding NaN or nested deeper
-than :data:`~tacoq.strict_json.MAX_JSON_DEPTH`, are refused before anything is sent.
+than :data:`~tacoq.model.strict_json.MAX_JSON_DEPTH`, are refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
-from tacoq.broker import Broker
 from tacoq.config import resolve_broker_url, resolve_namespace
+from tacoq.contracts.broker import Broker
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind, TaskListener
 from tacoq.errors import ConfigError, SerializationError, TacoqError
-from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
-from tacoq.models import (
+from tacoq.model.task import (
     DEFAULT_TTL_SECONDS,
     MAX_PRIORITY,
     Payload,
@@ -34,12 +34,12 @@ from tacoq.models import (
     pending_task,
     utcnow,
 )
-from tacoq.replies import DEFAULT_MAX_PENDING_REPLIES, Replies, not_expected
-from tacoq.serializers import DEFAULT_MAX_PAYLOAD_BYTES, check_json_payload, check_payload_size
-from tacoq.wire import encode_assignment
+from tacoq.model.wire import encode_assignment
+from tacoq.publishing.replies import DEFAULT_MAX_PENDING_REPLIES, Replies, not_expected
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES, check_json_payload, check_payload_size
 
 if TYPE_CHECKING:
-    from tacoq.worker import TaskDef
+    from tacoq.worker.app import TaskDef
 
 __all__ = ["CLOSE_CONFIRM_WAIT", "Publisher", "SyncPublisher", "delay_seconds"]
 
@@ -59,7 +59,7 @@ class Publisher:
     context publisher does this); the publisher then does not close it.
 
     ``publish(..., reply=True)`` asks for a direct reply, which :meth:`wait` returns: see
-    :mod:`tacoq.replies` (``max_pending_replies`` bounds the replies expected at once).
+    :mod:`tacoq.publishing.replies` (``max_pending_replies`` bounds the replies expected at once).
     """
 
     def __init__(
@@ -152,7 +152,7 @@ class Publisher:
         id: UUID | None = None,
     ) -> TaskEvent:
         """Validate and serialize a publish into its ASSIGNED event (nothing is sent)."""
-        from tacoq.worker import TaskDef
+        from tacoq.worker.app import TaskDef
 
         if isinstance(task, TaskDef):
             task_kind, kind = task.task_kind, worker_kind or task.worker_kind
@@ -313,8 +313,8 @@ class Publisher:
         Returns as soon as the worker's reply arrives (typically before the relay has stored
         the completion). Raises :class:`~tacoq.errors.UnknownTaskError` for a task this
         publisher did not publish with ``reply=True``, and :class:`TimeoutError` when no reply
-        came in time: a reply is a best-effort copy (see :mod:`tacoq.replies`), so the relay
-        (``RelayClient.wait``) remains the durable way to wait.
+        came in time: a reply is a best-effort copy (see :mod:`tacoq.publishing.replies`), so the
+        relay (``RelayClient.wait``) remains the durable way to wait.
         """
         if self._replies is None:
             raise not_expected(task_id)

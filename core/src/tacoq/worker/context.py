@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from tacoq.publisher import Publisher
+    from tacoq.publishing.publisher import Publisher
 
 __all__ = ["TaskContext"]
 

@@ -14,12 +14,12 @@ from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
-from tacoq.broker import Broker, Delivery
+from tacoq.contracts.broker import Broker, Delivery
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind, TaskListener
 from tacoq.errors import WireFormatError
-from tacoq.events import LifecycleEvent, LifecycleKind, TaskListener
-from tacoq.models import ErrorInfo, Payload, Phase, TaskEvent, utcnow
-from tacoq.updates import UpdateBatcher
-from tacoq.wire import H_REPLY_TO, encode_assignment, reply_address
+from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent, utcnow
+from tacoq.model.wire import H_REPLY_TO, encode_assignment, reply_address
+from tacoq.worker.updates import UpdateBatcher
 
 __all__ = ["RunningNotices", "TaskReporter", "WorkerStats", "progress_event"]
 
