@@ -13,7 +13,10 @@ __all__ = [
     "OutputTooLarge",
     "PayloadTooLarge",
     "PluginError",
+    "PublishConflict",
     "PublishError",
+    "PublishFailed",
+    "PublishRefused",
     "RelayError",
     "RelayUnavailable",
     "RequeueRefused",
@@ -106,6 +109,23 @@ class DeadLetterNotFound(TacoqError):
 class RequeueRefused(TacoqError):
     """A dead letter cannot be requeued (its body was cut, its origin is unknown, or it was
     dead-lettered again since it was read); the message says which."""
+
+
+class PublishFailed(TacoqError):
+    """A relay's REST publish could not be completed (broker or store); nothing was left
+    behind. ``part`` names which: ``broker`` or ``store``."""
+
+    def __init__(self, message: str, *, part: str) -> None:
+        self.part = part
+        super().__init__(message)
+
+
+class PublishConflict(TacoqError):
+    """A REST publish reused the id of a different task (other task or worker kind)."""
+
+
+class PublishRefused(TacoqError):
+    """A REST publish for a worker kind this relay does not publish to (``worker_kinds``)."""
 
 
 class StoreUnavailable(TacoqError):

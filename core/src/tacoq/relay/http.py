@@ -25,7 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from tacoq.contracts.store import TaskFilter
-from tacoq.errors import PayloadTooLarge, StoreUnavailable
+from tacoq.errors import (
+    PayloadTooLarge,
+    PublishConflict,
+    PublishFailed,
+    PublishRefused,
+    StoreUnavailable,
+)
 from tacoq.model.task import Task, TaskStatus
 from tacoq.relay.api_models import (
     ErrorBody,
@@ -42,7 +48,6 @@ from tacoq.relay.dead_letter_routes import add_dead_letter_routes
 from tacoq.relay.guard import Guard
 from tacoq.relay.params import Cursor, KindFilter
 from tacoq.relay.responses import error_response
-from tacoq.relay.service import PublishConflict, PublishFailed, PublishRefused
 from tacoq.relay.strict_route import StrictJSONRoute
 
 if TYPE_CHECKING:

@@ -23,7 +23,14 @@ from uuid import UUID
 
 from tacoq.contracts.broker import Broker, Health
 from tacoq.contracts.store import Store
-from tacoq.errors import ConfigError, StoreUnavailable, TacoqError
+from tacoq.errors import (
+    ConfigError,
+    PublishConflict,
+    PublishFailed,
+    PublishRefused,
+    StoreUnavailable,
+    TacoqError,
+)
 from tacoq.model.task import DEFAULT_TTL_SECONDS, Phase, TaskEvent, utcnow
 from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH
 from tacoq.publishing.publisher import Publisher
@@ -59,22 +66,6 @@ DEFAULT_BODY_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 5.0
 #: How many times a REST publish tries again after a concurrent winner's publish failed.
 _PUBLISH_ROUNDS = 3
-
-
-class PublishFailed(TacoqError):
-    """A REST publish could not be completed (broker or store); nothing was left behind."""
-
-    def __init__(self, message: str, *, part: str) -> None:
-        self.part = part
-        super().__init__(message)
-
-
-class PublishConflict(TacoqError):
-    """A REST publish reused the id of a different task (other task or worker kind)."""
-
-
-class PublishRefused(TacoqError):
-    """A REST publish for a worker kind this relay does not publish to (``worker_kinds``)."""
 
 
 class _Server:

@@ -8,22 +8,26 @@ choose the serializers (pydantic models, JSON values, ``str``, ``bytes``) once, 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import os
 import socket
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tacoq.config import resolve_broker_url, resolve_namespace
+from tacoq.contracts.runner import WorkerRunRequest
 from tacoq.contracts.serializer import Codec
-from tacoq.errors import HandlerSignatureError, SerializationError
+from tacoq.errors import ConfigError, HandlerSignatureError, SerializationError
 from tacoq.plugins import default_registry
 from tacoq.worker.context import TaskContext
 from tacoq.worker.retry import DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, RetryPolicy
+from tacoq.worker.serving import serve_until_signalled
 
-__all__ = ["TaskDef", "WorkerApp"]
+__all__ = ["TaskDef", "WorkerApp", "load_worker_app"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -257,6 +261,28 @@ class WorkerApp:
 
     def run(self) -> None:
         """Serve in this thread until interrupted (Ctrl-C); for scripts."""
-        from tacoq.worker.runner import BuiltinRunner
+        asyncio.run(
+            serve_until_signalled(self, WorkerRunRequest(app_ref=""), refuse_in_process=False)
+        )
 
-        BuiltinRunner().serve_app(self)
+
+def load_worker_app(app_ref: str) -> WorkerApp:
+    """Import ``MODULE:ATTR`` and check it is a :class:`~tacoq.worker.WorkerApp`."""
+    module_name, sep, attr = app_ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{app_ref!r} is not MODULE:ATTR (for example myapp.tasks:worker)")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`, find modules in the current directory
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigError(f"cannot import module {module_name!r}: {exc}") from None
+        raise ConfigError(f"importing {module_name!r} failed: {exc}") from exc
+    try:
+        app = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(app, WorkerApp):
+        raise ConfigError(f"{app_ref} is a {type(app).__name__}, not a tacoq.WorkerApp")
+    return app
