@@ -35,7 +35,7 @@ TEST_TOOLS = (
 #: Extras selected when a plugin is installed from its folder (``tacoq-postgres[binary]``
 #: brings libpq inside psycopg's wheels, so a machine without libpq works).
 PLUGIN_EXTRAS = {"tacoq-postgres": "binary"}
-LINT_TOOLS = ("ruff>=0.17,<0.18",)
+LINT_TOOLS = ("ruff>=0.17,<0.18", "import-linter>=2.17,<3")
 TYPE_TOOLS = ("mypy>=2.4,<3",)
 #: The peers the benchmark compares TacoQ with, and what they need to store results in
 #: Postgres (Celery's ``db+postgresql://`` backend is SQLAlchemy over psycopg2), plus psutil
@@ -135,10 +135,13 @@ def faults(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check the code with ruff: lint rules and formatting."""
+    """Check the code: ruff's lint rules and formatting, then the core's import contracts
+    (import-linter, ``[tool.importlinter]`` in the root ``pyproject.toml``: the layout by role
+    of docs/architecture.md, read from the source, nothing installed)."""
     session.install(*LINT_TOOLS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports", env={"PYTHONPATH": str(ROOT / "core" / "src")})
 
 
 @nox.session

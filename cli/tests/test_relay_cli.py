@@ -240,6 +240,25 @@ def test_publish_then_task_show_the_completed_task(relay: RelayService, run_taco
         assert needle in table.stdout
 
 
+def test_publish_takes_every_task_option(relay: RelayService, run_tacoq: Any) -> None:
+    chosen = str(uuid.uuid4())
+    result = run_tacoq(
+        "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 2, "h": 3}',
+        "--priority", "3", "--ttl", "600", "--id", chosen, "--countdown", "0.3", "--json",
+        "--relay-url", relay.url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"id": chosen}
+    shown = run_tacoq("task", chosen, "--wait", "15", "--json", "--relay-url", relay.url)
+    body = json.loads(shown.stdout)
+    assert (body["status"], body["priority"], body["ttl"]) == ("COMPLETED", 3, 600)
+    eta = run_tacoq(
+        "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 1, "h": 1}',
+        "--eta", "2020-01-01T00:00:00Z", "--wait", "15", "--json", "--relay-url", relay.url,
+    )  # fmt: skip
+    assert json.loads(eta.stdout)["status"] == "COMPLETED"  # a past eta runs at once
+
+
 def test_publish_wait_shows_a_failed_task(relay: RelayService, run_tacoq: Any) -> None:
     result = run_tacoq(
         "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": -1, "h": 1}',
@@ -270,8 +289,44 @@ def test_publish_with_an_id_is_idempotent(relay: RelayService, run_tacoq: Any) -
             ("priority",),
             2,
         ),
+        (("publish", "area", "--worker-kind", "w", "--ttl", "soon"), ("ttl", "soon"), 2),
+        (("publish", "area", "--worker-kind", "w", "--countdown", "inf"), ("countdown",), 2),
+        (("publish", "area", "--worker-kind", "w", "--eta", "tomorrow"), ("eta", "tomorrow"), 2),
+        (
+            ("publish", "area", "--worker-kind", "w", "--eta", "2026-12-03T10:00:00"),
+            ("eta", "time zone"),
+            2,
+        ),
+        (("publish", "area", "--worker-kind", "w", "--id", "x"), ("id", "UUID"), 2),
+        (("publish", "area", "--worker-kind", "a\x01b"), ("worker_kind",), 2),
+        (
+            (
+                "publish",
+                "area",
+                "--worker-kind",
+                "w",
+                "--countdown",
+                "1",
+                "--eta",
+                "2020-01-01T00:00:00Z",
+            ),
+            ("countdown or eta",),
+            2,
+        ),
     ],
-    ids=["malformed-id", "unknown-id", "bad-json", "bad-priority"],
+    ids=[
+        "malformed-id",
+        "unknown-id",
+        "bad-json",
+        "bad-priority",
+        "bad-ttl",
+        "infinite-countdown",
+        "bad-eta",
+        "naive-eta",
+        "bad-task-id",
+        "control-char-kind",
+        "countdown-and-eta",
+    ],
 )
 def test_mistakes_are_one_line_errors(
     relay: RelayService,

@@ -8,12 +8,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from tacoq.errors import ConfigError, RelayError, RelayUnavailable, TaskFailed
+from tacoq.model.options import TaskOptions
 from tacoq.model.task import Payload, TaskStatus
 from tacoq.relay.client import RelayClient, SyncRelayClient
 from tacoq.relay.service import RelayService
@@ -164,6 +166,25 @@ async def test_bytes_and_text_inputs_keep_their_content_type() -> None:
             await client.publish("blob", 1)
         with pytest.raises(ConfigError, match="content_type"):
             await client.publish("blob", 1, worker_kind="w", content_type="text/plain")
+
+
+async def test_the_task_options_reach_the_relay_as_keywords_or_an_object() -> None:
+    async with system(worker=False) as relay, RelayClient(relay.url) as client:
+        options = TaskOptions(worker_kind="shapes", priority=8, ttl=90)
+        first = await client.publish("area", {"w": 1, "h": 1}, options=options)
+        second = await client.publish("area", {"w": 1, "h": 1}, options=options, priority=2)
+        held = await client.publish("area", {"w": 1, "h": 1}, worker_kind="shapes", countdown=30)
+        rows = [await client.get(task_id) for task_id in (first, second, held)]
+        assert [(r.priority, r.ttl) for r in rows if r is not None] == [
+            (8, 90),
+            (2, 90),
+            (0, 7 * 86400),
+        ]
+        with pytest.raises(TypeError, match="unknown task option 'colour'"):
+            await client.publish("area", 1, worker_kind="shapes", colour="red")  # type: ignore[call-arg]
+        with pytest.raises(RelayError, match="eta") as caught:
+            await client.publish("area", 1, worker_kind="shapes", eta=datetime(2026, 1, 1))
+        assert caught.value.status == 422
 
 
 async def test_publish_is_idempotent_by_id_and_validation_errors_are_clear() -> None:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 
 from tacoq.contracts.broker import worker_queue
 from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent, utcnow
-from tacoq.model.wire import encode_updates
+from tacoq.model.wire import encode_updates, format_timestamp
 from tacoq.publishing.publisher import Publisher
 from tacoq.relay.service import RelayService
 from tacoq.testing import eventually, fresh_namespace
@@ -309,6 +310,19 @@ async def test_stopping_the_relay_answers_pending_long_polls_at_once(
         ({"task_kind": "a", "worker_kind": "b", "input_base64": "***"}, "base64"),
         (publish_body(content_type="text/plain"), "content_type"),
         (publish_body(colour="red"), "colour"),
+        (publish_body(countdown="5"), "countdown"),
+        (publish_body(countdown=True), "countdown"),
+        (publish_body(countdown=-1), "countdown"),
+        (publish_body(countdown=1e300), "countdown"),
+        (publish_body(countdown=5, eta="2026-12-03T10:00:00Z"), "countdown or eta"),
+        (publish_body(eta=12), "eta"),
+        (publish_body(eta=""), "eta"),
+        (publish_body(eta="2026-12-03T10:00:00"), "eta"),
+        (publish_body(eta="2026-12-03 10:00"), "eta"),
+        (publish_body(eta="0001-01-01T00:00:00+01:00"), "eta"),
+        (publish_body(eta="9999-12-31T23:59:59-01:00"), "eta"),
+        (publish_body(eta="2026-12-03T10:00:00\u0000Z"), "eta"),
+        (publish_body(eta="9" * 100_000), "eta"),
     ],
 )
 async def test_bad_publish_bodies_are_422_naming_the_field(
@@ -321,6 +335,48 @@ async def test_bad_publish_bodies_are_422_naming_the_field(
         assert error["type"] == "validation_error"
         assert field in error["message"]
         assert service.published == 0
+
+
+async def test_a_worker_kind_no_broker_can_carry_is_422_and_publishes_nothing(
+    start_relay: StartRelay,
+) -> None:
+    async with start_relay() as (service, client):
+        for kind in ("a\x01b", "tab\there"):
+            response = await client.post("/tasks", json=publish_body(worker_kind=kind))
+            assert response.status_code == 422, response.text
+            assert "worker_kind" in response.json()["error"]["message"]
+        assert service.published == 0
+
+
+async def test_an_eta_beyond_the_longest_delay_is_422(start_relay: StartRelay) -> None:
+    async with start_relay() as (service, client):
+        far = format_timestamp(utcnow() + timedelta(days=60))
+        response = await client.post("/tasks", json=publish_body(eta=far))
+        assert response.status_code == 422, response.text
+        assert "48.5 days" in response.json()["error"]["message"]
+        assert service.published == 0
+
+
+async def test_countdown_and_eta_hold_a_rest_publish_back(start_relay: StartRelay) -> None:
+    async with start_relay(consume=False) as (service, client):
+        soon = format_timestamp(utcnow() + timedelta(seconds=0.4))
+        for delay in ({"countdown": 0.4}, {"eta": soon}):
+            response = await client.post("/tasks", json=publish_body(**delay))
+            assert response.status_code == 201, response.text
+            row = (await client.get(f"/tasks/{response.json()['id']}")).json()
+            assert row["status"] == "PENDING"  # known to the relay at once
+        depths = service.broker.stats  # type: ignore[attr-defined]
+        assert depths().get(worker_queue("images"), 0) == 0
+        await eventually(
+            lambda: _now(depths().get(worker_queue("images"), 0)),
+            until=lambda n: n == 2,
+            timeout=10,
+            message="both held-back assignments reached the worker queue",
+        )
+
+
+async def _now(value: Any) -> Any:
+    return value
 
 
 async def test_invalid_json_body_is_422(start_relay: StartRelay) -> None:

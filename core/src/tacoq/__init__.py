@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from tacoq.errors import TacoqError as TacoqError
     from tacoq.errors import TaskFailed as TaskFailed
     from tacoq.errors import UnknownSchemeError as UnknownSchemeError
+    from tacoq.model.options import PublishOptions as PublishOptions
+    from tacoq.model.options import TaskOptions as TaskOptions
     from tacoq.model.task import ErrorInfo as ErrorInfo
     from tacoq.model.task import Payload as Payload
     from tacoq.model.task import Task as Task
@@ -57,6 +59,8 @@ _LAZY = {
     "TaskFailed": "tacoq.errors",
     "UnknownSchemeError": "tacoq.errors",
     "hookimpl": "tacoq.contracts.hookspecs",
+    "PublishOptions": "tacoq.model.options",
+    "TaskOptions": "tacoq.model.options",
     "ErrorInfo": "tacoq.model.task",
     "Payload": "tacoq.model.task",
     "Task": "tacoq.model.task",

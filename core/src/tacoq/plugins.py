@@ -21,7 +21,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pluggy
 
+from tacoq.bus import EventBus
 from tacoq.config import redact_url, url_scheme
 from tacoq.contracts import hookspecs
 from tacoq.errors import ConfigError, PluginError, UnknownSchemeError
 
 if TYPE_CHECKING:
     from tacoq.contracts.broker import Broker, BrokerFactory
-    from tacoq.contracts.lifecycle import HandlerMiddleware, TaskListener
+    from tacoq.contracts.lifecycle import HandlerMiddleware, LifecycleEvent, TaskListener
     from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
     from tacoq.contracts.serializer import Serializer
     from tacoq.contracts.store import Store, StoreFactory
@@ -147,7 +148,7 @@ class PluginHost:
                 raise PluginError(f"plugin {name!r} implements unknown hook {attr}{hint}")
 
     def _clear_caches(self) -> None:
-        for attr in ("serializers",):
+        for attr in ("serializers", "bus"):
             self.__dict__.pop(attr, None)
 
     # -- schemes -----------------------------------------------------------------------------
@@ -212,8 +213,26 @@ class PluginHost:
         return SerializerRegistry(found)
 
     def task_listeners(self) -> list[TaskListener]:
-        """Every plugin's lifecycle listener."""
-        return [x for x in self.pm.hook.tacoq_task_listener() if x is not None]
+        """Every plugin's lifecycle listener (the ones :attr:`bus` delivers to)."""
+        return [listener for _, listener in self.bus.listeners]
+
+    @functools.cached_property
+    def bus(self) -> EventBus:
+        """The event bus: every plugin's lifecycle listener, named by its plugin, in hook call
+        order. Every lifecycle notification goes through it (:meth:`emit`)."""
+        listeners: list[tuple[str, TaskListener]] = []
+        plugins = self.pm.get_plugins()
+        for impl in reversed(self.pm.hook.tacoq_task_listener.get_hookimpls()):
+            # each plugin's hook alone, through pluggy (so TACOQ_TRACE_HOOKS shows the call)
+            others = [plugin for plugin in plugins if plugin is not impl.plugin]
+            call = self.pm.subset_hook_caller("tacoq_task_listener", remove_plugins=others)
+            for listener in cast("list[TaskListener]", call()):
+                listeners.append((impl.plugin_name, listener))
+        return EventBus(listeners)
+
+    def emit(self, event: LifecycleEvent) -> Awaitable[None] | None:
+        """Deliver a lifecycle event to every listener (:meth:`tacoq.bus.EventBus.emit`)."""
+        return self.bus.emit(event)
 
     def middlewares(self) -> list[HandlerMiddleware]:
         """Every plugin's handler middleware, outermost first."""

@@ -24,7 +24,7 @@ from pydantic_core import PydanticSerializationError
 from tacoq.contracts.serializer import Codec, Serializer
 from tacoq.errors import PayloadTooLarge, SerializationError
 from tacoq.model.strict_json import MAX_JSON_DEPTH, deeper_than, non_finite
-from tacoq.model.task import Payload
+from tacoq.model.task import Payload, is_json_type, media_type
 
 __all__ = [
     "BYTES_CONTENT_TYPE",
@@ -45,15 +45,6 @@ TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 BYTES_CONTENT_TYPE = "application/octet-stream"
 #: Payloads over this size are refused at publish time (1 MiB).
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
-
-
-def _base_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def _is_json(content_type: str) -> bool:
-    base = _base_type(content_type)
-    return base == JSON_CONTENT_TYPE or base.endswith("+json")
 
 
 def describe_validation_error(exc: pydantic.ValidationError) -> str:
@@ -161,9 +152,9 @@ class SerializerRegistry:
                 return _decode_untyped(payload)
             codec = self.codec_for(tp, what=what)
             exact = codec.content_type == payload.content_type  # a typed publish: no parsing
-            if exact or _base_type(codec.content_type) == _base_type(payload.content_type):
+            if exact or media_type(codec.content_type) == media_type(payload.content_type):
                 return codec.load(payload.data)
-            if _is_json(payload.content_type):
+            if is_json_type(payload.content_type):
                 # A by-name or REST publish sent JSON; validate it into the handler's type.
                 return type_adapter(tp).validate_json(payload.data)
             raise SerializationError(
@@ -189,8 +180,8 @@ def _natural_type(value: Any) -> Any:
 
 
 def _decode_untyped(payload: Payload) -> Any:
-    base = _base_type(payload.content_type)
-    if _is_json(base):
+    base = media_type(payload.content_type)
+    if is_json_type(base):
         try:
             return json.loads(payload.data)
         except (ValueError, RecursionError) as exc:
@@ -215,5 +206,5 @@ def check_payload_size(payload: Payload, limit: int, *, what: str) -> None:
 def check_json_payload(payload: Payload, *, what: str) -> None:
     """Refuse a JSON payload nested deeper than :data:`~tacoq.model.strict_json.MAX_JSON_DEPTH`
     (any serializer's: the built-in ones refuse it themselves) with a message naming ``what``."""
-    if _is_json(payload.content_type) and deeper_than(payload.data, MAX_JSON_DEPTH):
+    if is_json_type(payload.content_type) and deeper_than(payload.data, MAX_JSON_DEPTH):
         raise SerializationError(f"{what} is invalid: {_TOO_DEEP}")

@@ -1,4 +1,4 @@
-"""The broker contract: what every broker plugin implements (DESIGN.md §3).
+"""The broker contract: what every broker plugin implements (docs/architecture.md, "Contracts").
 
 A broker carries :class:`~tacoq.model.wire.Envelope` objects. It routes an ``assign`` envelope to
 the queue of its worker kind *and* a copy to the relay's queue, and an ``updates`` envelope to the
@@ -36,7 +36,7 @@ __all__ = [
     "worker_queue",
 ]
 
-#: Broker priority levels; the API's 0–255 map onto these (DESIGN.md §4).
+#: Broker priority levels; the API's 0–255 map onto these (docs/architecture.md, "Priorities").
 PRIORITY_LEVELS = 10
 #: A message delivered more times than this is dead-lettered instead of handled again.
 DEFAULT_DELIVERY_LIMIT = 5

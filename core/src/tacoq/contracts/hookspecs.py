@@ -73,8 +73,10 @@ def tacoq_worker_runner(request: WorkerRunRequest) -> WorkerRunner | None:
 def tacoq_task_listener() -> TaskListener | None:
     """Return an object notified of every task lifecycle event (metrics, tracing), or ``None``.
 
-    Called once when a worker, publisher or relay starts; its ``on_task_event`` is then called
-    for each event in that component.
+    Called once per plugin host (once per process, when it first needs its listeners); its
+    ``on_task_event`` is then called for each event of every worker, publisher and relay in
+    that process, through the event bus (:mod:`tacoq.bus`): an exception it raises is logged
+    with the plugin's name and ignored.
     """
 
 

@@ -1,4 +1,4 @@
-"""The store contract: what every store plugin implements (DESIGN.md §3).
+"""The store contract: what every store plugin implements (docs/architecture.md, "Contracts").
 
 A store keeps the latest state of every task, folding events with the one merge rule of
 :mod:`tacoq.model.merge`. All methods are coroutines; a store that cannot be reached raises

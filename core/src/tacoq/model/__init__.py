@@ -2,6 +2,8 @@
 
 - :mod:`~tacoq.model.task`: ``Task``, ``TaskEvent``, ``Phase``, ``TaskStatus``, ``Payload``,
   ``ErrorInfo``;
+- :mod:`~tacoq.model.options`: the task options, declared once (``PublishOptions``,
+  ``TaskOptions``);
 - :mod:`~tacoq.model.merge`: the one merge rule that folds events into a task;
 - :mod:`~tacoq.model.wire`: the wire format (``Envelope``, the ``assign`` and ``updates``
   messages);

@@ -1,4 +1,5 @@
-"""The one merge rule (DESIGN.md §4): how a task's events fold into its row.
+"""The one merge rule: how a task's events fold into its row (docs/architecture.md, "5. The
+merge rule").
 
 Every store applies exactly this rule, natively or by calling :func:`merge`; the store contract
 suite checks each store against it.

@@ -31,6 +31,8 @@ __all__ = [
     "TaskEvent",
     "TaskStatus",
     "escape_surrogates",
+    "is_json_type",
+    "media_type",
     "pending_task",
     "readable_text",
     "utcnow",
@@ -107,6 +109,18 @@ _STATUS_OF_PHASE = {
     Phase.COMPLETED: TaskStatus.COMPLETED,
 }
 _PHASE_OF_STATUS = {status: phase for phase, status in _STATUS_OF_PHASE.items()}
+
+
+def media_type(content_type: str) -> str:
+    """The media type of a content type, lower-case, without parameters: ``application/json``
+    for ``Application/JSON; charset=utf-8``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json_type(content_type: str) -> bool:
+    """True for a JSON content type: ``application/json`` or any ``*+json``."""
+    base = media_type(content_type)
+    return base == "application/json" or base.endswith("+json")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ from tacoq.model.task import (
     Payload,
     Phase,
     TaskEvent,
+    is_json_type,
+    media_type,
     readable_text,
 )
 
@@ -316,8 +318,7 @@ def _task_id(text: object, what: str) -> UUID:
 
 
 def _is_textual(content_type: str) -> bool:
-    base = content_type.split(";", 1)[0].strip().lower()
-    return base.startswith("text/") or base == "application/json" or base.endswith("+json")
+    return media_type(content_type).startswith("text/") or is_json_type(content_type)
 
 
 def payload_to_json(payload: Payload) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Publishing tasks: ``Publisher`` (async) and ``SyncPublisher`` (for code without a loop).
 
-A typed publish (by :class:`~tacoq.worker.TaskDef`) validates and serializes the input here, so
-a mistake fails in the caller; a by-name publish serializes the value as it is and the worker
-validates it. Payloads over ``max_payload_bytes``, and JSON inputs holding NaN or nested deeper
-than :data:`~tacoq.model.strict_json.MAX_JSON_DEPTH`, are refused before anything is sent.
+Both are adapters over the submission kernel (:mod:`tacoq.publishing.kernel`), which validates
+the options and serializes the input before anything is sent: a typed publish (by
+:class:`~tacoq.worker.TaskDef`) fails in the caller on a bad input; a by-name publish serializes
+the value as it is and the worker validates it.
 """
 
 from __future__ import annotations
@@ -12,36 +12,25 @@ import asyncio
 import functools
 import logging
 import threading
-import uuid
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 from uuid import UUID
 
 from tacoq.config import resolve_broker_url, resolve_namespace
 from tacoq.contracts.broker import Broker
-from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind, TaskListener
-from tacoq.errors import ConfigError, SerializationError, TacoqError
-from tacoq.model.task import (
-    DEFAULT_TTL_SECONDS,
-    MAX_PRIORITY,
-    Payload,
-    Phase,
-    Task,
-    TaskEvent,
-    pending_task,
-    utcnow,
-)
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
+from tacoq.errors import TacoqError
+from tacoq.model.options import PublishOptions, TaskOptions
+from tacoq.model.task import DEFAULT_TTL_SECONDS, Task, TaskEvent, pending_task
 from tacoq.model.wire import encode_assignment
+from tacoq.plugins import PluginHost, get_plugin_host
+from tacoq.publishing.kernel import Submission, TypedTask, submission
 from tacoq.publishing.replies import DEFAULT_MAX_PENDING_REPLIES, Replies, not_expected
-from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES, check_json_payload, check_payload_size
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES, SerializerRegistry
 
-if TYPE_CHECKING:
-    from tacoq.worker.app import TaskDef
-
-__all__ = ["CLOSE_CONFIRM_WAIT", "Publisher", "SyncPublisher", "delay_seconds"]
+__all__ = ["CLOSE_CONFIRM_WAIT", "Publisher", "SyncPublisher"]
 
 log = logging.getLogger("tacoq.publisher")
 
@@ -60,6 +49,8 @@ class Publisher:
 
     ``publish(..., reply=True)`` asks for a direct reply, which :meth:`wait` returns: see
     :mod:`tacoq.publishing.replies` (``max_pending_replies`` bounds the replies expected at once).
+    ``plugins`` is the plugin host that makes the broker, serializes inputs published by name
+    and receives the lifecycle events (default: the process's, :func:`~tacoq.get_plugin_host`).
     """
 
     def __init__(
@@ -71,15 +62,17 @@ class Publisher:
         default_ttl: int = DEFAULT_TTL_SECONDS,
         broker_instance: Broker | None = None,
         max_pending_replies: int = DEFAULT_MAX_PENDING_REPLIES,
+        plugins: PluginHost | None = None,
     ) -> None:
         self._url = broker
+        self._plugins = plugins
+        self._serializers: SerializerRegistry | None = None
         self._namespace = namespace
         self.max_payload_bytes = max_payload_bytes
         self.default_ttl = default_ttl
         self._broker = broker_instance
         self._owns_broker = broker_instance is None
         self._declared: set[str] = set()
-        self._listeners: list[TaskListener] | None = None
         self._connected = broker_instance is not None
         self.max_pending_replies = max_pending_replies
         self._replies: Replies | None = None
@@ -97,11 +90,8 @@ class Publisher:
         """Create and connect the broker (idempotent)."""
         if self._connected:
             return
-        from tacoq.plugins import get_plugin_host
-
-        host = get_plugin_host()
         url = resolve_broker_url(self._url)
-        self._broker = host.create_broker(url, namespace=resolve_namespace(self._namespace))
+        self._broker = self._host().create_broker(url, namespace=resolve_namespace(self._namespace))
         await self._broker.connect()
         self._connected = True
 
@@ -141,82 +131,66 @@ class Publisher:
     ) -> None:
         await self.close()
 
-    def build(
+    def _host(self) -> PluginHost:
+        if self._plugins is None:
+            self._plugins = get_plugin_host()
+        return self._plugins
+
+    def submission(
         self,
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any = None,
         *,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
-        id: UUID | None = None,
-    ) -> TaskEvent:
-        """Validate and serialize a publish into its ASSIGNED event (nothing is sent)."""
-        from tacoq.worker.app import TaskDef
-
-        if isinstance(task, TaskDef):
-            task_kind, kind = task.task_kind, worker_kind or task.worker_kind
-            what = f"input of task {task_kind!r}"
-            try:
-                payload = Payload(task.input_codec.content_type, task.input_codec.dump(input))
-            except SerializationError as exc:
-                raise SerializationError(f"{what} is invalid: {exc}") from None
-        elif isinstance(task, str):
-            if not worker_kind:
-                raise ConfigError(f"publishing task {task!r} by name needs worker_kind=...")
-            task_kind, kind = task, worker_kind
-            what = f"input of task {task_kind!r}"
-            from tacoq.plugins import get_plugin_host
-
-            payload = get_plugin_host().serializers.encode(input, what=what)
-        else:
-            raise TypeError(
-                f"publish() takes a TaskDef or a task kind name, not {type(task).__name__}"
-            )
-        if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
-            raise ConfigError(
-                f"priority must be an integer from 0 to {MAX_PRIORITY}, got {priority!r}"
-            )
-        ttl = self.default_ttl if ttl is None else ttl
-        if type(ttl) is not int or ttl < 0:
-            raise ConfigError(f"ttl must be a whole number of seconds >= 0, got {ttl!r}")
-        check_payload_size(payload, self.max_payload_bytes, what=what)
-        check_json_payload(payload, what=what)  # a plugin's serializer is held to the limit too
-        return TaskEvent(
-            id=id or uuid.uuid4(),
-            attempt=1,
-            phase=Phase.ASSIGNED,
-            task_kind=task_kind,
-            worker_kind=kind,
-            ttl=ttl,
-            priority=priority,
-            created_at=utcnow(),
-            input=payload,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
+    ) -> Submission:
+        """Validate and serialize a publish into what to send (nothing is sent): the
+        submission kernel (:func:`tacoq.publishing.kernel.submission`) with this publisher's
+        serializers, payload limit and default ttl."""
+        if self._serializers is None:
+            self._serializers = self._host().serializers
+        return submission(
+            task,
+            input,
+            TaskOptions.of(options, overrides),
+            serializers=self._serializers,
+            max_payload_bytes=self.max_payload_bytes,
+            default_ttl=self.default_ttl,
         )
+
+    def build(
+        self,
+        task: TypedTask | str,
+        input: Any = None,
+        *,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
+    ) -> TaskEvent:
+        """The ASSIGNED event of a publish to send at once (nothing is sent); a delay
+        (``countdown``, ``eta``) is refused here: :meth:`submission` returns it with one."""
+        return self.submission(task, input, options=options, **overrides).at_once()
 
     async def publish(
         self,
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any = None,
         *,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
-        id: UUID | None = None,
-        countdown: float | None = None,
-        eta: datetime | None = None,
         reply: bool = False,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
     ) -> Task:
         """Publish one task and return it (``PENDING``) once the broker confirmed it.
 
         ``task`` is a :class:`~tacoq.worker.TaskDef` (typed: the input is validated here) or a
-        task kind name (then ``worker_kind`` is required). ``priority`` 0–255 (higher runs
+        task kind name (then ``worker_kind`` is required). The task options
+        (:class:`~tacoq.model.options.TaskOptions`) are keyword arguments, an ``options``
+        object, or both (the keywords win): ``worker_kind``, ``priority`` 0–255 (higher runs
         first), ``ttl`` seconds the record lives after completion, ``id`` to choose the UUID,
         ``countdown`` seconds or ``eta`` to run it later. ``reply=True`` asks the worker to
         send the completion straight back to this publisher: :meth:`wait` returns it.
         """
-        event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
-        return await self.publish_event(event, delay=delay_seconds(countdown, eta), reply=reply)
+        made = self.submission(task, input, options=options, **overrides)
+        return await self.publish_event(made.event, delay=made.delay, reply=reply)
 
     async def publish_event(
         self, event: TaskEvent, *, delay: float | None = None, reply: bool = False
@@ -253,26 +227,25 @@ class Publisher:
 
     async def call(
         self,
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any = None,
         *,
         timeout: float = 30.0,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
-        id: UUID | None = None,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
     ) -> Task:
         """Publish a task with a direct reply and return it completed: one call, like RPC.
 
-        The same as :meth:`publish` with ``reply=True`` then :meth:`wait`, except that the
-        reply may end the call before the broker's confirm arrives (a reply proves the broker
-        routed the task; the confirm is still collected). Raises
+        The same as :meth:`publish` with ``reply=True`` then :meth:`wait` (the same task
+        options), except that the reply may end the call before the broker's confirm arrives
+        (a reply proves the broker routed the task; the confirm is still collected). Raises
         :class:`~tacoq.errors.PublishError` if the publish failed and no reply came,
         :class:`TimeoutError` if no reply came within ``timeout`` seconds (the relay still has
         the task's state). A task that failed comes back completed with ``is_error`` set:
         ``task.result(...)`` raises :class:`~tacoq.errors.TaskFailed`.
         """
-        event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
+        made = self.submission(task, input, options=options, **overrides)
+        event = made.event
         if not self._connected:
             await self.connect()
         replies = await self._open_replies()
@@ -280,7 +253,7 @@ class Publisher:
         # The publish runs beside the wait. A publish that fails hands its error to the wait,
         # so the wait alone decides the outcome, and the caller's task wakes once, when the
         # reply (or that error) arrives.
-        publishing = asyncio.ensure_future(self.publish_event(event, reply=True))
+        publishing = asyncio.ensure_future(self.publish_event(event, delay=made.delay, reply=True))
         publishing.add_done_callback(functools.partial(_fail_the_wait, replies, event.id))
         try:
             answered = await replies.wait(event.id, timeout)
@@ -329,35 +302,14 @@ class Publisher:
             return self._replies
 
     async def _notify(self, event: TaskEvent) -> None:
-        if self._listeners is None:
-            from tacoq.plugins import get_plugin_host
-
-            self._listeners = get_plugin_host().task_listeners()
-        if not self._listeners:
-            return
-        note = LifecycleEvent(
-            LifecycleKind.PUBLISHED, event.id, event.task_kind, event.worker_kind, event.attempt
-        )
-        for listener in self._listeners:
-            try:  # the task is already published: a failing listener must not say otherwise
-                result = listener.on_task_event(note)
-                if result is not None:
-                    await result
-            except Exception:
-                log.exception("task listener %r failed on published; ignored", listener)
-
-
-def delay_seconds(countdown: float | None, eta: datetime | None) -> float | None:
-    """Seconds to hold a task back, from ``countdown`` or ``eta`` (``None``: run at once)."""
-    if countdown is not None and eta is not None:
-        raise ConfigError("give countdown or eta, not both")
-    if eta is not None:
-        if eta.tzinfo is None:
-            raise ConfigError("eta must be timezone-aware (for example datetime.now(UTC))")
-        countdown = (eta - utcnow()).total_seconds()
-    if countdown is None or countdown <= 0:
-        return None
-    return countdown
+        bus = self._host().bus
+        if bus:  # the task is already published: a failing listener cannot say otherwise
+            note = LifecycleEvent(
+                LifecycleKind.PUBLISHED, event.id, event.task_kind, event.worker_kind, event.attempt
+            )
+            pending = bus.emit(note)
+            if pending is not None:
+                await pending
 
 
 class SyncPublisher:
@@ -385,9 +337,18 @@ class SyncPublisher:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result(self.timeout)
 
-    def publish(self, task: TaskDef[..., Any] | str, input: Any = None, **options: Any) -> Task:
-        """Publish one task and return it once confirmed; same options as ``Publisher.publish``."""
-        return self._call(self._publisher.publish(task, input, **options))
+    def publish(
+        self,
+        task: TypedTask | str,
+        input: Any = None,
+        *,
+        reply: bool = False,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
+    ) -> Task:
+        """Publish one task and return it once confirmed; the options of ``Publisher.publish``."""
+        made = self._publisher.submission(task, input, options=options, **overrides)
+        return self._call(self._publisher.publish_event(made.event, delay=made.delay, reply=reply))
 
     def wait(self, task_id: UUID, *, timeout: float = 30.0) -> Task:
         """The direct reply of a task published with ``reply=True`` (see ``Publisher.wait``)."""

@@ -37,10 +37,21 @@ from pydantic import (
     model_validator,
 )
 
+from tacoq.errors import WireFormatError
+from tacoq.model.options import MAX_DELAY_SECONDS, OPTION_NAMES, TaskOptions
 from tacoq.model.strict_json import MAX_JSON_DEPTH, StrictJSONError, deeper_than
 from tacoq.model.strict_json import loads as strict_loads
-from tacoq.model.task import MAX_PRIORITY, ErrorInfo, Payload, Task, TaskStatus, escape_surrogates
-from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH, format_timestamp, parse_timestamp
+from tacoq.model.task import (
+    MAX_PRIORITY,
+    ErrorInfo,
+    Payload,
+    Task,
+    TaskStatus,
+    escape_surrogates,
+    is_json_type,
+    media_type,
+)
+from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH, MAX_TTL, format_timestamp, parse_timestamp
 
 __all__ = [
     "BASE64_PATTERN",
@@ -67,9 +78,6 @@ __all__ = [
     "task_from_api",
     "task_to_api",
 ]
-
-#: The largest ttl the wire format carries (``tacoq-ttl`` header bound).
-MAX_TTL = 2**31 - 1
 
 Encoding = Literal["json", "text", "base64"]
 
@@ -151,6 +159,23 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+def _json_number(value: Any) -> Any:
+    """A number as JSON has it, not a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a number")
+    return value
+
+
+def _rfc3339(value: Any) -> Any:
+    """An RFC 3339 time with its offset (``2026-12-03T10:00:00Z``), parsed by the wire's rule."""
+    if not isinstance(value, str):
+        raise ValueError("Input should be an RFC 3339 time, such as 2026-12-03T10:00:00Z")
+    try:
+        return parse_timestamp(value)
+    except WireFormatError as exc:
+        raise ValueError(str(exc)) from None
+
+
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 PRINTABLE_ASCII_PATTERN = "^[\\x20-\\x7e]+$"
 CANONICAL_UUID_PATTERN = (
@@ -187,13 +212,23 @@ TaskId = Annotated[
 Priority = Annotated[int, Field(ge=0, le=MAX_PRIORITY), BeforeValidator(_json_integer)]
 #: A ttl in seconds, an integer as JSON Schema has it.
 Ttl = Annotated[int, Field(ge=0, le=MAX_TTL), BeforeValidator(_json_integer)]
+#: Seconds to hold a task back: a JSON number from 0 to ``MAX_DELAY_SECONDS``.
+Countdown = Annotated[
+    float, Field(ge=0, le=MAX_DELAY_SECONDS, allow_inf_nan=False), BeforeValidator(_json_number)
+]
+#: A time: RFC 3339 with its offset, the wire's subset (``tacoq.model.wire.parse_timestamp``).
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 #: Bytes in standard base64 with padding.
 Base64Text = Annotated[str, Field(json_schema_extra={"pattern": BASE64_PATTERN})]
 
 
 def _publish_rules(schema: dict[str, Any]) -> None:
-    """What ``PublishIn._one_input`` checks, said in JSON Schema: ``input_base64`` excludes
-    ``input``, and ``content_type`` needs ``input_base64``."""
+    """What ``PublishIn``'s validators check, said in JSON Schema: ``input_base64`` excludes
+    ``input``, ``content_type`` needs ``input_base64``, ``countdown`` excludes ``eta``."""
     is_string = {"type": "string"}
     schema["allOf"] = [
         {
@@ -203,6 +238,10 @@ def _publish_rules(schema: dict[str, Any]) -> None:
         {
             "if": {"required": ["content_type"], "properties": {"content_type": is_string}},
             "then": {"required": ["input_base64"], "properties": {"input_base64": is_string}},
+        },
+        {
+            "if": {"required": ["countdown"], "properties": {"countdown": {"type": "number"}}},
+            "then": {"not": {"required": ["eta"], "properties": {"eta": is_string}}},
         },
     ]
 
@@ -226,7 +265,26 @@ class PublishIn(BaseModel):
     priority: Priority = 0
     ttl: Ttl | None = Field(default=None, description="Default: the relay's --default-ttl.")
     id: TaskId | None = Field(default=None, description="Choose the id; makes retries safe.")
+    countdown: Countdown | None = Field(
+        default=None,
+        description=f"Seconds to hold the task back, at most {MAX_DELAY_SECONDS:.0f} (48.5 days).",
+    )
+    eta: Timestamp | None = Field(
+        default=None,
+        description="When to run it, RFC 3339 with its offset; not with countdown. At most "
+        "48.5 days ahead; a past time runs it at once.",
+    )
     _payload: Payload | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> PublishIn:
+        if self.countdown is not None and self.eta is not None:
+            raise ValueError("countdown or eta: give one, not both")
+        return self
+
+    def options(self) -> TaskOptions:
+        """The task options of this publish (every field named like one)."""
+        return TaskOptions.of(None, {name: getattr(self, name) for name in OPTION_NAMES})
 
     @model_validator(mode="after")
     def _one_input(self) -> PublishIn:
@@ -303,22 +361,17 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def _base_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
 def payload_to_api(payload: Payload) -> PayloadOut:
     """A payload with the encoding its content type calls for (see the module docstring)."""
     content_type = escape_surrogates(payload.content_type)
-    base = _base_type(content_type)
-    is_json = base == "application/json" or base.endswith("+json")
+    is_json = is_json_type(content_type)
     if is_json:
         try:
             value = strict_loads(payload.data)
             return PayloadOut(content_type=content_type, encoding="json", data=value)
         except StrictJSONError:
             pass  # not strict JSON after all: fall through to text or base64
-    if base.startswith("text/") or is_json:
+    if is_json or media_type(content_type).startswith("text/"):
         try:
             text = payload.data.decode("utf-8")  # never a surrogate: UTF-8 cannot encode one
             return PayloadOut(content_type=content_type, encoding="text", data=text)

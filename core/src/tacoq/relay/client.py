@@ -18,10 +18,10 @@ import base64
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self, Unpack
 from uuid import UUID
 
 import httpx
@@ -29,11 +29,10 @@ import httpx
 from tacoq.config import redact_url, resolve_relay_url
 from tacoq.contracts.store import TaskPage
 from tacoq.errors import ConfigError, RelayError, RelayUnavailable
+from tacoq.model.options import PublishOptions, TaskOptions, options_json
 from tacoq.model.task import Task, TaskStatus
+from tacoq.publishing.kernel import TypedTask, serialize_input
 from tacoq.relay.dead_letter_models import DeadLetterOut, DeadLetterPageOut, RequeueOut
-
-if TYPE_CHECKING:
-    from tacoq.worker.app import TaskDef
 
 __all__ = ["ENV_RELAY_TOKEN", "RelayClient", "SyncRelayClient"]
 
@@ -154,19 +153,20 @@ class _Base:
 
     @staticmethod
     def _publish_call(
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any,
-        worker_kind: str | None,
-        priority: int,
-        ttl: int | None,
-        id: UUID | str | None,
+        options: TaskOptions | None,
+        overrides: Mapping[str, Any],
         content_type: str | None,
     ) -> _Call:
-        body: dict[str, Any] = {"priority": priority, "id": str(id or uuid.uuid4())}
+        # The relay's kernel validates the options (a bad one is its 422 naming the field).
+        body = {} if options is None else options.as_json()
+        body.update(options_json(overrides))
+        body.setdefault("id", str(uuid.uuid4()))  # chosen here, so a retried request is safe
         if isinstance(task, str):
-            if not worker_kind:
+            if not body.get("worker_kind"):
                 raise ConfigError(f"publishing task {task!r} by name needs worker_kind=...")
-            body.update(task_kind=task, worker_kind=worker_kind)
+            body["task_kind"] = task
             if isinstance(input, bytes | bytearray | memoryview) or (
                 content_type is not None and isinstance(input, str)
             ):
@@ -179,13 +179,12 @@ class _Base:
                 from pydantic_core import to_jsonable_python
 
                 body["input"] = to_jsonable_python(input)
-        else:  # a TaskDef: serialize with the handler's own codec, as a typed publish does
-            codec = task.input_codec
-            body.update(task_kind=task.task_kind, worker_kind=worker_kind or task.worker_kind)
-            body["input_base64"] = base64.b64encode(codec.dump(input)).decode("ascii")
-            body["content_type"] = codec.content_type
-        if ttl is not None:
-            body["ttl"] = ttl
+        else:  # typed: serialized with the handler's own codec, as a typed publish does
+            task_kind, worker_kind, payload = serialize_input(task, input, None)
+            body.update(task_kind=task_kind)
+            body.setdefault("worker_kind", worker_kind)
+            body["input_base64"] = base64.b64encode(payload.data).decode("ascii")
+            body["content_type"] = payload.content_type
         return _Call("POST", "/tasks", body=body)
 
     @staticmethod
@@ -301,22 +300,22 @@ class RelayClient(_Base):
 
     async def publish(
         self,
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any = None,
         *,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
-        id: UUID | str | None = None,
         content_type: str | None = None,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
     ) -> UUID:
         """Publish a task through the relay; returns its id (idempotent by ``id``).
 
         ``task`` is a kind name (then ``worker_kind`` is required; ``input`` is sent as JSON,
         or as bytes with ``content_type`` when it is bytes) or a
-        :class:`~tacoq.worker.TaskDef` (the input is serialized by the handler's codec).
+        :class:`~tacoq.worker.TaskDef` (the input is serialized by the handler's codec). The
+        task options are those of :meth:`tacoq.Publisher.publish` (keywords, an ``options``
+        object, or both); the relay validates them and answers 422 naming a bad one.
         """
-        call = self._publish_call(task, input, worker_kind, priority, ttl, id, content_type)
+        call = self._publish_call(task, input, options, overrides, content_type)
         return UUID(self._check(await self._send(call))["id"])
 
     async def list(
@@ -459,17 +458,15 @@ class SyncRelayClient(_Base):
 
     def publish(
         self,
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any = None,
         *,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
-        id: UUID | str | None = None,
         content_type: str | None = None,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
     ) -> UUID:
         """Publish a task through the relay; returns its id (see :meth:`RelayClient.publish`)."""
-        call = self._publish_call(task, input, worker_kind, priority, ttl, id, content_type)
+        call = self._publish_call(task, input, options, overrides, content_type)
         return UUID(self._check(self._send(call))["id"])
 
     def list(

@@ -1,4 +1,4 @@
-"""The one relay engine (DESIGN.md §4): broker updates in, store batches out.
+"""The one relay engine (docs/architecture.md, "4. Relay"): broker updates in, store batches out.
 
 It takes the first waiting delivery, then everything else already received (up to
 ``batch_size``), and flushes at once: a batch is flushed when it is full or when nothing more is
@@ -37,12 +37,13 @@ from tacoq.contracts.broker import (
     DeadLetter,
     Delivery,
 )
-from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind, TaskListener
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.contracts.store import BatchResult, DeadLetterRecord, Store
 from tacoq.errors import UnknownMessageKind, WireFormatError
 from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
 from tacoq.model.task import TaskEvent, utcnow
 from tacoq.model.wire import EVENT_ASSIGN, decode
+from tacoq.plugins import PluginHost, get_plugin_host
 from tacoq.relay.cleanup import CleanupJob
 from tacoq.relay.dead_letters import completion_of, record_of
 from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
@@ -85,7 +86,8 @@ class RelayEngine:
     """Consumes the relay queue into the store, and runs the cleanup job.
 
     ``broker`` and ``store`` are URLs (resolved like everywhere: argument > environment >
-    default) or already-made objects. ``run(stop)`` serves until ``stop`` is set.
+    default) or already-made objects. ``run(stop)`` serves until ``stop`` is set. ``plugins``
+    makes them from URLs and receives the lifecycle events (default: the process's plugin host).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class RelayEngine:
         cleanup_batch: int = 1000,
         clock: Callable[[], datetime] = utcnow,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        plugins: PluginHost | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -113,9 +116,7 @@ class RelayEngine:
         if not assignment_linger >= 0:
             raise ValueError("assignment_linger must be a number of seconds >= 0")
         ns = resolve_namespace(namespace)
-        from tacoq.plugins import get_plugin_host
-
-        host = get_plugin_host()
+        host = plugins or get_plugin_host()
         self.broker = (
             broker
             if isinstance(broker, Broker)
@@ -142,7 +143,7 @@ class RelayEngine:
             else None
         )
         self.stats = RelayStats()
-        self.listeners: list[TaskListener] = host.task_listeners()
+        self.bus = host.bus
         self.ready = asyncio.Event()
         self.clock = clock
         self._unknown_kinds: set[str] = set()
@@ -300,7 +301,7 @@ class RelayEngine:
             return
         self._count(result, len(decoded), len(events))
         await consumer.ack_many([delivery for delivery, _ in decoded])
-        if self.listeners:
+        if self.bus:
             await self._notify(result)
 
     async def apply(self, events: Sequence[TaskEvent]) -> BatchResult:
@@ -407,7 +408,7 @@ class RelayEngine:
         if result is None:
             return 0
         self.stats.dead_letter_completions += len(result.completed)
-        if self.listeners:
+        if self.bus:
             await self._notify(result)
         return len(result.completed)
 
@@ -420,15 +421,10 @@ class RelayEngine:
         stats.conflicting_completions += result.counts.conflicting_completions
 
     async def _notify(self, result: BatchResult) -> None:
-        for task_id in result.completed:
-            note = LifecycleEvent(LifecycleKind.STORED, task_id, "", "")
-            for listener in self.listeners:
-                try:  # a failing listener must not stop the relay (nor its acks)
-                    awaitable = listener.on_task_event(note)
-                    if awaitable is not None:
-                        await awaitable
-                except Exception:
-                    log.exception("task listener %r failed on stored; ignored", listener)
+        for task_id in result.completed:  # the bus logs a failing listener; acks go on
+            pending = self.bus.emit(LifecycleEvent(LifecycleKind.STORED, task_id, "", ""))
+            if pending is not None:
+                await pending
 
 
 def _only_assignments(batch: Sequence[Delivery]) -> bool:

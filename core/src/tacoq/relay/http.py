@@ -26,10 +26,12 @@ from starlette.routing import Match
 
 from tacoq.contracts.store import TaskFilter
 from tacoq.errors import (
+    ConfigError,
     PayloadTooLarge,
     PublishConflict,
     PublishFailed,
     PublishRefused,
+    SerializationError,
     StoreUnavailable,
 )
 from tacoq.model.task import Task, TaskStatus
@@ -278,7 +280,7 @@ def create_app(service: RelayService) -> FastAPI:
             task_id, created = await service.publish(body)
         except PayloadTooLarge as exc:
             raise HTTPException(413, str(exc)) from None
-        except PublishRefused as exc:
+        except (PublishRefused, ConfigError, SerializationError) as exc:
             raise HTTPException(422, str(exc)) from None
         except PublishConflict as exc:
             raise HTTPException(409, str(exc)) from None

@@ -15,7 +15,6 @@ import logging
 import math
 import socket
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -31,8 +30,10 @@ from tacoq.errors import (
     StoreUnavailable,
     TacoqError,
 )
-from tacoq.model.task import DEFAULT_TTL_SECONDS, Phase, TaskEvent, utcnow
+from tacoq.model.task import DEFAULT_TTL_SECONDS, TaskEvent, utcnow
 from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH
+from tacoq.plugins import PluginHost
+from tacoq.publishing.kernel import submission
 from tacoq.publishing.publisher import Publisher
 from tacoq.relay.api_models import HealthOut, PartHealth, PublishIn
 from tacoq.relay.engine import (
@@ -41,7 +42,7 @@ from tacoq.relay.engine import (
     DEFAULT_MAX_BATCH_WAIT,
     RelayEngine,
 )
-from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES, check_payload_size
+from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -96,7 +97,8 @@ class RelayService:
     document). ``worker_kinds`` (optional) are the only worker kinds REST publishes may name:
     without it, any client can make the broker create a durable queue per new kind.
     ``header_timeout`` and ``body_timeout`` bound how long a request's line and headers, then
-    its body, may take to arrive (:mod:`tacoq.relay.protocol`).
+    its body, may take to arrive (:mod:`tacoq.relay.protocol`). ``plugins`` makes the broker
+    and store from URLs and receives the lifecycle events (default: the process's plugin host).
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class RelayService:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         clock: Callable[[], datetime] = utcnow,
+        plugins: PluginHost | None = None,
     ) -> None:
         if not (consume or http or cleanup):
             raise ConfigError(
@@ -157,11 +160,13 @@ class RelayService:
             cleanup_interval=cleanup_interval,
             clock=clock,
             max_payload_bytes=max_payload_bytes,
+            plugins=plugins,
         )
         self.publisher = Publisher(
             broker_instance=self.engine.broker,
             max_payload_bytes=max_payload_bytes,
             default_ttl=default_ttl,
+            plugins=plugins,
         )
         self.host = host
         self.port = port
@@ -303,26 +308,21 @@ class RelayService:
                 f"worker_kind: {kind[:80] + '...' if len(kind) > 80 else kind!r} is not one of the "
                 f"worker kinds this relay publishes to ({listed}; see --worker-kinds)"
             )
-        payload = request.payload()
-        check_payload_size(
-            payload, self.publisher.max_payload_bytes, what=f"input of task {request.task_kind!r}"
+        made = submission(
+            request.task_kind,
+            request.payload(),
+            request.options(),
+            serializers=None,
+            max_payload_bytes=self.publisher.max_payload_bytes,
+            default_ttl=self.publisher.default_ttl,
+            now=self.clock(),
         )
-        event = TaskEvent(
-            id=request.id or uuid.uuid4(),
-            attempt=1,
-            phase=Phase.ASSIGNED,
-            task_kind=request.task_kind,
-            worker_kind=request.worker_kind,
-            ttl=self.publisher.default_ttl if request.ttl is None else request.ttl,
-            priority=request.priority,
-            created_at=self.clock(),
-            input=payload,
-        )
+        event = made.event
         for _ in range(_PUBLISH_ROUNDS):
             pending = self._inflight.get(event.id)
             if pending is not None:
                 await asyncio.shield(pending)
-            elif await self._publish_once(event):
+            elif await self._publish_once(event, made.delay):
                 return event.id, True
             row = await self._store_call(self.store.get(event.id))
             if row is not None:
@@ -335,7 +335,7 @@ class RelayService:
             # the row vanished: a concurrent winner's publish failed; try to be the winner
         raise PublishFailed(f"task {event.id} could not be published; retry", part="broker")
 
-    async def _publish_once(self, event: TaskEvent) -> bool:
+    async def _publish_once(self, event: TaskEvent, delay: float | None) -> bool:
         """Insert and publish as the winner; False when the id already existed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[event.id] = done
@@ -343,7 +343,7 @@ class RelayService:
             if not await self._store_call(self.store.insert_if_absent(event)):
                 return False
             try:
-                await self.publisher.publish_event(event)
+                await self.publisher.publish_event(event, delay=delay)
             except Exception as exc:
                 self.publish_failures += 1
                 try:

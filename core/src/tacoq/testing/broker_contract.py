@@ -82,7 +82,8 @@ def tacoq_headers(envelope: Envelope) -> dict[str, str]:
 
 
 class BrokerContract:
-    """The behaviour every broker must show (DESIGN.md §3-4). Override ``broker_url``."""
+    """The behaviour every broker must show (docs/architecture.md, "Contracts" and "The flow of
+    one task"). Override ``broker_url``."""
 
     #: Upper bound (seconds) for anything that must arrive.
     timeout: float = 10.0

@@ -14,8 +14,9 @@ from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
+from tacoq.bus import EventBus
 from tacoq.contracts.broker import Broker, Delivery
-from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind, TaskListener
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.errors import WireFormatError
 from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent, utcnow
 from tacoq.model.wire import H_REPLY_TO, encode_assignment, reply_address
@@ -79,19 +80,19 @@ def progress_event(
 
 
 class TaskReporter:
-    """Sends one worker's task events and notifies its lifecycle listeners."""
+    """Sends one worker's task events and emits its lifecycle events on the event bus."""
 
     def __init__(
         self,
         broker: Broker,
         batcher: UpdateBatcher,
-        listeners: list[TaskListener],
+        bus: EventBus,
         worker_name: str,
         stats: WorkerStats,
     ) -> None:
         self.broker = broker
         self.batcher = batcher
-        self.listeners = listeners
+        self.bus = bus
         self.worker_name = worker_name
         self.stats = stats
         self._notes: set[asyncio.Future[None]] = set()
@@ -127,11 +128,11 @@ class TaskReporter:
             self.stats.succeeded += 1
         else:
             self.stats.failed += 1
-        if self.listeners:
+        if self.bus:
             kind = LifecycleKind.FAILED if error is not None else LifecycleKind.SUCCEEDED
             pending = self.emit(assignment, kind, duration=duration, error=error)
-            if pending:
-                note = asyncio.ensure_future(_await_all(pending))
+            if pending is not None:
+                note = asyncio.ensure_future(pending)
                 self._notes.add(note)
                 note.add_done_callback(self._notes.discard)
 
@@ -228,28 +229,20 @@ class TaskReporter:
         *,
         duration: float | None = None,
         error: ErrorInfo | None = None,
-    ) -> list[Awaitable[None]]:
-        """Call every listener; return the awaitables that async listeners gave back."""
-        event = LifecycleEvent(
-            kind=kind,
-            task_id=assignment.id,
-            task_kind=assignment.task_kind,
-            worker_kind=assignment.worker_kind,
-            attempt=assignment.attempt,
-            duration=duration,
-            error_type=error.type if error is not None else None,
-            is_error=error is not None,
+    ) -> Awaitable[None] | None:
+        """Emit ``kind`` for ``assignment`` on the bus; an awaitable when a listener is async."""
+        return self.bus.emit(
+            LifecycleEvent(
+                kind=kind,
+                task_id=assignment.id,
+                task_kind=assignment.task_kind,
+                worker_kind=assignment.worker_kind,
+                attempt=assignment.attempt,
+                duration=duration,
+                error_type=error.type if error is not None else None,
+                is_error=error is not None,
+            )
         )
-        pending = []
-        for listener in self.listeners:
-            try:  # a listener observes; its failure never changes what happens to the task
-                result = listener.on_task_event(event)
-            except Exception:
-                log.exception("task listener %r failed on %s; ignored", listener, kind)
-                continue
-            if result is not None:
-                pending.append(result)
-        return pending
 
     async def notify(
         self,
@@ -259,17 +252,11 @@ class TaskReporter:
         duration: float | None = None,
         error: ErrorInfo | None = None,
     ) -> None:
-        """Notify the listeners of ``kind`` and wait for the async ones."""
-        if self.listeners:
-            await _await_all(self.emit(assignment, kind, duration=duration, error=error))
-
-
-async def _await_all(pending: list[Awaitable[None]]) -> None:
-    for awaitable in pending:
-        try:
-            await awaitable
-        except Exception:
-            log.exception("a task listener failed; ignored")
+        """Emit ``kind`` for ``assignment`` and wait for the async listeners."""
+        if self.bus:
+            pending = self.emit(assignment, kind, duration=duration, error=error)
+            if pending is not None:
+                await pending
 
 
 class _Start:

@@ -1,7 +1,8 @@
 """Retry policies: which failures a task retries, how many times, and how long it waits.
 
 A retry is a new assignment of the same task id with ``attempt + 1``, published through the
-broker's delayed publish (DESIGN.md §4): while it waits it holds no worker slot and no prefetch.
+broker's delayed publish (docs/architecture.md, "2. Run", step 6): while it waits it holds no
+worker slot and no prefetch.
 The wait grows exponentially with the attempt, is capped, and is jittered so that many tasks
 failing together (a database restart) do not come back together.
 """

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from tacoq.config import redact_url
 from tacoq.contracts.broker import DEFAULT_DELIVERY_LIMIT, Broker, Consumer, Delivery, worker_queue
-from tacoq.contracts.lifecycle import HandlerMiddleware, LifecycleKind, TaskListener
+from tacoq.contracts.lifecycle import HandlerMiddleware, LifecycleKind
 from tacoq.errors import OutputTooLarge, SerializationError, UnknownMessageKind, WireFormatError
 from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
 from tacoq.model.task import ErrorInfo, Payload, TaskEvent, utcnow
@@ -38,7 +38,7 @@ from tacoq.model.wire import (
     decode_assignment,
     raise_unknown_kind,
 )
-from tacoq.plugins import get_plugin_host
+from tacoq.plugins import PluginHost, get_plugin_host
 from tacoq.publishing.publisher import Publisher
 from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.worker.handler_call import HandlerCall, HandlerTimeout
@@ -60,7 +60,8 @@ __all__ = [
 
 log = logging.getLogger("tacoq.worker")
 
-#: A handler that finishes within this many seconds never sends RUNNING (DESIGN.md §4).
+#: A handler that finishes within this many seconds never sends RUNNING (docs/architecture.md,
+#: "2. Run", step 5).
 RUNNING_THRESHOLD = 0.05
 #: How often, at most, the worker looks for attempts that passed the threshold (RUNNING goes
 #: out between 50 and 60 ms after the start).
@@ -91,6 +92,7 @@ class WorkerRuntime:
         grace: float = DEFAULT_GRACE,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        plugins: PluginHost | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -106,12 +108,12 @@ class WorkerRuntime:
         #: Larger assignments are dead-lettered unrun (publishers refuse them; see publisher).
         self.max_payload_bytes = max_payload_bytes
         self.stats = WorkerStats()
-        host = get_plugin_host()
+        host = plugins or get_plugin_host()
         self.registry = host.serializers
-        self.listeners: list[TaskListener] = host.task_listeners()
+        self.bus = host.bus
         self.middlewares: list[HandlerMiddleware] = host.middlewares()
         self.cache = CompletedCache()
-        self.publisher = Publisher(broker_instance=broker)
+        self.publisher = Publisher(broker_instance=broker, plugins=host)
         self.pool: DaemonThreadPool | None = None
         self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
@@ -136,9 +138,7 @@ class WorkerRuntime:
                 worker_queue(self.app.worker_kind), prefetch=self.prefetch
             )
             batcher = UpdateBatcher(self.broker, consumer, self.cache)
-            self._reporter = TaskReporter(
-                self.broker, batcher, self.listeners, self.name, self.stats
-            )
+            self._reporter = TaskReporter(self.broker, batcher, self.bus, self.name, self.stats)
             self._notices = RunningNotices(self._reporter, RUNNING_THRESHOLD, RUNNING_TICK)
             if any(not t.is_async for t in self.app.tasks.values()):
                 self.pool = DaemonThreadPool(self.concurrency, name=f"tacoq-{self.app.worker_kind}")
@@ -407,7 +407,7 @@ class WorkerRuntime:
         # RUNNING is built only if the task still runs at the threshold
         start = notices.started(assignment, started_at)
         try:
-            if self.listeners:
+            if self.bus:
                 await reporter.notify(assignment, LifecycleKind.STARTED)
             clock = time.perf_counter()
             try:

@@ -1,4 +1,5 @@
-"""The RabbitMQ broker: ``amqp://`` and ``amqps://`` (DESIGN.md §3, ``docs/wire-format.md``).
+"""The RabbitMQ broker: ``amqp://`` and ``amqps://`` (docs/architecture.md, "Contracts";
+``docs/wire-format.md``).
 
 Publishing: an ``assign`` goes to the task exchange with its worker kind's routing key (the
 worker queue and the relay's queue are both bound to it); ``updates`` go with the routing key
@@ -34,19 +35,17 @@ from tacoq.contracts.broker import (
 )
 from tacoq.errors import TacoqError
 from tacoq.model.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
-from tacoq_rabbit.codec import envelope_from, header_text, property_fields
+from tacoq_rabbit.codec import envelope_from, header_text, outgoing, property_fields
 from tacoq_rabbit.consumer import RabbitConsumer
 from tacoq_rabbit.link import RETRYABLE_ERRORS, Link, describe
 from tacoq_rabbit.settings import parse_url
 from tacoq_rabbit.topology import (
-    H_DELAY,
     H_ORIGIN,
     H_REASON,
     H_TASK_COMPLETED,
     RELAY_ROUTING_KEY,
     REPLY_QUEUE_EXPIRES_MS,
     Topology,
-    delay_rung,
 )
 
 __all__ = ["PUBLISH_WINDOW", "RabbitBroker"]
@@ -149,24 +148,22 @@ class RabbitBroker(Broker):
                 self.topology.reply_routing_key(check_reply_address(a)) for a in reply_to
             ]
         body = envelope.body
-        if delay is None or delay <= 0:
-            properties = spec.Basic.Properties(**fields)
-            await link.publish(self.topology.tasks_exchange, routing_key, body, properties)
-            return
-        expiration, rung = delay_rung(delay)
-        await link.declare_rung(rung)
-        delayed = dict(fields, expiration=str(expiration))
-        delayed["headers"] = dict(fields["headers"], **{H_DELAY: str(rung)})
-        held = link.publish(
-            self.topology.delay_exchange, routing_key, body, spec.Basic.Properties(**delayed)
+        messages, rung = outgoing(
+            self.topology, routing_key, fields, delay=delay, relay_copy=kind is not None
         )
-        if kind is None:
-            await held
+        if rung is not None:
+            await link.declare_rung(rung)
+        if len(messages) == 1:
+            (only,) = messages
+            properties = spec.Basic.Properties(**only.fields)
+            await link.publish(only.exchange, only.routing_key, body, properties)
             return
-        now = link.publish(
-            self.topology.tasks_exchange, RELAY_ROUTING_KEY, body, spec.Basic.Properties(**fields)
+        await asyncio.gather(
+            *(
+                link.publish(m.exchange, m.routing_key, body, spec.Basic.Properties(**m.fields))
+                for m in messages
+            )
         )
-        await asyncio.gather(held, now)
 
     async def publish_many(self, items: Sequence[tuple[Envelope, int]]) -> None:
         """Publish several ``(envelope, priority)`` pairs with up to 256 confirms in flight."""

@@ -1,22 +1,34 @@
-"""How an :class:`~tacoq.model.wire.Envelope` maps onto AMQP message properties, and back.
+"""How an :class:`~tacoq.model.wire.Envelope` maps onto AMQP messages, and back.
 
-Client-neutral (plain dicts), so the aio-pika broker and the pika publisher share it.
+Client-neutral (plain dicts), so the aiormq broker and the pika publisher share it: which
+exchange and routing key each message of a publish goes to (:func:`outgoing`, the delay ladder
+included) and with which basic properties (:func:`property_fields`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tacoq.model.wire import EVENT_ASSIGN, H_EVENT, H_ID, Envelope
-from tacoq_rabbit.topology import H_DELIVERIES, TRANSPORT_HEADERS
+from tacoq_rabbit.topology import (
+    H_DELAY,
+    H_DELIVERIES,
+    RELAY_ROUTING_KEY,
+    TRANSPORT_HEADERS,
+    Topology,
+    delay_rung,
+)
 
 __all__ = [
     "PERSISTENT",
     "ROUTING_HEADERS",
+    "Outgoing",
     "envelope_from",
     "header_text",
+    "outgoing",
     "previous_deliveries",
     "property_fields",
 ]
@@ -42,6 +54,40 @@ def property_fields(envelope: Envelope, level: int) -> dict[str, Any]:
     if headers.get(H_EVENT) == EVENT_ASSIGN and headers.get(H_ID):
         fields["message_id"] = headers[H_ID]
     return fields
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One AMQP message of a publish: where it goes, and its basic properties as a dict."""
+
+    exchange: str
+    routing_key: str
+    fields: dict[str, Any]
+
+
+def outgoing(
+    topology: Topology,
+    routing_key: str,
+    fields: dict[str, Any],
+    *,
+    delay: float | None = None,
+    relay_copy: bool = False,
+) -> tuple[list[Outgoing], int | None]:
+    """The messages of one publish and the delay rung they need declared (``None``: none).
+
+    At once: one message to the tasks exchange. Held back ``delay`` seconds: one message to the
+    delay exchange carrying its ``expiration`` and the ``tacoq-delay`` rung, plus, with
+    ``relay_copy`` (an assignment), an immediate copy to the relay so it knows the task now.
+    """
+    if delay is None or delay <= 0:
+        return [Outgoing(topology.tasks_exchange, routing_key, fields)], None
+    expiration, rung = delay_rung(delay)
+    delayed = dict(fields, expiration=str(expiration))
+    delayed["headers"] = dict(fields["headers"], **{H_DELAY: str(rung)})
+    messages = [Outgoing(topology.delay_exchange, routing_key, delayed)]
+    if relay_copy:
+        messages.append(Outgoing(topology.tasks_exchange, RELAY_ROUTING_KEY, fields))
+    return messages, rung
 
 
 def header_text(value: object) -> str:

@@ -1,10 +1,11 @@
 """``SyncRabbitPublisher``: publish TacoQ tasks to RabbitMQ from code without an event loop.
 
 For Flask, Django, scripts and threads: built on pika's ``BlockingConnection``, speaking the same
-wire format as the async broker (``tacoq.model.wire.encode_assignment`` + :mod:`tacoq_rabbit.codec`)
-and declaring the same topology (:mod:`tacoq_rabbit.topology`). Validation and serialization
-are core's (:meth:`tacoq.Publisher.build`), so a typed publish fails in the caller exactly as
-with the async publisher.
+wire format as the async broker (``tacoq.model.wire.encode_assignment`` + :mod:`tacoq_rabbit.codec`,
+which also says where each message goes) and declaring the same topology
+(:mod:`tacoq_rabbit.topology`). It is AMQP transport only: validation, serialization and every
+task option are core's submission kernel (:mod:`tacoq.publishing.kernel`), so a publish fails in
+the caller exactly as with the async publisher.
 
 - **One connection per thread** (``threading.local``): pika connections are not thread-safe.
 - **Heartbeats**: a ``BlockingConnection`` answers heartbeats only while the program calls into
@@ -30,26 +31,26 @@ Credentials never appear in logs or errors (only the redacted URL).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
-from uuid import UUID
+from typing import Any, Self, Unpack
 
 import pika
 
 from tacoq.config import resolve_broker_url, resolve_namespace
 from tacoq.contracts.broker import priority_level
-from tacoq.errors import PublishError
+from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
+from tacoq.errors import ConfigError, PublishError
+from tacoq.model.options import PublishOptions, TaskOptions
 from tacoq.model.task import DEFAULT_TTL_SECONDS, Task, TaskEvent, pending_task
 from tacoq.model.wire import encode_assignment
-from tacoq.publishing.publisher import Publisher, delay_seconds
+from tacoq.plugins import PluginHost, get_plugin_host
+from tacoq.publishing.kernel import Submission, TypedTask, submission
 from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
-from tacoq_rabbit.codec import property_fields
+from tacoq_rabbit.codec import outgoing, property_fields
 from tacoq_rabbit.pika_link import (
     PIKA_CONNECTION_ERRORS,
     ConfirmChannel,
@@ -60,10 +61,7 @@ from tacoq_rabbit.pika_link import (
     open_connection,
 )
 from tacoq_rabbit.settings import parse_url
-from tacoq_rabbit.topology import H_DELAY, RELAY_ROUTING_KEY, Topology, delay_rung
-
-if TYPE_CHECKING:
-    from tacoq.worker import TaskDef
+from tacoq_rabbit.topology import Topology
 
 __all__ = ["DEFAULT_WINDOW", "SyncRabbitPublisher"]
 
@@ -91,6 +89,8 @@ class SyncRabbitPublisher:
     ``tacoq``). The URL's ``publish_timeout`` / ``connect_timeout`` options apply as for the
     async broker; ``heartbeat`` is described in the module doc. Connections open lazily, one per
     thread; :meth:`close` closes them all (call it when no thread is publishing any more).
+    ``plugins`` serializes inputs published by name and receives the lifecycle events (default:
+    the process's plugin host).
     """
 
     def __init__(
@@ -102,6 +102,7 @@ class SyncRabbitPublisher:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         default_ttl: int = DEFAULT_TTL_SECONDS,
         connection_name: str | None = None,
+        plugins: PluginHost | None = None,
     ) -> None:
         self.namespace = resolve_namespace(namespace)
         self.settings = parse_url(
@@ -110,16 +111,13 @@ class SyncRabbitPublisher:
         )
         self.topology = Topology(self.namespace)
         self.heartbeat = heartbeat
-        # Core's publisher, never connected: it only validates and serializes (build()).
-        self._builder = Publisher(
-            url, namespace=self.namespace, max_payload_bytes=max_payload_bytes,
-            default_ttl=default_ttl,
-        )  # fmt: skip
+        self.max_payload_bytes = max_payload_bytes
+        self.default_ttl = default_ttl
+        self._plugins = plugins
         self._local = threading.local()
         self._links: list[_ThreadLink] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._listeners: list[Any] | None = None
 
     def __repr__(self) -> str:
         return f"SyncRabbitPublisher({self.settings.display_url!r}, namespace={self.namespace!r})"
@@ -175,67 +173,81 @@ class SyncRabbitPublisher:
 
     # -- building messages -------------------------------------------------------------------
 
-    def build(
+    def _host(self) -> PluginHost:
+        if self._plugins is None:
+            self._plugins = get_plugin_host()
+        return self._plugins
+
+    def submission(
         self,
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any = None,
         *,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
-        id: UUID | None = None,
-    ) -> TaskEvent:
-        """Validate and serialize a publish into its ASSIGNED event (core's ``Publisher.build``)."""
-        return self._builder.build(
-            task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
+    ) -> Submission:
+        """Validate and serialize a publish into what to send (core's submission kernel)."""
+        return submission(
+            task,
+            input,
+            TaskOptions.of(options, overrides),
+            serializers=self._host().serializers,
+            max_payload_bytes=self.max_payload_bytes,
+            default_ttl=self.default_ttl,
         )
+
+    def build(
+        self,
+        task: TypedTask | str,
+        input: Any = None,
+        *,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
+    ) -> TaskEvent:
+        """The ASSIGNED event of a publish to send at once, for :meth:`publish_events` (a
+        delay is refused here: :meth:`submission` returns it with one)."""
+        return self.submission(task, input, options=options, **overrides).at_once()
 
     def messages(self, event: TaskEvent, delay: float | None = None) -> list[Message]:
         """The AMQP messages of an assignment: one, or two when delayed (the rung + the relay)."""
+        return self._messages(event, delay)[0]
+
+    def _messages(self, event: TaskEvent, delay: float | None) -> tuple[list[Message], int | None]:
         envelope = encode_assignment(event)
         fields = property_fields(envelope, priority_level(event.priority))
-        # pamqp (under aio-pika) writes table keys sorted; pika writes them in dict order.
-        # Sorting here makes both clients' messages byte-for-byte identical.
-        fields["headers"] = dict(sorted(fields["headers"].items()))
         key = self.topology.worker_routing_key(event.worker_kind)
-        tasks = self.topology.tasks_exchange
-        if delay is None or delay <= 0:
-            return [(tasks, key, envelope.body, pika.BasicProperties(**fields))]
-        expiration, rung = delay_rung(delay)
-        delayed = dict(fields, expiration=str(expiration))
-        delayed["headers"] = dict(sorted({**fields["headers"], H_DELAY: str(rung)}.items()))
-        return [
-            (self.topology.delay_exchange, key, envelope.body, pika.BasicProperties(**delayed)),
-            (tasks, RELAY_ROUTING_KEY, envelope.body, pika.BasicProperties(**fields)),
-        ]
+        found, rung = outgoing(self.topology, key, fields, delay=delay, relay_copy=True)
+        # pamqp (under aiormq) writes table keys sorted; pika writes them in dict order.
+        # Sorting here makes both clients' messages byte-for-byte identical.
+        messages: list[Message] = []
+        for m in found:
+            headers = dict(sorted(m.fields["headers"].items()))
+            properties = pika.BasicProperties(**dict(m.fields, headers=headers))
+            messages.append((m.exchange, m.routing_key, envelope.body, properties))
+        return messages, rung
 
     # -- publishing --------------------------------------------------------------------------
 
     def publish(
         self,
-        task: TaskDef[..., Any] | str,
+        task: TypedTask | str,
         input: Any = None,
         *,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
-        id: UUID | None = None,
-        countdown: float | None = None,
-        eta: datetime | None = None,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
     ) -> Task:
         """Publish one task; return it (``PENDING``) once RabbitMQ confirmed it.
 
-        The same arguments as :meth:`tacoq.Publisher.publish`: a ``TaskDef`` (typed, validated
-        here) or a task kind name with ``worker_kind``; ``priority`` 0-255; ``ttl``; ``id``;
-        ``countdown`` seconds or an aware ``eta`` to run it later.
+        The task options of :meth:`tacoq.Publisher.publish` (keywords, an ``options`` object or
+        both): a ``TaskDef`` (typed, validated here) or a task kind name with ``worker_kind``;
+        ``priority`` 0-255; ``ttl``; ``id``; ``countdown`` seconds or an aware ``eta``.
         """
-        event = self.build(task, input, worker_kind=worker_kind, priority=priority, ttl=ttl, id=id)
-        return self.publish_event(event, delay=delay_seconds(countdown, eta))
+        made = self.submission(task, input, options=options, **overrides)
+        return self.publish_event(made.event, delay=made.delay)
 
     def publish_event(self, event: TaskEvent, *, delay: float | None = None) -> Task:
         """Publish an ASSIGNED event made by :meth:`build`; reconnect and retry once."""
-        messages = self.messages(event, delay)
-        rung = delay_rung(delay)[1] if delay is not None and delay > 0 else None
+        messages, rung = self._messages(event, delay)
         for attempt in (1, 2):
             try:
                 link = self._link()
@@ -260,23 +272,24 @@ class SyncRabbitPublisher:
 
     def publish_many(
         self,
-        items: Iterable[tuple[TaskDef[..., Any] | str, Any]],
+        items: Iterable[tuple[TypedTask | str, Any]],
         *,
-        worker_kind: str | None = None,
-        priority: int = 0,
-        ttl: int | None = None,
         window: int = DEFAULT_WINDOW,
+        options: TaskOptions | None = None,
+        **overrides: Unpack[PublishOptions],
     ) -> list[Task]:
-        """Publish ``(task, input)`` pairs with up to ``window`` confirms in flight.
+        """Publish ``(task, input)`` pairs, all with the same options, with up to ``window``
+        confirms in flight.
 
         Every item is built (validated) before anything is sent, so a bad input publishes
-        nothing. Returns the tasks, in order, once all are confirmed. For per-item options,
-        :meth:`build` the events yourself and call :meth:`publish_events`.
+        nothing. Returns the tasks, in order, once all are confirmed. An ``id`` (which names
+        one task) and a delay are refused here; for per-item options, :meth:`build` the events
+        yourself and call :meth:`publish_events`.
         """
-        events = [
-            self.build(task, value, worker_kind=worker_kind, priority=priority, ttl=ttl)
-            for task, value in items
-        ]
+        shared = TaskOptions.of(options, overrides)
+        if shared.id is not None:
+            raise ConfigError("publish_many() publishes many tasks: an id names one")
+        events = [self.build(task, value, options=shared) for task, value in items]
         return self.publish_events(events, window=window)
 
     def publish_events(
@@ -318,29 +331,16 @@ class SyncRabbitPublisher:
         return [pending_task(event) for event in events]
 
     def _notify(self, events: Sequence[TaskEvent]) -> None:
-        if self._listeners is None:
-            from tacoq.plugins import get_plugin_host
-
-            self._listeners = get_plugin_host().task_listeners()
-        if not self._listeners:
+        bus = self._host().bus
+        if not bus:
             return
-        from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
-
-        for event in events:
+        for event in events:  # published already: a failing listener cannot say otherwise
             note = LifecycleEvent(
-                LifecycleKind.PUBLISHED,
-                event.id,
-                event.task_kind,
-                event.worker_kind,
-                event.attempt,
+                LifecycleKind.PUBLISHED, event.id, event.task_kind, event.worker_kind, event.attempt
             )
-            for listener in self._listeners:
-                try:  # published already: a failing listener must not say otherwise
-                    result = listener.on_task_event(note)
-                    if inspect.isawaitable(result):
-                        asyncio.run(_awaited(result))
-                except Exception:
-                    log.exception("task listener %r failed on published; ignored", listener)
+            pending = bus.emit(note)
+            if pending is not None:
+                asyncio.run(_awaited(pending))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
