@@ -3,6 +3,10 @@
 - The relay's OpenAPI document says a ``cursor`` has the format ``tacoq-cursor``: only cursors
   the relay made are valid, which JSON Schema cannot spell. A strategy for them (any time a
   cursor can hold, or none, and any id) lets schemathesis' positive cases send real cursors.
+- A ``date-time`` (the ``eta`` of ``POST /tasks``) is valid at most 48.5 days ahead (the
+  longest delay, ``tacoq.model.options.MAX_DELAY_SECONDS``), which JSON Schema cannot spell
+  either: the strategy for that format makes times from ten years ago to 40 days ahead, in
+  several offsets. Times beyond it are refused with 422 and tested in test_relay_http.py.
 - ``not_a_server_error_but_an_outage`` replaces schemathesis' ``not_a_server_error``: no 5xx,
   except the documented ``503 unavailable`` of a store or broker outage (the services the
   fuzzing runs on may be restarted meanwhile by other suites).
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import schemathesis
@@ -28,6 +32,18 @@ schemathesis.openapi.format(
         encode_cursor,
         st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
         st.uuids(),
+    ),
+)
+
+_NOW = datetime.now(UTC).replace(tzinfo=None)
+schemathesis.openapi.format(
+    "date-time",
+    st.builds(
+        lambda when, zone: when.replace(tzinfo=UTC).astimezone(zone).isoformat(),
+        st.datetimes(min_value=_NOW - timedelta(days=3650), max_value=_NOW + timedelta(days=40)),
+        st.sampled_from(
+            [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
+        ),
     ),
 )
 

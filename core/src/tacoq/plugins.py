@@ -21,11 +21,11 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -153,11 +153,18 @@ class PluginHost:
 
     # -- schemes -----------------------------------------------------------------------------
 
+    def _answers(self, hook_name: str) -> Iterator[tuple[str, Any]]:
+        """``(plugin name, answer)`` of each implementation of a no-argument hook, in hook call
+        order, for the accessors that must know which plugin answered what. Each call is
+        written to the hook trace (``TACOQ_TRACE_HOOKS``) like any hook call."""
+        trace = self.pm.trace.root.get("hook")
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            trace(hook_name, f"({impl.plugin_name})")
+            yield impl.plugin_name, impl.function()
+
     def _schemes(self, hook_name: str, what: str) -> dict[str, tuple[Callable[..., Any], str]]:
         claimed: dict[str, tuple[Callable[..., Any], str]] = {}
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
-            answer = impl.function()
+        for plugin_name, answer in self._answers(hook_name):
             if not answer:
                 continue
             for scheme, factory in answer.items():
@@ -165,9 +172,9 @@ class PluginHost:
                 if scheme in claimed:
                     raise PluginError(
                         f"{what} scheme {scheme!r} is claimed by two plugins: "
-                        f"{claimed[scheme][1]!r} and {impl.plugin_name!r}"
+                        f"{claimed[scheme][1]!r} and {plugin_name!r}"
                     )
-                claimed[scheme] = (factory, impl.plugin_name)
+                claimed[scheme] = (factory, plugin_name)
         return claimed
 
     def broker_schemes(self) -> dict[str, str]:
@@ -220,15 +227,13 @@ class PluginHost:
     def bus(self) -> EventBus:
         """The event bus: every plugin's lifecycle listener, named by its plugin, in hook call
         order. Every lifecycle notification goes through it (:meth:`emit`)."""
-        listeners: list[tuple[str, TaskListener]] = []
-        plugins = self.pm.get_plugins()
-        for impl in reversed(self.pm.hook.tacoq_task_listener.get_hookimpls()):
-            # each plugin's hook alone, through pluggy (so TACOQ_TRACE_HOOKS shows the call)
-            others = [plugin for plugin in plugins if plugin is not impl.plugin]
-            call = self.pm.subset_hook_caller("tacoq_task_listener", remove_plugins=others)
-            for listener in cast("list[TaskListener]", call()):
-                listeners.append((impl.plugin_name, listener))
-        return EventBus(listeners)
+        return EventBus(
+            [
+                (name, listener)
+                for name, listener in self._answers("tacoq_task_listener")
+                if listener
+            ]
+        )
 
     def emit(self, event: LifecycleEvent) -> Awaitable[None] | None:
         """Deliver a lifecycle event to every listener (:meth:`tacoq.bus.EventBus.emit`)."""
@@ -246,11 +251,10 @@ class PluginHost:
     def cli_groups(self) -> list[tuple[str, Any, str]]:
         """``(group name, typer app, plugin name)`` for each plugin's CLI group."""
         groups: list[tuple[str, Any, str]] = []
-        for impl in reversed(self.pm.hook.tacoq_cli_group.get_hookimpls()):
-            answer = cast("tuple[str, Any] | None", impl.function())
+        for plugin_name, answer in self._answers("tacoq_cli_group"):
             if answer is not None:
                 name, app = answer
-                groups.append((name, app, impl.plugin_name))
+                groups.append((name, app, plugin_name))
         return groups
 
     def plugin_infos(self) -> list[PluginInfo]:

@@ -51,11 +51,18 @@ from tacoq.model.task import (
     is_json_type,
     media_type,
 )
-from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH, MAX_TTL, format_timestamp, parse_timestamp
+from tacoq.model.wire import (
+    MAX_HEADER_VALUE_LENGTH,
+    MAX_TTL,
+    format_timestamp,
+    kind_problem,
+    parse_timestamp,
+)
 
 __all__ = [
     "BASE64_PATTERN",
     "CANONICAL_UUID_PATTERN",
+    "KIND_PATTERN",
     "MAX_TTL",
     "NO_NUL_PATTERN",
     "PRINTABLE_ASCII_PATTERN",
@@ -125,9 +132,10 @@ class TaskPageOut(BaseModel):
     next_cursor: str | None
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character (\\u0000)")
+def _kind(value: str) -> str:
+    problem = kind_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -177,6 +185,7 @@ def _rfc3339(value: Any) -> Any:
 
 
 NO_NUL_PATTERN = "^[^\\u0000]*$"
+KIND_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 PRINTABLE_ASCII_PATTERN = "^[\\x20-\\x7e]+$"
 CANONICAL_UUID_PATTERN = (
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -186,15 +195,18 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 _CANONICAL_UUID = re.compile(CANONICAL_UUID_PATTERN)
 _BASE64 = re.compile(BASE64_PATTERN)
 
-#: A task or worker kind: 1-255 characters, no NUL (stores such as Postgres cannot hold it).
+#: A task or worker kind: 1-255 characters, none a control character (NUL included) or a lone
+#: surrogate (``tacoq.model.wire.kind_problem``: they become headers, queue names, columns). The
+#: schema's pattern leaves the surrogates out (JSON Schema validators in other languages cannot
+#: hold them in a character class); the validator refuses a lone one all the same.
 Kind = Annotated[
     str,
     Field(
         min_length=1,
         max_length=MAX_HEADER_VALUE_LENGTH,
-        json_schema_extra={"pattern": NO_NUL_PATTERN},
+        json_schema_extra={"pattern": KIND_PATTERN},
     ),
-    AfterValidator(_no_nul),
+    AfterValidator(_kind),
 ]
 #: A media type: 1-255 printable ASCII characters (an AMQP property holds at most 255 bytes).
 ContentType = Annotated[
