@@ -14,7 +14,9 @@ fixed sleeps, isolate each test in a fresh namespace, and take time from an inje
 :class:`FakeClock` where ttl matters.
 
 For tests of real processes, :class:`ChildProcess` runs a command (``tacoq_argv(...)`` for the
-CLI, in a :func:`clean_environ`) with its output collected.
+CLI, in a :func:`clean_environ`) with its output collected. A relay, a publisher and workers in
+the test's own event loop are :func:`tacoq.testing.system.in_process_system` (import it from its
+module: it loads the relay and the worker runtime, which this package does not at import).
 """
 
 from tacoq.testing.clock import FakeClock
