@@ -1,22 +1,19 @@
 """Real ``tacoq worker`` processes over RabbitMQ: graceful shutdown, a second signal, the grace
 period running out, and the start-up line.
 
-A :class:`WorkerProcess` is ``python -m tacoq_cli worker ...`` started in a project directory,
-its output collected by a thread; :func:`queue_depth` asks RabbitMQ how many messages wait in a
-worker queue; :func:`relay` runs a relay (memory store) in the test's own loop to see results.
+:func:`start` runs ``python -m tacoq_cli worker ...`` in a project directory (a
+:class:`~tacoq.testing.processes.ChildProcess`: its output collected by a thread);
+:func:`queue_depth` asks RabbitMQ how many messages wait in a worker queue; :func:`relay` runs a
+relay (memory store) in the test's own loop to see results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -28,6 +25,7 @@ from tacoq.model.task import Task, TaskStatus
 from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import eventually, fresh_namespace
+from tacoq.testing.processes import ChildProcess, clean_environ, tacoq_argv
 from tacoq_rabbit.link import delete_namespace
 from tacoq_rabbit.topology import Topology
 
@@ -50,73 +48,6 @@ def nap(seconds: float) -> str:
 async def quick(value: int) -> int:
     return value
 """
-
-
-class WorkerProcess:
-    """One real ``tacoq worker`` process; its stderr lines are in :attr:`lines`."""
-
-    def __init__(self, args: Sequence[str], cwd: Path, *, env: dict[str, str] | None = None):
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("TACOQ_")}
-        environment.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tacoq_cli", "worker", *args],
-            cwd=cwd,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        """Everything the process wrote so far."""
-        return "".join(self.lines)
-
-    def count(self, needle: str) -> int:
-        """How many output lines contain ``needle``."""
-        return sum(needle in line for line in list(self.lines))
-
-    def wait_for(self, needle: str, timeout: float = 30, *, occurrences: int = 1) -> None:
-        """Wait until ``needle`` appeared ``occurrences`` times in the output."""
-        deadline = time.monotonic() + timeout
-        while self.count(needle) < occurrences:
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"worker exited before {needle!r}:\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {needle!r} within {timeout}s:\n{self.output}")
-            time.sleep(0.05)
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        """Send ``signum`` to the process."""
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the process to exit (killing it if it does not) and return its code."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"worker still running after {timeout}s:\n{self.output}") from None
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        """Kill the process (and, if it leads one, its process group) and reap it."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getpgid(self.proc.pid) == self.proc.pid:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            self.proc.wait(10)
 
 
 async def queue_depth(amqp_url: str, namespace: str, worker_kind: str) -> int:
@@ -184,21 +115,20 @@ async def namespace(amqp_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
+def workers() -> Iterator[list[ChildProcess]]:
     """Worker processes a test starts; any still running at the end are killed."""
-    started: list[WorkerProcess] = []
+    started: list[ChildProcess] = []
     yield started
     for worker in started:
         worker.kill()
 
 
 def start(
-    workers: list[WorkerProcess], project: Path, amqp_url: str, ns: str, *options: str
-) -> WorkerProcess:
+    workers: list[ChildProcess], project: Path, amqp_url: str, ns: str, *options: str
+) -> ChildProcess:
     """Start ``tacoq worker procapp:worker`` on RabbitMQ and wait until it serves."""
-    worker = WorkerProcess(
-        ["procapp:worker", "--broker", amqp_url, "--namespace", ns, *options], project
-    )
+    argv = tacoq_argv("worker", "procapp:worker", "--broker", amqp_url, "--namespace", ns)
+    worker = ChildProcess([*argv, *options], cwd=project, env=clean_environ(), name="worker")
     workers.append(worker)
     worker.wait_for(f"serving {KIND}")
     return worker
@@ -212,7 +142,7 @@ async def depth(amqp_url: str, ns: str) -> int:
 
 
 async def test_sigterm_finishes_running_tasks_and_hands_back_held_ones(
-    amqp_url: str, namespace: str, project: Path, workers: list[WorkerProcess]
+    amqp_url: str, namespace: str, project: Path, workers: list[ChildProcess]
 ) -> None:
     """SIGTERM: the running task completes, held ones go back to the queue unstarted, exit 0,
     and a second worker runs what was handed back."""
@@ -253,7 +183,7 @@ async def test_sigterm_finishes_running_tasks_and_hands_back_held_ones(
 
 
 async def test_a_second_signal_exits_at_once_during_a_long_sync_task(
-    amqp_url: str, namespace: str, project: Path, workers: list[WorkerProcess]
+    amqp_url: str, namespace: str, project: Path, workers: list[ChildProcess]
 ) -> None:
     """A second SIGTERM does not wait for a sleeping sync handler (its thread cannot keep the
     process alive); the task stays unacknowledged and goes back to the queue."""
@@ -280,7 +210,7 @@ async def test_a_second_signal_exits_at_once_during_a_long_sync_task(
 
 
 async def test_tasks_still_running_after_the_grace_are_redelivered_and_exit_is_zero(
-    amqp_url: str, namespace: str, project: Path, workers: list[WorkerProcess]
+    amqp_url: str, namespace: str, project: Path, workers: list[ChildProcess]
 ) -> None:
     async with (
         relay(amqp_url, namespace) as engine,
@@ -298,7 +228,7 @@ async def test_tasks_still_running_after_the_grace_are_redelivered_and_exit_is_z
 
 
 async def test_the_start_up_line_names_kind_tasks_options_and_a_redacted_broker(
-    amqp_url: str, namespace: str, project: Path, workers: list[WorkerProcess]
+    amqp_url: str, namespace: str, project: Path, workers: list[ChildProcess]
 ) -> None:
     worker = start(
         workers, project, amqp_url, namespace,

@@ -10,14 +10,14 @@ and a signal makes the process drain and exit 0 promptly, without a traceback.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tacoq.testing.processes import ChildProcess, tacoq_argv
 
 LOOPBACK_PLUGIN = """
 from tacoq.contracts.hookspecs import hookimpl
@@ -61,54 +61,18 @@ def test_worker_stops_on_signal_and_exits_zero(
 ) -> None:
     site = make_plugin("loopback", LOOPBACK_PLUGIN)
     (workdir / "sigapp.py").write_text(APP_MODULE)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tacoq_cli",
-            "worker",
-            "sigapp:worker",
-            "--broker",
-            "loopback://signals",
-            "--name",
-            "sig-worker",
-            "--concurrency",
-            "2",
-        ],
-        cwd=workdir,
-        env=clean_env_for(pythonpath=[site]),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    serving = threading.Event()
-
-    def read_stderr() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "serving" in line:
-                serving.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not serving.wait(0.1):
-            if not reader.is_alive() or time.monotonic() > deadline:
-                pytest.fail("".join(lines) or "the worker never reported serving")
-        assert proc.poll() is None, "".join(lines)
+    argv = tacoq_argv(
+        "worker", "sigapp:worker", "--broker", "loopback://signals",
+        "--name", "sig-worker", "--concurrency", "2",
+    )  # fmt: skip
+    with ChildProcess(argv, cwd=workdir, env=clean_env_for(pythonpath=[site])) as worker:
+        worker.wait_for("serving", 30)
+        assert worker.alive(), worker.output
         sent = time.monotonic()
-        proc.send_signal(signum)
-        code = proc.wait(timeout=15)
+        worker.signal(signum)
+        code = worker.wait(15)
         elapsed = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(5)
-    output = "".join(lines)
+    output = worker.output
     assert code == 0, output
     assert elapsed < 10, f"took {elapsed:.1f}s to stop\n{output}"
     assert "Traceback" not in output

@@ -8,7 +8,6 @@ Worker tests run on the in-process broker and store, as in ``test_worker.py``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from tacoq.plugins import default_registry
 from tacoq.publishing.publisher import Publisher, SyncPublisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
+from tacoq.testing.system import in_process_system
 from tacoq.worker import WorkerApp
 
 LIMIT = 128
@@ -230,19 +230,10 @@ def test_sync_publishes_refuse_input_deeper_than_the_limit() -> None:
 
 @asynccontextmanager
 async def system(app: WorkerApp) -> AsyncIterator[tuple[Publisher, RelayEngine]]:
-    ns = fresh_namespace("strict-out")
-    url = f"memory://{ns}"
-    relay = RelayEngine(url, url, namespace=ns, cleanup=False)
-    stop = asyncio.Event()
-    jobs = [asyncio.create_task(relay.run(stop))]
-    await asyncio.wait_for(relay.ready.wait(), 5)
-    jobs.append(asyncio.create_task(app.serve(stop, broker_url=url, namespace=ns)))
-    try:
-        async with Publisher(url, namespace=ns) as pub:
-            yield pub, relay
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*jobs), 10)
+    """A publisher and a relay on a fresh memory:// server, with a worker of ``app``."""
+    async with in_process_system("strict-out") as found:
+        found.serve(app)
+        yield found.pub, found.relay
 
 
 OUT = WorkerApp("strict-out")

@@ -18,11 +18,10 @@ import tacoq
 from tacoq.contracts.hookspecs import hookimpl
 from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.errors import HandlerSignatureError, TaskFailed
-from tacoq.model.task import Task, TaskStatus
+from tacoq.model.task import TaskStatus
 from tacoq.plugins import get_plugin_host
-from tacoq.publishing.publisher import Publisher
-from tacoq.relay.engine import RelayEngine
-from tacoq.testing import eventually, fresh_namespace
+from tacoq.testing import eventually
+from tacoq.testing.system import InProcessSystem, in_process_system
 from tacoq.worker import TaskDef, WorkerApp
 
 WAIT = 15.0  # generous bound for any single task to complete
@@ -45,53 +44,16 @@ class NotSerializable:
 # -- harness ------------------------------------------------------------------------------------
 
 
-class System:
-    """A relay, a publisher and (once started) a worker, all on one fresh memory:// server."""
-
-    def __init__(self, app: WorkerApp, relay: RelayEngine, pub: Publisher, url: str, ns: str):
-        self.app = app
-        self.relay = relay
-        self.pub = pub
-        self.url = url
-        self.ns = ns
-        self.stop = asyncio.Event()
-        self.jobs: list[asyncio.Task[None]] = []
-
-    def start_worker(self, **options: Any) -> None:
-        self.jobs.append(
-            asyncio.create_task(
-                self.app.serve(self.stop, broker_url=self.url, namespace=self.ns, **options)
-            )
-        )
-
-    async def wait(self, task_id: uuid.UUID, timeout: float = WAIT) -> Task:
-        row = await self.relay.store.wait(task_id, timeout)
-        assert row is not None, f"task {task_id} never reached the store"
-        assert row.is_completed, f"task {task_id} did not complete within {timeout}s: {row}"
-        return row
-
-
 @contextlib.asynccontextmanager
 async def running(
     app: WorkerApp, *, start_worker: bool = True, **options: Any
-) -> AsyncIterator[System]:
-    ns = fresh_namespace("worker")
-    url = f"memory://{ns}"
-    relay = RelayEngine(url, url, namespace=ns, cleanup=False)
-    stop_relay = asyncio.Event()
-    relay_job = asyncio.create_task(relay.run(stop_relay))
-    await asyncio.wait_for(relay.ready.wait(), 5)
-    async with Publisher(url, namespace=ns) as pub:
-        system = System(app, relay, pub, url, ns)
+) -> AsyncIterator[InProcessSystem]:
+    """A relay, a publisher and (unless told not to) a worker of ``app`` with ``options``, all
+    on one fresh memory:// server; start a worker later with ``system.serve(app, ...)``."""
+    async with in_process_system("worker") as system:
         if start_worker:
-            system.start_worker(**options)
-        try:
-            yield system
-        finally:
-            system.stop.set()
-            await asyncio.wait_for(asyncio.gather(*system.jobs), 10)
-            stop_relay.set()
-            await asyncio.wait_for(relay_job, 10)
+            system.serve(app, **options)
+        yield system
 
 
 @contextlib.contextmanager
@@ -508,7 +470,7 @@ async def test_higher_priorities_run_first() -> None:
     priorities = [0, 255, 32, 128, 200, 64]
     async with running(app, start_worker=False) as system:
         tasks = [await system.pub.publish(record, p, priority=p) for p in priorities]
-        system.start_worker(concurrency=1)
+        system.serve(app, concurrency=1)
         for task in tasks:
             await system.wait(task.id)
 

@@ -8,67 +8,21 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from uuid import UUID
 
 import pytest
 
 import tacoq
-from tacoq.model.task import Task
-from tacoq.plugins import get_plugin_host
-from tacoq.publishing.publisher import Publisher
-from tacoq.relay.engine import RelayEngine
-from tacoq.testing import eventually, fresh_namespace
+from tacoq.testing import eventually
+from tacoq.testing.system import InProcessSystem, in_process_system
 from tacoq.worker import WorkerApp
 from tacoq.worker.retry import RetryPolicy
-from tacoq.worker.runtime import WorkerRuntime
 
 WAIT = 15.0
 
 
-@dataclass
-class System:
-    relay: RelayEngine
-    pub: Publisher
-    url: str
-    ns: str
-
-    async def wait(self, task_id: UUID, timeout: float = WAIT) -> Task:
-        row = await self.relay.store.wait(task_id, timeout)
-        assert row is not None
-        assert row.is_completed, f"not completed within {timeout}s: {row}"
-        return row
-
-    @contextlib.asynccontextmanager
-    async def serving(self, app: WorkerApp, **options: object) -> AsyncIterator[WorkerRuntime]:
-        broker = get_plugin_host().create_broker(self.url, namespace=self.ns)
-        settings: dict[str, object] = {"concurrency": 4, "prefetch": None, "name": "rt"}
-        settings.update(options)
-        runtime = WorkerRuntime(app, broker, **settings)  # type: ignore[arg-type]
-        stop = asyncio.Event()
-        job = asyncio.create_task(runtime.run(stop))
-        try:
-            yield runtime
-        finally:
-            stop.set()
-            await asyncio.wait_for(job, 10)
-
-
-@contextlib.asynccontextmanager
-async def system() -> AsyncIterator[System]:
-    ns = fresh_namespace("rt")
-    url = f"memory://{ns}"
-    relay = RelayEngine(url, url, namespace=ns, cleanup=False)
-    stop = asyncio.Event()
-    job = asyncio.create_task(relay.run(stop))
-    await asyncio.wait_for(relay.ready.wait(), 5)
-    try:
-        async with Publisher(url, namespace=ns) as pub:
-            yield System(relay, pub, url, ns)
-    finally:
-        stop.set()
-        await asyncio.wait_for(job, 10)
+def system() -> contextlib.AbstractAsyncContextManager[InProcessSystem]:
+    """A relay and a publisher on a fresh memory:// server; runtimes of 4 slots named "rt"."""
+    return in_process_system("rt", concurrency=4, name="rt")
 
 
 # -- the retry policy ---------------------------------------------------------------------------

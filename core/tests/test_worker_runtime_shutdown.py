@@ -6,50 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from tacoq.model.task import TaskStatus
-from tacoq.plugins import get_plugin_host
-from tacoq.publishing.publisher import Publisher
-from tacoq.relay.engine import RelayEngine
-from tacoq.testing import eventually, fresh_namespace
+from tacoq.testing import eventually
+from tacoq.testing.system import InProcessSystem, in_process_system
 from tacoq.worker import WorkerApp
-from tacoq.worker.runtime import WorkerRuntime
 
 
-@dataclass
-class System:
-    relay: RelayEngine
-    pub: Publisher
-    url: str
-    ns: str
-
-    def runtime(self, app: WorkerApp, **options: object) -> WorkerRuntime:
-        broker = get_plugin_host().create_broker(self.url, namespace=self.ns)
-        settings: dict[str, object] = {"concurrency": 1, "prefetch": None, "name": "first"}
-        settings.update(options)
-        return WorkerRuntime(app, broker, **settings)  # type: ignore[arg-type]
-
-    async def status(self, task_id: object) -> TaskStatus | None:
-        row = await self.relay.store.get(task_id)  # type: ignore[arg-type]
-        return None if row is None else row.status
-
-
-@contextlib.asynccontextmanager
-async def system() -> AsyncIterator[System]:
-    ns = fresh_namespace("stop")
-    url = f"memory://{ns}"
-    relay = RelayEngine(url, url, namespace=ns, cleanup=False)
-    stop = asyncio.Event()
-    job = asyncio.create_task(relay.run(stop))
-    await asyncio.wait_for(relay.ready.wait(), 5)
-    try:
-        async with Publisher(url, namespace=ns) as pub:
-            yield System(relay, pub, url, ns)
-    finally:
-        stop.set()
-        await asyncio.wait_for(job, 10)
+def system() -> contextlib.AbstractAsyncContextManager[InProcessSystem]:
+    """A relay and a publisher on a fresh memory:// server; runtimes of 1 slot named "first"."""
+    return in_process_system("stop", concurrency=1, name="first")
 
 
 def build_app(first_sleep: float) -> WorkerApp:

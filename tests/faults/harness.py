@@ -1,8 +1,8 @@
 """The fault suite's harness: real processes, service outages, and the evidence they leave.
 
-- :class:`Proc` runs one command (``tacoq worker``, ``tacoq relay``, a publisher script) with its
-  output collected by a thread; :class:`Scene` starts them for one scenario in its own namespace
-  and kills whatever is left at the end.
+- A :class:`~tacoq.testing.processes.ChildProcess` runs one command (``tacoq worker``,
+  ``tacoq relay``, a publisher script) with its output collected by a thread; :class:`Scene`
+  starts them for one scenario in its own namespace and kills whatever is left at the end.
 - Evidence: :func:`read_rows` reads the store's rows straight from Postgres, :func:`read_trace`
   the handlers' per-execution trace, :func:`relay_stats` a relay's counters (``GET /health``,
   with the relay's token; every read of a relay's counters goes through it),
@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +41,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tacoq.testing import fresh_namespace
+from tacoq.testing.processes import ChildProcess, clean_environ, tacoq_argv
 from tacoq_postgres.settings import schema_for_namespace
 from tacoq_postgres.testing import drop_schemas
 from tacoq_rabbit.link import delete_namespace
@@ -61,87 +61,6 @@ SERVICE_WAIT = 60.0
 # -- processes -----------------------------------------------------------------------------------
 
 
-class Proc:
-    """One child process; its merged stdout/stderr lines are in :attr:`lines`."""
-
-    def __init__(self, name: str, argv: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.proc.pid
-
-    @property
-    def output(self) -> str:
-        """Everything written so far."""
-        return "".join(self.lines)
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc.poll() is None
-
-    def count(self, needle: str) -> int:
-        """How many output lines contain ``needle``."""
-        return sum(needle in line for line in list(self.lines))
-
-    def wait_for(self, needle: str, timeout: float = 30.0) -> None:
-        """Wait until ``needle`` appears in the output (fails if the process exits first)."""
-        deadline = time.monotonic() + timeout
-        while self.count(needle) == 0:
-            if not self.alive() and not self._reader.is_alive():
-                raise AssertionError(f"{self.name} exited before {needle!r}:\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: no {needle!r} within {timeout}s:\n{self.tail}")
-            time.sleep(0.05)
-
-    @property
-    def tail(self) -> str:
-        """The last 60 output lines (for failure messages)."""
-        return "".join(self.lines[-60:])
-
-    def signal(self, signum: int) -> None:
-        """Send ``signum``."""
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the exit code; kill and fail if it takes longer than ``timeout``."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(
-                f"{self.name} still running after {timeout}s:\n{self.tail}"
-            ) from None
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL and reap (no-op once exited)."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            self.proc.wait(10)
-        self._reader.join(5)
-
-
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -157,7 +76,7 @@ class Scene:
     postgres_url: str
     workdir: Path
     namespace: str = field(default_factory=lambda: fresh_namespace("faults"))
-    procs: list[Proc] = field(default_factory=list)
+    procs: list[ChildProcess] = field(default_factory=list)
     kinds: set[str] = field(default_factory=lambda: {KIND})
 
     def __post_init__(self) -> None:
@@ -168,22 +87,20 @@ class Scene:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a child: no inherited ``TACOQ_*``, the trace dir, ``extra``."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TACOQ_")}
-        env["FAULTS_TRACE_DIR"] = str(self.trace_dir)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(extra)
-        return env
+        return clean_environ(
+            **{"FAULTS_TRACE_DIR": str(self.trace_dir), "PYTHONUNBUFFERED": "1", **extra}
+        )
 
-    def spawn(self, name: str, argv: Sequence[str], **env: str) -> Proc:
+    def spawn(self, name: str, argv: Sequence[str], **env: str) -> ChildProcess:
         """Start a process in the project dir; it is killed at the end of the scenario."""
-        proc = Proc(name, argv, self.workdir, self.env(**env))
+        proc = ChildProcess(argv, cwd=self.workdir, env=self.env(**env), name=name)
         self.procs.append(proc)
         return proc
 
-    def worker(self, name: str, *options: str, kind: str = KIND, wait: bool = True) -> Proc:
+    def worker(self, name: str, *options: str, kind: str = KIND, wait: bool = True) -> ChildProcess:
         """``tacoq worker faultapp:worker --name NAME ...``, waited for until it serves."""
         self.kinds.add(kind)
-        argv = [sys.executable, "-m", "tacoq_cli", "worker", "faultapp:worker"]
+        argv = tacoq_argv("worker", "faultapp:worker")
         argv += ["--broker", self.amqp_url, "--namespace", self.namespace, "--name", name]
         proc = self.spawn(name, [*argv, *options], FAULTS_WORKER_KIND=kind)
         if wait:
@@ -194,7 +111,7 @@ class Scene:
         """``tacoq relay`` on a free port with a token (``RELAY_TOKEN``, in its environment),
         waited for until ``GET /health/ready`` answers 200."""
         port = free_port()
-        argv = [sys.executable, "-m", "tacoq_cli", "relay", "--broker", self.amqp_url]
+        argv = tacoq_argv("relay", "--broker", self.amqp_url)
         argv += ["--store", self.postgres_url, "--namespace", self.namespace]
         argv += ["--port", str(port), "--no-cleanup", *options]
         env = self.env(TACOQ_RELAY_TOKEN=RELAY_TOKEN)
@@ -203,7 +120,9 @@ class Scene:
         relay.wait_healthy()
         return relay
 
-    def publisher(self, count: int, *, rate: float = 0.0, sleep: float = 0.0, **opts: Any) -> Proc:
+    def publisher(
+        self, count: int, *, rate: float = 0.0, sleep: float = 0.0, **opts: Any
+    ) -> ChildProcess:
         """The publisher script publishing ``count`` tasks (confirmed ones go to the file)."""
         argv = [sys.executable, str(HERE / "publisher.py"), "steady"]
         argv += ["--broker", opts.pop("broker", self.amqp_url), "--namespace", self.namespace]
@@ -256,13 +175,13 @@ class Scene:
             await drop_schemas(self.postgres_url, [schema_for_namespace(self.namespace)])
 
 
-class Relay(Proc):
+class Relay(ChildProcess):
     """A ``tacoq relay`` process, its HTTP address and its token."""
 
     def __init__(
         self, name: str, argv: Sequence[str], cwd: Path, env: dict[str, str], url: str
     ) -> None:
-        super().__init__(name, argv, cwd, env)
+        super().__init__(argv, cwd=cwd, env=env, name=name)
         self.url = url
         self.token = env.get("TACOQ_RELAY_TOKEN")
 

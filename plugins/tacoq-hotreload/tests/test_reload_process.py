@@ -9,10 +9,6 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +17,7 @@ import pytest_asyncio
 from tacoq.publishing.publisher import Publisher
 from tacoq.relay.engine import RelayEngine
 from tacoq.testing import fresh_namespace
+from tacoq.testing.processes import ChildProcess, clean_environ, tacoq_argv
 from tacoq_rabbit.link import delete_namespace
 
 KIND = "reloading"
@@ -43,54 +40,36 @@ async def answer(question: str) -> str:
 """
 
 
-class Reloader:
+class Reloader(ChildProcess):
     """``tacoq worker app:w --reload`` in its own session, like a shell's foreground job."""
 
     def __init__(self, project: Path, amqp_url: str, namespace: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TACOQ_")}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "tacoq_cli", "worker", "app:w", "--reload",
+        super().__init__(
+            tacoq_argv(
+                "worker", "app:w", "--reload",
                 "--broker", amqp_url, "--namespace", namespace, "--grace", "5",
-            ],
+            ),
             cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
+            env=clean_environ(),
+            name="the reloader",
+            new_session=True,
         )  # fmt: skip
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    async def wait_for(self, needle: str, occurrences: int = 1) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while sum(needle in line for line in list(self.lines)) < occurrences:
-            assert self.proc.poll() is None, f"the reloader exited:\n{self.output}"
-            assert time.monotonic() < deadline, f"no {needle!r} x{occurrences}:\n{self.output}"
-            await asyncio.sleep(0.05)
 
     def worker_pids(self) -> list[int]:
+        """The pids of the workers it started, from their start-up lines."""
         return [int(pid) for pid in re.findall(r"worker \S+:(\d+) serving ", self.output)]
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
+    def kill(self) -> None:
+        """Kill the watcher's process group, then each worker's (they run in groups of their
+        own), and reap the watcher."""
+        workers = self.worker_pids()
+        if self.alive():  # the watcher first: it starts no other worker then
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        for pid in self.worker_pids():
+                self.signal(signal.SIGKILL, group=True)
+        for pid in workers:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        super().kill()
 
 
 @pytest_asyncio.fixture
@@ -139,26 +118,26 @@ async def test_an_edit_restarts_the_worker_and_the_next_task_gets_the_new_code(
             relay(amqp_url, namespace) as engine,
             Publisher(amqp_url, namespace=namespace) as pub,
         ):
-            await reloader.wait_for("serving reloading")
+            await reloader.wait_for_async("serving reloading", TIMEOUT)
             assert await ask(pub, engine) == "A"
 
             write(app, APP.format(answer="B"))
-            await reloader.wait_for("serving reloading", occurrences=2)
+            await reloader.wait_for_async("serving reloading", TIMEOUT, occurrences=2)
             assert await ask(pub, engine) == "B"
 
             write(app, APP.format(answer="C").replace("async def answer(", "async def answer(("))
-            await reloader.wait_for("syntax error")
+            await reloader.wait_for_async("syntax error", TIMEOUT)
             assert "app.py:" in reloader.output
             assert await ask(pub, engine) == "B"  # the running worker was kept
 
             write(app, APP.format(answer="C"))
-            await reloader.wait_for("serving reloading", occurrences=3)
+            await reloader.wait_for_async("serving reloading", TIMEOUT, occurrences=3)
             assert await ask(pub, engine) == "C"
 
             # Ctrl-C in a terminal signals the foreground process group: the watcher's. The
             # worker, in a group of its own, gets it once, forwarded, and stops gracefully.
-            os.killpg(reloader.proc.pid, signal.SIGINT)
-            code = await asyncio.to_thread(reloader.proc.wait, TIMEOUT)
+            reloader.signal(signal.SIGINT, group=True)
+            code = await asyncio.to_thread(reloader.wait, TIMEOUT)
         assert code == 0, reloader.output
         assert "received again" not in reloader.output
         assert "Traceback" not in reloader.output
@@ -167,10 +146,10 @@ async def test_an_edit_restarts_the_worker_and_the_next_task_gets_the_new_code(
         for pid in pids:
             assert not _alive(pid), f"worker {pid} outlived the reloader"
         importers = {int(p) for p in (tmp_path / "importers.txt").read_text().split()}
-        assert reloader.proc.pid not in importers  # the watcher never imported the app
+        assert reloader.pid not in importers  # the watcher never imported the app
         assert importers == set(pids)
     finally:
-        reloader.stop()
+        reloader.kill()
 
 
 def _alive(pid: int) -> bool:
