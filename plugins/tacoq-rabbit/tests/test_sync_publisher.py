@@ -38,9 +38,8 @@ async def ns(amqp_url: str) -> AsyncIterator[str]:
     await delete_namespace(amqp_url, namespace, KINDS)
 
 
-def close_connections_named(name: str) -> int:
-    """Force-close every connection whose client-given name is ``name``; how many were closed
-    (only the test's own connections: the RabbitMQ app keeps running for everybody else)."""
+def connection_pids(name: str) -> list[str]:
+    """The broker's pids of every connection whose client-given name is ``name``."""
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
         capture_output=True,
@@ -48,15 +47,35 @@ def close_connections_named(name: str) -> int:
         timeout=30,
         check=True,
     ).stdout
-    pids = [line.split("\t", 1)[0] for line in listing.splitlines() if name in line]
+    return [line.split("\t", 1)[0] for line in listing.splitlines() if name in line]
+
+
+def close_connection(pid: str) -> None:
+    """Have RabbitMQ force-close the connection ``pid``."""
+    subprocess.run(
+        ["rabbitmqctl", "-q", "close_connection", pid, "tacoq test: forced close"],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+
+
+def close_connections_named(name: str) -> int:
+    """Force-close every connection whose client-given name is ``name``; how many were closed
+    (only the test's own connections: the RabbitMQ app keeps running for everybody else)."""
+    pids = connection_pids(name)
     for pid in pids:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "close_connection", pid, "tacoq test: forced close"],
-            capture_output=True,
-            timeout=30,
-            check=True,
-        )
+        close_connection(pid)
     return len(pids)
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    """How many messages ``queue`` holds now (a passive declare on a connection of its own)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
 
 
 def drain_ids(amqp_url: str, queue: str, expected: int, timeout: float = TIMEOUT) -> list[str]:
@@ -179,29 +198,36 @@ def test_publish_many_of_a_thousand_arrives_complete(amqp_url: str, ns: str) -> 
 def test_reconnect_and_retry_once_after_a_forced_close(
     amqp_url: str, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """RabbitMQ closes the publisher's own connection (found by its name) during a large
-    ``publish_many`` and again before a single publish: both complete, nothing is lost, and
+    """RabbitMQ closes the publisher's own connection (found by its name) while a large
+    windowed publish waits for confirms, and again before a single publish: both complete, nothing is lost, and
     the retried publishes keep their ids."""
     name = f"tacoq-sync-test-{uuid.uuid4().hex[:8]}"
     queue = Topology(ns).worker_queue("syncretry")
     with caplog.at_level(logging.INFO, logger="tacoq.rabbit"):
         pub = SyncRabbitPublisher(amqp_url, namespace=ns, connection_name=name)
         first = pub.publish("noop", 0, worker_kind="syncretry")  # connection open, named
-        closer_result: list[int] = []
+        (pid,) = connection_pids(name)
+        events = [pub.build("noop", n, worker_kind="syncretry") for n in range(30_000)]
+        closed: list[str] = []
 
-        def close_soon() -> None:
-            time.sleep(0.3)
-            closer_result.append(close_connections_named(name))
+        def close_while_sending() -> None:
+            # the close lands while the window is busy: once the queue holds more than `first`,
+            # the send is under way, and 30,000 confirms take seconds, rabbitmqctl well under one
+            deadline = time.monotonic() + TIMEOUT
+            while queue_depth(amqp_url, queue) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            close_connection(pid)
+            closed.append(pid)
 
-        closer = threading.Thread(target=close_soon)
+        closer = threading.Thread(target=close_while_sending)
         closer.start()
-        many = pub.publish_many([("noop", n) for n in range(30_000)], worker_kind="syncretry")
+        many = pub.publish_events(events)
         closer.join()
-        assert closer_result == [1]
+        assert closed == [pid]
         assert close_connections_named(name) == 1  # the new connection, after the retry
         last = pub.publish("noop", 1, worker_kind="syncretry", id=uuid.uuid4())
         pub.close()
-    assert "reconnecting and retrying them once" in caplog.text  # publish_many's retry path
+    assert "reconnecting and retrying them once" in caplog.text  # the windowed publish's retry path
     assert "guest:guest" not in caplog.text
     expected = {str(first.id), str(last.id), *(str(t.id) for t in many)}
     ids = drain_ids(amqp_url, queue, len(expected))
