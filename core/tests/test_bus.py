@@ -4,6 +4,7 @@ failing listener is logged with its plugin's name and never changes what happens
 import logging
 import uuid
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -76,6 +77,31 @@ def test_registering_a_plugin_renews_the_bus() -> None:
     assert not host.bus
     host.register(Provides(Recorder()), name="late")
     assert [name for name, _ in host.bus.listeners] == ["late"]
+
+
+@dataclass
+class CountingPlugin:
+    """A plugin that is its own listener, written as a dataclass: equal by value, so
+    unhashable (the demo's DemoCounters is one)."""
+
+    seen: list[LifecycleKind] = field(default_factory=list)
+
+    @hookimpl
+    def tacoq_task_listener(self) -> "CountingPlugin":
+        return self
+
+    def on_task_event(self, note: LifecycleEvent) -> None:
+        self.seen.append(note.kind)
+
+
+def test_an_unhashable_plugin_object_gets_its_events() -> None:
+    plugin = CountingPlugin()
+    host = host_with()
+    host.register(plugin, name="counting")
+    assert [name for name, _ in host.bus.listeners] == ["counting"]
+    host.emit(event(LifecycleKind.STARTED))
+    host.emit(event(LifecycleKind.SUCCEEDED))
+    assert plugin.seen == [LifecycleKind.STARTED, LifecycleKind.SUCCEEDED]
 
 
 def test_a_failing_listener_is_logged_once_with_its_plugin_and_the_others_still_run(
