@@ -15,6 +15,8 @@ from tacoq.errors import ConfigError, PluginError, TacoqError
 __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
+    "EXIT_TASK_FAILED",
+    "EXIT_TIMED_OUT",
     "EXIT_USAGE",
     "exit_code_for",
     "one_line",
@@ -27,6 +29,10 @@ __all__ = [
 EXIT_ERROR = 1
 #: Usage and configuration mistakes (bad options, URLs, plugins), like click's usage errors.
 EXIT_USAGE = 2
+#: The task waited for completed with an error (``--wait``): the command itself worked.
+EXIT_TASK_FAILED = 3
+#: The wait (``--wait SECONDS``) ended before the task completed.
+EXIT_TIMED_OUT = 4
 #: Interrupted with Ctrl-C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from tacoq_cli.errors import print_warning
+from tacoq_cli.helptext import plain_help
 
 if TYPE_CHECKING:
     from tacoq.plugins import PluginHost
@@ -65,7 +66,7 @@ def mount_plugin_groups(app: typer.Typer, host: PluginHost) -> list[str]:
                 "not a typer.Typer; group skipped"
             )
             continue
-        app.add_typer(group, name=name)
+        app.add_typer(plain_help(group), name=name)
         owners[name] = owner
     return list(owners)
 

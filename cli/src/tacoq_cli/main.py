@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from tacoq.errors import TacoqError
-from tacoq_cli.commands import demo, dlq, plugins, publish, relay, task, worker
+from tacoq_cli.commands import demo, dlq, plugins, publish, relay, task, version, worker
 from tacoq_cli.commands.version import print_version
 from tacoq_cli.errors import (
     EXIT_INTERRUPTED,
@@ -25,6 +25,7 @@ from tacoq_cli.errors import (
     print_warning,
 )
 from tacoq_cli.groups import mount_plugin_groups
+from tacoq_cli.helptext import CONTEXT_SETTINGS
 from tacoq_cli.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -47,7 +48,22 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """TacoQ: a plugin-first task queue. Run workers and the demo; list plugins."""
+    """TacoQ: a task queue built from plugins.
+
+    Run workers (`tacoq worker`) and the relay (`tacoq relay`), publish tasks and follow them
+    (`tacoq task`), handle dead letters (`tacoq dlq`), delete a namespace (`tacoq namespace`),
+    try it all in one process (`tacoq demo`), and see the installed plugins (`tacoq plugins`)
+    and the command groups they add. Every setting can come from its environment variable,
+    shown in each command's --help; docs/cli.md lists the commands and their exit codes.
+
+    Examples:
+
+    \b
+      tacoq demo
+      tacoq worker myapp.tasks:worker -c 8
+      tacoq relay --broker amqp://guest:guest@127.0.0.1:5672/ --store postgresql://...
+      tacoq task publish area --worker-kind shapes --input '{"w": 3}' --wait 10
+    """
     if ctx.invoked_subcommand is None:
         # `tacoq` alone is a request for help, not a mistake: show it and exit 0.
         typer.echo(ctx.get_help())
@@ -64,9 +80,9 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     app = typer.Typer(
         name=PROG_NAME,
         invoke_without_command=True,
-        add_completion=False,
+        rich_markup_mode=None,
         pretty_exceptions_show_locals=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
+        context_settings=CONTEXT_SETTINGS,
     )
     app.callback()(_root)
     worker.register(app)
@@ -76,6 +92,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     publish.register(app)
     task.register(app)
     dlq.register(app)
+    version.register(app)
     if host is None:
         from tacoq.plugins import get_plugin_host
 

@@ -17,6 +17,7 @@ import typer
 
 from tacoq.errors import ConfigError
 from tacoq_cli.commands.task import RelayUrlOption, TokenOption, open_client, parse_task_id
+from tacoq_cli.helptext import plain_help
 
 if TYPE_CHECKING:
     from tacoq.relay.client import SyncRelayClient
@@ -226,4 +227,4 @@ def purge(
 
 def register(root: typer.Typer) -> None:
     """Add ``tacoq dlq`` to ``root``."""
-    root.add_typer(app, name="dlq")
+    root.add_typer(plain_help(app), name="dlq")
