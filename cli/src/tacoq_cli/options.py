@@ -24,6 +24,7 @@ from tacoq.config import ENV_BROKER_URL, ENV_NAMESPACE, ENV_RELAY_URL, ENV_STORE
 from tacoq_cli.errors import print_warning
 
 __all__ = [
+    "ENV_CONCURRENCY",
     "ENV_LOG_FORMAT",
     "ENV_LOG_LEVEL",
     "ENV_RELAY_TOKEN",

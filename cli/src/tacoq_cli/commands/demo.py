@@ -6,6 +6,9 @@ from typing import Annotated
 
 import typer
 
+from tacoq.config import ENV_BROKER_URL, ENV_NAMESPACE, ENV_STORE_URL
+from tacoq_cli.options import ENV_CONCURRENCY, JsonOption
+
 __all__ = ["demo", "register"]
 
 
@@ -13,24 +16,60 @@ def demo(
     tasks: Annotated[int, typer.Option(min=1, help="How many tasks to publish.")] = 300,
     broker: Annotated[
         str | None,
-        typer.Option(help="Broker URL (default: TACOQ_BROKER_URL, else in-process memory://)."),
+        typer.Option(
+            "--broker",
+            envvar=ENV_BROKER_URL,
+            metavar="URL",
+            help="The broker's URL (default: in-process memory://).",
+            show_default=False,
+        ),
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option(help="Store URL (default: TACOQ_STORE_URL, else in-process memory://)."),
+        typer.Option(
+            "--store",
+            envvar=ENV_STORE_URL,
+            metavar="URL",
+            help="The store's URL (default: in-process memory://).",
+            show_default=False,
+        ),
     ] = None,
     namespace: Annotated[
         str | None,
-        typer.Option(help="Namespace for queues and exchanges (default: one of the demo's own)."),
+        typer.Option(
+            "--namespace",
+            "-n",
+            envvar=ENV_NAMESPACE,
+            metavar="NAME",
+            help="The namespace of queues, exchanges and tables (default: one of the demo's own).",
+            show_default=False,
+        ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option(min=1, help="How many tasks the demo worker runs at once.")
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            envvar=ENV_CONCURRENCY,
+            min=1,
+            metavar="N",
+            help="How many tasks the demo worker runs at once.",
+        ),
     ] = 64,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
-    ] = False,
+    json_output: JsonOption = False,
 ) -> None:
-    """Run a publisher, a worker and a relay on a few hundred tasks, and summarise them."""
+    """Run a publisher, a worker and a relay on a few hundred tasks, and summarise them.
+
+    Without URLs everything runs in this process; with --broker and --store it runs across
+    those services.
+
+    Examples:
+
+    \b
+      tacoq demo
+      tacoq demo --tasks 2000 --json
+      tacoq demo --broker amqp://127.0.0.1/ --store postgresql://127.0.0.1/tacoq
+    """
     # Imported here so `tacoq --help` never loads the worker, publisher and relay.
     from tacoq_cli.demo import run_demo
 

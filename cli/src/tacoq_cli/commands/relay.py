@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tacoq_cli.options import BrokerOption, NamespaceOption, StoreOption
+
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
 
@@ -32,13 +34,9 @@ _TOKEN_FILE_LIMIT = 64 * 1024
 
 def relay(
     ctx: typer.Context,
-    broker: Annotated[
-        str | None, typer.Option(help="Broker URL (default: TACOQ_BROKER_URL).")
-    ] = None,
-    store: Annotated[str | None, typer.Option(help="Store URL (default: TACOQ_STORE_URL).")] = None,
-    namespace: Annotated[
-        str | None, typer.Option(help="Namespace of queues and tables (default: TACOQ_NAMESPACE).")
-    ] = None,
+    broker: BrokerOption = None,
+    store: StoreOption = None,
+    namespace: NamespaceOption = None,
     host: Annotated[
         str, typer.Option(envvar="TACOQ_RELAY_HOST", help="Address the HTTP API binds.")
     ] = "127.0.0.1",

@@ -14,6 +14,7 @@ import typer
 
 from tacoq.errors import ConfigError
 from tacoq_cli.logs import configure_logging
+from tacoq_cli.options import BrokerOption, ConcurrencyOption, NamespaceOption
 
 if TYPE_CHECKING:
     from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
@@ -33,9 +34,7 @@ def worker(
             metavar="MODULE:ATTR", help="The tacoq.WorkerApp to run, e.g. myapp.tasks:worker."
         ),
     ],
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Tasks run at once (default: the app's).")
-    ] = None,
+    concurrency: ConcurrencyOption = None,
     prefetch: Annotated[
         int | None,
         typer.Option(min=1, help="Unacknowledged tasks held (default: the concurrency)."),
@@ -50,14 +49,8 @@ def worker(
             help="Seconds running tasks get to finish after SIGTERM/SIGINT (default: 30).",
         ),
     ] = None,
-    broker: Annotated[
-        str | None,
-        typer.Option(help="Broker URL (default: the app's, else TACOQ_BROKER_URL)."),
-    ] = None,
-    namespace: Annotated[
-        str | None,
-        typer.Option(help="Namespace of queues and exchanges (default: the app's, else tacoq)."),
-    ] = None,
+    broker: BrokerOption = None,
+    namespace: NamespaceOption = None,
     reload: Annotated[
         bool,
         typer.Option(
