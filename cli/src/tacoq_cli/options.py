@@ -30,15 +30,16 @@ __all__ = [
     "ENV_RELAY_TOKEN",
     "LOG_FORMATS",
     "LOG_LEVELS",
-    "LogFormat",
-    "LogLevel",
     "BrokerOption",
     "ConcurrencyOption",
     "JsonOption",
+    "LogFormat",
     "LogFormatOption",
+    "LogLevel",
     "LogLevelOption",
     "NamespaceOption",
     "RelayOption",
+    "RelayUrlDeprecated",
     "StoreOption",
     "TokenOption",
     "deprecated_spelling",
@@ -48,7 +49,6 @@ ENV_RELAY_TOKEN = "TACOQ_RELAY_TOKEN"
 ENV_LOG_LEVEL = "TACOQ_LOG_LEVEL"
 ENV_LOG_FORMAT = "TACOQ_LOG_FORMAT"
 ENV_CONCURRENCY = "TACOQ_CONCURRENCY"
-
 
 
 class LogLevel(enum.StrEnum):

@@ -199,8 +199,8 @@ def test_reconnect_and_retry_once_after_a_forced_close(
     amqp_url: str, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """RabbitMQ closes the publisher's own connection (found by its name) while a large
-    windowed publish waits for confirms, and again before a single publish: both complete, nothing is lost, and
-    the retried publishes keep their ids."""
+    windowed publish waits for confirms, and again before a single publish: both complete,
+    nothing is lost, and the retried publishes keep their ids."""
     name = f"tacoq-sync-test-{uuid.uuid4().hex[:8]}"
     queue = Topology(ns).worker_queue("syncretry")
     with caplog.at_level(logging.INFO, logger="tacoq.rabbit"):
