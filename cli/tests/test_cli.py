@@ -176,13 +176,28 @@ def test_worker_refuses_an_explicit_memory_broker(
     assert result.returncode == 2
 
 
-def test_worker_refuses_the_default_memory_broker(
+def test_worker_without_a_broker_says_none_is_configured(
     run_tacoq: Run, expect_one_line_error: ExpectOneLineError, workdir: Path
 ) -> None:
-    # No --broker and no TACOQ_BROKER_URL: the app falls back to memory://, which the runner
-    # refuses once it resolved the URL.
+    # No --broker, no TACOQ_BROKER_URL and none in the app: nobody asked for memory://, so the
+    # error says how to configure a broker instead of refusing one.
     (workdir / "cliapp.py").write_text(WORKER_APP_MODULE)
-    expect_one_line_error(run_tacoq("worker", "cliapp:worker"), "memory://", "separate process")
+    result = run_tacoq("worker", "cliapp:worker")
+    line = expect_one_line_error(
+        result, "no broker configured", "TACOQ_BROKER_URL", "--broker"
+    )
+    assert "memory://" not in line
+    assert result.returncode == 2
+
+
+def test_relay_without_a_store_or_broker_says_none_is_configured(
+    run_tacoq: Run, expect_one_line_error: ExpectOneLineError
+) -> None:
+    line = expect_one_line_error(run_tacoq("relay"), "no store configured", "TACOQ_STORE_URL")
+    assert "--store" in line
+    result = run_tacoq("relay", "--store", "sqlite:///relay.db")
+    expect_one_line_error(result, "no broker configured", "TACOQ_BROKER_URL", "--broker")
+    assert result.returncode == 2
 
 
 def test_worker_reload_without_the_hotreload_plugin(
@@ -192,7 +207,7 @@ def test_worker_reload_without_the_hotreload_plugin(
     result = run_tacoq(
         "worker", "json:dumps", "--reload", env={"TACOQ_DISABLE_PLUGIN_AUTOLOAD": "1"}
     )
-    expect_one_line_error(result, "pip install tacoq-hotreload")
+    expect_one_line_error(result, "pip install ./plugins/tacoq-hotreload from a TacoQ checkout")
 
 
 def test_worker_unknown_scheme_lists_installed_schemes(

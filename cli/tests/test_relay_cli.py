@@ -105,7 +105,7 @@ def relay() -> Iterator[RelayService]:
 
 
 def test_relay_refuses_the_in_process_broker(run_tacoq: Any, expect_one_line_error: Any) -> None:
-    result = run_tacoq("relay", "--port", "0")
+    result = run_tacoq("relay", "--port", "0", "--broker", "memory://", "--store", "memory://")
     line = expect_one_line_error(result, "`tacoq relay`", "memory://", "tacoq demo")
     assert result.returncode == 2, line
 

@@ -266,7 +266,7 @@ def test_a_plugin_that_fails_to_import_is_recorded_and_skipped(
     assert failure.distribution == dist
     assert failure.error.startswith("ModuleNotFoundError: ")
     assert "tacoq_this_dependency_is_not_installed" in failure.error
-    assert f"pip install --upgrade {dist}" in failure.remedy
+    assert f"pip install --upgrade {dist}" in failure.remedy  # not one of this repository's
     assert f"TACOQ_BLOCK_PLUGINS={broken}" in failure.remedy
     assert broken in caplog.text
     assert "was skipped" in caplog.text

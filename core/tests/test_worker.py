@@ -146,7 +146,8 @@ def test_handler_with_two_input_parameters_is_refused() -> None:
 
     with pytest.raises(HandlerSignatureError, match="exactly one input parameter") as info:
         app.task(two_inputs)
-    assert "found 2: a, b" in str(info.value)
+    assert "it has 2 (a, b); gather them in one pydantic model" in str(info.value)
+    assert "async def two_inputs(data: MyInput, ctx: TaskContext) -> MyOutput" in str(info.value)
 
 
 def test_handler_with_no_input_parameter_is_refused() -> None:
@@ -155,7 +156,7 @@ def test_handler_with_no_input_parameter_is_refused() -> None:
     def nothing() -> str:
         return ""
 
-    with pytest.raises(HandlerSignatureError, match="found 0"):
+    with pytest.raises(HandlerSignatureError, match="but it has none; for example: async def nothing"):
         app.task(nothing)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "ENV_STORE_URL",
     "check_user_part",
     "redact_url",
+    "require_configured",
     "resolve_broker_url",
     "resolve_namespace",
     "resolve_relay_url",
@@ -50,6 +51,23 @@ def _resolve(explicit: str | None, name: str, default: str, env: Mapping[str, st
         return explicit
     value = (env if env is not None else os.environ).get(name, "").strip()
     return value or default
+
+
+def require_configured(
+    explicit: str | None,
+    name: str,
+    *,
+    what: str,
+    option: str,
+    command: str,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Raise :class:`ConfigError` when neither ``explicit`` nor the environment variable
+    ``name`` gives a value: a command that runs as its own process has no default ``what``
+    (the in-process ``memory://`` would reach nobody), so it says how to configure one."""
+    if explicit or (env if env is not None else os.environ).get(name, "").strip():
+        return
+    raise ConfigError(f"no {what} configured for {command} (set {name} or pass {option})")
 
 
 def resolve_broker_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:

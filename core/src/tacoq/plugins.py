@@ -44,12 +44,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_PLUGINS",
+    "LOCAL_DISTRIBUTIONS",
     "PluginFailure",
     "PluginHost",
     "PluginInfo",
     "build_plugin_host",
     "default_registry",
     "get_plugin_host",
+    "install_hint",
     "reset_plugin_host",
 ]
 
@@ -351,6 +353,26 @@ def _load_entry_points(host: PluginHost, env: Mapping[str, str]) -> None:
             _record_failure(host, ep.name, dist_name, exc)
 
 
+#: The distributions of this repository, installed from its folders until they are on an index
+#: (PyPI's ``tacoq`` is another project): ``{distribution: folder}``.
+LOCAL_DISTRIBUTIONS = {
+    "tacoq": "./cli",
+    "tacoq-core": "./core",
+    "tacoq-rabbit": "./plugins/tacoq-rabbit",
+    "tacoq-postgres": "./plugins/tacoq-postgres",
+    "tacoq-hotreload": "./plugins/tacoq-hotreload",
+}
+
+
+def install_hint(distribution: str) -> str:
+    """How to install ``distribution``: from its folder in a TacoQ checkout for the project's
+    own packages (not on an index yet), else from the index."""
+    folder = LOCAL_DISTRIBUTIONS.get(distribution)
+    if folder is None:
+        return f"pip install --upgrade {distribution}"
+    return f"pip install {folder} from a TacoQ checkout"
+
+
 def _record_failure(host: PluginHost, name: str, dist: str, exc: Exception) -> None:
     failure = PluginFailure(
         name=name,
@@ -360,7 +382,7 @@ def _record_failure(host: PluginHost, name: str, dist: str, exc: Exception) -> N
             f"the plugin does not follow the hook contract: report it to the authors of {dist}, "
             f"or skip it with TACOQ_BLOCK_PLUGINS={name}"
             if isinstance(exc, PluginError)
-            else f"reinstall or upgrade it (pip install --upgrade {dist}), "
+            else f"reinstall it ({install_hint(dist)}), "
             f"or skip it with TACOQ_BLOCK_PLUGINS={name}"
         ),
     )

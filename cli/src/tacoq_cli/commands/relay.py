@@ -241,12 +241,24 @@ def run_relay(
     """Check the URLs, then serve until a signal; the heavy modules are imported only here."""
     import asyncio
 
-    from tacoq.config import resolve_broker_url, resolve_namespace, resolve_store_url
+    from tacoq.config import (
+        ENV_BROKER_URL,
+        ENV_STORE_URL,
+        require_configured,
+        resolve_broker_url,
+        resolve_namespace,
+        resolve_store_url,
+    )
     from tacoq.plugins import get_plugin_host, require_scheme_kind
     from tacoq.relay.service import RelayService
     from tacoq_cli.logs import configure_logging
 
     ns = resolve_namespace(namespace)
+    require_configured(store, ENV_STORE_URL, what="store", option="--store", command=_COMMAND)
+    if options["consume"] or options["http"]:
+        require_configured(
+            broker, ENV_BROKER_URL, what="broker", option="--broker", command=_COMMAND
+        )
     broker_url, store_url = resolve_broker_url(broker), resolve_store_url(store)
     host = get_plugin_host()
     # Probes are made, never connected: a refused URL fails before anything starts.

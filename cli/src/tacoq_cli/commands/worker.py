@@ -114,6 +114,8 @@ def check_broker_url(host: PluginHost, url: str, namespace: str | None) -> None:
 
 def find_runner(host: PluginHost, request: WorkerRunRequest) -> WorkerRunner:
     """The runner a plugin offers for ``request``; a clear error when none does."""
+    from tacoq.plugins import install_hint
+
     runner = host.worker_runner(request)
     if runner is not None:
         return runner
@@ -126,7 +128,7 @@ def find_runner(host: PluginHost, request: WorkerRunRequest) -> WorkerRunner:
                 )
         raise ConfigError(
             f"--reload needs the {HOTRELOAD_DISTRIBUTION} plugin, which is not installed: "
-            f"pip install {HOTRELOAD_DISTRIBUTION}"
+            f"{install_hint(HOTRELOAD_DISTRIBUTION)}"
         )
     raise ConfigError(
         "no installed plugin offers a worker runner (is tacoq.builtin.runner blocked?)"

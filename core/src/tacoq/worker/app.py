@@ -18,7 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from tacoq.config import resolve_broker_url, resolve_namespace
+from tacoq.config import (
+    ENV_BROKER_URL,
+    require_configured,
+    resolve_broker_url,
+    resolve_namespace,
+)
 from tacoq.contracts.runner import WorkerRunRequest
 from tacoq.contracts.serializer import Codec
 from tacoq.errors import ConfigError, HandlerSignatureError, SerializationError
@@ -99,10 +104,16 @@ def _inspect_handler(fn: Callable[..., Any], kind: str) -> tuple[str, Any, str |
         else:
             input_params.append(param)
     if len(input_params) != 1:
-        names = ", ".join(p.name for p in input_params) or "none"
+        name = getattr(fn, "__name__", "handler")
+        if input_params:
+            names = ", ".join(p.name for p in input_params)
+            found = f"it has {len(input_params)} ({names}); gather them in one pydantic model"
+        else:
+            found = "it has none"
         raise HandlerSignatureError(
-            f"{where}: a handler takes exactly one input parameter (plus an optional "
-            f"TaskContext), found {len(input_params)}: {names}"
+            f"{where}: a handler takes its input as exactly one input parameter (and may take "
+            f"a TaskContext besides), but {found}; for example: "
+            f"async def {name}(data: MyInput, ctx: TaskContext) -> MyOutput"
         )
     input_param = input_params[0].name
     if input_param not in hints:
@@ -244,6 +255,14 @@ class WorkerApp:
         from tacoq.plugins import get_plugin_host, require_scheme_kind
         from tacoq.worker.runtime import WorkerRuntime
 
+        if refuse_in_process:
+            require_configured(
+                broker_url or self.broker,
+                ENV_BROKER_URL,
+                what="broker",
+                option="--broker",
+                command="`tacoq worker`",
+            )
         url = resolve_broker_url(broker_url or self.broker)
         ns = resolve_namespace(namespace or self.namespace)
         broker = get_plugin_host().create_broker(url, namespace=ns)
