@@ -42,7 +42,7 @@ async def test_migrate_then_stats_json(make_store: MakeStore, pg_url: str) -> No
         [event(uuid.uuid4(), Phase.ASSIGNED) for _ in range(3)]
         + [event(uuid.uuid4(), Phase.COMPLETED, task_kind="mul") for _ in range(2)]
     )
-    done = tacoq("postgres", "stats", "--json", "--url", pg_url, "--namespace", namespace)
+    done = tacoq("postgres", "stats", "--json", "--store", pg_url, "-n", namespace)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["total"] == 5
@@ -57,13 +57,29 @@ def test_mistakes_are_one_line_without_credentials() -> None:
     """A missing URL or an unreachable server: one ``error:`` line, no password, no traceback."""
     done = tacoq("postgres", "stats", env={"TACOQ_STORE_URL": ""})
     assert done.returncode == 2
-    assert done.stderr.startswith("error: tacoq postgres needs a postgresql:// URL")
+    assert done.stderr.startswith("error: tacoq postgres needs a postgresql:// store URL")
+    assert "--store" in done.stderr
     url = "postgresql://postgres:hunter2@127.0.0.1:1/test?connect_timeout=2"
-    done = tacoq("postgres", "stats", "--url", url)
+    done = tacoq("postgres", "stats", "--store", url)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert "hunter2" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_old_url_spelling_works_with_a_deprecation_line(pg_url: str) -> None:
+    """``--url`` (before ``--store``) still works for one release, with one warning line; both
+    at once is a usage error."""
+    namespace = fresh_namespace("cliold")
+    done = tacoq("postgres", "stats", "--json", "--url", pg_url, "-n", namespace)
+    assert done.stderr.splitlines()[0] == (
+        "warning: --url is deprecated and will be removed in the next release: use --store"
+    )
+    # the URL reached the store: the namespace's schema is missing (and nothing was created)
+    assert "has no TacoQ tables" in done.stderr.splitlines()[1], done.stderr
+    both = tacoq("postgres", "stats", "--url", pg_url, "--store", pg_url)
+    assert both.returncode == 2
+    assert "give --store, not both" in both.stderr
 
 
 async def test_demo_runs_end_to_end_on_postgres(pg_url: str) -> None:

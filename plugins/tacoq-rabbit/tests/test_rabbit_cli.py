@@ -64,14 +64,14 @@ async def dead_letter_some(amqp_url: str, ns: str, count: int) -> list[str]:
 async def test_declare_status_and_the_dead_letter_queue(amqp_url: str, ns: str) -> None:
     """declare is idempotent; status shows depth, consumers and dead letters per queue (the
     worker queue found through its dead letters); dlq list, requeue and purge do their job."""
-    url = ["--url", amqp_url, "--namespace", ns]
+    url = ["--broker", amqp_url, "-n", ns]
     for _ in range(2):
-        declared = tacoq("rabbit", *url, "declare", "--kind", "other")
+        declared = tacoq("rabbit", "declare", *url, "--kind", "other")
         assert declared.returncode == 0, declared.stderr
         assert f"{ns}.worker.other" in declared.stdout
     ids = await dead_letter_some(amqp_url, ns, 3)
 
-    status = tacoq("rabbit", *url, "status", "--json")
+    status = tacoq("rabbit", "status", *url, "--json")
     assert status.returncode == 0, status.stderr
     queues = {q["name"]: q for q in json.loads(status.stdout)["queues"]}
     worker = queues[f"{ns}.worker.{KIND}"]  # discovered through the dead letters' origin
@@ -79,12 +79,12 @@ async def test_declare_status_and_the_dead_letter_queue(amqp_url: str, ns: str) 
     assert queues[f"{ns}.dead-letter"]["depth"] == 3
     assert queues[f"{ns}.relay"]["depth"] == 3  # the relay's copies (no relay is running)
     assert f"{ns}.worker.other" not in queues  # not asked for, no dead letters
-    table = tacoq("rabbit", *url, "status", "--kind", "other", "--kind", "ghost")
+    table = tacoq("rabbit", "status", *url, "--kind", "other", "--kind", "ghost")
     assert table.returncode == 0, table.stderr
     assert f"{ns}.worker.other" in table.stdout
     assert "missing" in table.stdout  # the ghost kind has no queue
 
-    listed = tacoq("rabbit", *url, "dlq", "list", "--json", "--limit", "2")
+    listed = tacoq("rabbit", "dlq", "list", *url, "--json", "--limit", "2")
     assert "deprecated" in listed.stderr
     assert "tacoq dlq" in listed.stderr
     letters = json.loads(listed.stdout)
@@ -94,14 +94,14 @@ async def test_declare_status_and_the_dead_letter_queue(amqp_url: str, ns: str) 
     assert letters[0]["event"] == "assign"
     assert letters[0]["task_id"] in ids
     assert letters[0]["size"] > 0
-    assert "test: set aside" in tacoq("rabbit", *url, "dlq", "list").stdout
+    assert "test: set aside" in tacoq("rabbit", "dlq", "list", *url).stdout
 
-    requeued = tacoq("rabbit", *url, "dlq", "requeue", "--limit", "2")
+    requeued = tacoq("rabbit", "dlq", "requeue", *url, "--limit", "2")
     assert requeued.returncode == 0, requeued.stderr
     assert "requeued 2 dead letters" in requeued.stdout
     queues = {
         q["name"]: q
-        for q in json.loads(tacoq("rabbit", *url, "status", "--json", "--kind", KIND).stdout)[
+        for q in json.loads(tacoq("rabbit", "status", *url, "--json", "--kind", KIND).stdout)[
             "queues"
         ]
     }
@@ -109,24 +109,24 @@ async def test_declare_status_and_the_dead_letter_queue(amqp_url: str, ns: str) 
     assert queues[f"{ns}.worker.{KIND}"]["dead_lettered"] == 1
     assert queues[f"{ns}.relay"]["depth"] == 3  # requeued straight to the queue: no new copy
 
-    refused = tacoq("rabbit", *url, "dlq", "purge")  # no terminal to confirm on
+    refused = tacoq("rabbit", "dlq", "purge", *url)  # no terminal to confirm on
     assert refused.returncode != 0
     assert "--yes" in refused.stderr
-    purged = tacoq("rabbit", *url, "dlq", "purge", "--yes")
+    purged = tacoq("rabbit", "dlq", "purge", *url, "--yes")
     assert purged.returncode == 0, purged.stderr
     assert "purged 1 dead letters" in purged.stdout
-    assert json.loads(tacoq("rabbit", *url, "dlq", "list", "--json").stdout) == []
+    assert json.loads(tacoq("rabbit", "dlq", "list", *url, "--json").stdout) == []
 
 
 def test_environment_fallbacks_and_one_line_errors(ns: str) -> None:
-    """--url falls back to TACOQ_BROKER_URL; an unreachable broker, a wrong password or a wrong
-    scheme is one ``error:`` line, non-zero, without a traceback or the password."""
+    """--broker falls back to TACOQ_BROKER_URL; an unreachable broker, a wrong password or a
+    wrong scheme is one ``error:`` line, non-zero, without a traceback or the password."""
     unreachable = "amqp://guest:s3cret@127.0.0.1:1/"
     cases = [
-        tacoq("rabbit", "--namespace", ns, "status", env={"TACOQ_BROKER_URL": unreachable}),
-        tacoq("rabbit", "--url", unreachable, "dlq", "list"),
-        tacoq("rabbit", "--url", "amqp://guest:s3cret@127.0.0.1:5672/", "declare"),
-        tacoq("rabbit", "--url", "http://guest:s3cret@127.0.0.1/", "status"),
+        tacoq("rabbit", "status", "-n", ns, env={"TACOQ_BROKER_URL": unreachable}),
+        tacoq("rabbit", "dlq", "list", "--broker", unreachable),
+        tacoq("rabbit", "declare", "--broker", "amqp://guest:s3cret@127.0.0.1:5672/"),
+        tacoq("rabbit", "status", "--broker", "http://guest:s3cret@127.0.0.1/"),
     ]
     for completed in cases:
         assert completed.returncode != 0
@@ -143,9 +143,36 @@ def test_environment_fallbacks_and_one_line_errors(ns: str) -> None:
 
 def test_namespace_falls_back_to_the_environment(amqp_url: str, ns: str) -> None:
     """Without --namespace, TACOQ_NAMESPACE names the namespace."""
-    declared = tacoq("rabbit", "--url", amqp_url, "declare", env={"TACOQ_NAMESPACE": ns})
+    declared = tacoq("rabbit", "declare", "--broker", amqp_url, env={"TACOQ_NAMESPACE": ns})
     assert declared.returncode == 0, declared.stderr
     assert f"{ns}.relay" in declared.stdout
+
+
+def test_the_old_spelling_before_the_command_works_with_deprecation_lines(
+    amqp_url: str, ns: str
+) -> None:
+    """``tacoq rabbit --url URL -n NS declare`` (the options before the command) still works
+    for one release, one warning line each; an option after the command wins over them."""
+    declared = tacoq("rabbit", "--url", amqp_url, "-n", ns, "declare")
+    assert declared.returncode == 0, declared.stderr
+    assert f"{ns}.relay" in declared.stdout
+    warnings = declared.stderr.splitlines()
+    assert len(warnings) == 2, declared.stderr
+    assert "use `tacoq rabbit COMMAND --broker URL`" in warnings[0]
+    assert "use `tacoq rabbit COMMAND -n NAME`" in warnings[1]
+    wins = tacoq(
+        "rabbit",
+        "--url",
+        "amqp://guest:guest@127.0.0.1:1/",
+        "status",
+        "--broker",
+        amqp_url,
+        "-n",
+        ns,
+        "--json",
+    )
+    assert wins.returncode == 0, wins.stderr
+    assert json.loads(wins.stdout)["namespace"] == ns
 
 
 def test_the_cli_group_hook_stays_import_light() -> None:

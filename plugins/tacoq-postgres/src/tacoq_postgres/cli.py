@@ -1,7 +1,8 @@
 """``tacoq postgres migrate|stats``: the plugin's command group.
 
-Built by the ``tacoq_cli_group`` hook. typer is imported when the group is built (only by the
-``tacoq`` CLI); psycopg and rich only inside the commands, so ``tacoq --help`` stays fast.
+Built by the ``tacoq_cli_group`` hook. typer and the CLI's shared options
+(``tacoq_cli.options``) are imported when the group is built, which only the ``tacoq`` CLI does;
+psycopg and rich only inside the commands, so ``tacoq --help`` stays fast.
 Mistakes and outages raise TacoQ errors, which the CLI prints as one ``error:`` line.
 """
 
@@ -15,35 +16,49 @@ import typer
 
 from tacoq.config import resolve_namespace, resolve_store_url
 from tacoq.errors import ConfigError
+from tacoq_cli.options import JsonOption, NamespaceOption, StoreOption, deprecated_spelling
 from tacoq_postgres.settings import SCHEMES, PostgresSettings, parse_store_url
 
 __all__ = ["build_group"]
 
-UrlOption = Annotated[
+#: ``--url``, the old spelling of ``--store`` (hidden; warns; removed in the next release).
+UrlDeprecated = Annotated[
     str | None,
-    typer.Option("--url", help="Postgres store URL (default: TACOQ_STORE_URL)."),
-]
-NamespaceOption = Annotated[
-    str | None,
-    typer.Option(help="Namespace whose schema to use (default: TACOQ_NAMESPACE, else tacoq)."),
+    typer.Option(
+        "--url",
+        hidden=True,
+        callback=deprecated_spelling("--url", "--store"),
+        show_default=False,
+    ),
 ]
 
 
-def _settings(url: str | None, namespace: str | None) -> PostgresSettings:
-    resolved = resolve_store_url(url)
+def _settings(store: str | None, url: str | None, namespace: str | None) -> PostgresSettings:
+    if store and url:
+        raise ConfigError("give --store, not both --store and its old spelling --url")
+    resolved = resolve_store_url(store or url)
     scheme = resolved.partition("://")[0].lower()
     if scheme not in SCHEMES:
         raise ConfigError(
-            "tacoq postgres needs a postgresql:// URL: pass --url or set TACOQ_STORE_URL"
+            "tacoq postgres needs a postgresql:// store URL: pass --store or set TACOQ_STORE_URL"
         )
     return parse_store_url(resolved, resolve_namespace(namespace))
 
 
-def migrate(url: UrlOption = None, namespace: NamespaceOption = None) -> None:
-    """Create or upgrade the store schema (idempotent; safe when run twice at once)."""
+def migrate(
+    store: StoreOption = None, namespace: NamespaceOption = None, url: UrlDeprecated = None
+) -> None:
+    """Create or upgrade the store's schema (idempotent; safe when run twice at once).
+
+    Examples:
+
+    \b
+      tacoq postgres migrate --store postgresql://postgres@127.0.0.1:5432/tacoq
+      TACOQ_STORE_URL=postgresql://127.0.0.1/tacoq tacoq postgres migrate -n staging
+    """
     from tacoq_postgres.report import run_migrations
 
-    settings = _settings(url, namespace)
+    settings = _settings(store, url, namespace)
     applied, version = asyncio.run(run_migrations(settings))
     for name in applied:
         typer.echo(f"applied {name}")
@@ -52,15 +67,23 @@ def migrate(url: UrlOption = None, namespace: NamespaceOption = None) -> None:
 
 
 def stats(
-    url: UrlOption = None,
+    store: StoreOption = None,
     namespace: NamespaceOption = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_output: JsonOption = False,
+    url: UrlDeprecated = None,
 ) -> None:
-    """Tasks by status and kind, the oldest pending task, expired tasks awaiting cleanup."""
+    """Tasks by status and kind, the oldest pending task, expired tasks awaiting cleanup.
+
+    Examples:
+
+    \b
+      tacoq postgres stats --store postgresql://postgres@127.0.0.1:5432/tacoq
+      tacoq postgres stats -n staging --json
+    """
     from tacoq.model.task import utcnow
     from tacoq_postgres.report import collect
 
-    report = asyncio.run(collect(_settings(url, namespace), utcnow()))
+    report = asyncio.run(collect(_settings(store, url, namespace), utcnow()))
     if json_output:
         typer.echo(json.dumps(report.as_json()))
         return

@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tacoq.config import ENV_BROKER_URL, resolve_namespace
+from tacoq.config import resolve_namespace
 from tacoq.errors import ConfigError
+from tacoq_cli.options import BrokerOption, JsonOption, NamespaceOption, deprecated_spelling
 
 if TYPE_CHECKING:
     from tacoq_rabbit.admin import RabbitAdmin
 
 __all__ = ["DEFAULT_URL", "app"]
 
-#: The URL used when neither ``--url`` nor ``TACOQ_BROKER_URL`` is given.
+#: The URL used when neither ``--broker`` nor ``TACOQ_BROKER_URL`` is given.
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 app = typer.Typer(
@@ -67,7 +68,6 @@ KindOption = Annotated[
     list[str] | None,
     typer.Option("--kind", "-k", help="A worker kind (repeatable).", metavar="KIND"),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @app.callback()
@@ -76,29 +76,62 @@ def _group(
     url: Annotated[
         str | None,
         typer.Option(
-            "--url", help=f"RabbitMQ URL (default: ${ENV_BROKER_URL}, else {DEFAULT_URL})."
+            "--url",
+            hidden=True,
+            callback=deprecated_spelling(
+                "`tacoq rabbit --url URL COMMAND`", "`tacoq rabbit COMMAND --broker URL`"
+            ),
         ),
     ] = None,
     namespace: Annotated[
         str | None,
         typer.Option(
-            "--namespace", "-n", help="Namespace (default: $TACOQ_NAMESPACE, else tacoq)."
+            "--namespace",
+            "-n",
+            hidden=True,
+            callback=deprecated_spelling(
+                "`tacoq rabbit -n NAME COMMAND`", "`tacoq rabbit COMMAND -n NAME`"
+            ),
         ),
     ] = None,
 ) -> None:
-    """Operate TacoQ's RabbitMQ topology (needs the management of no plugin: plain AMQP)."""
+    """Operate TacoQ's RabbitMQ topology over plain AMQP (no management plugin needed)."""
     logging.getLogger("pika").setLevel(logging.CRITICAL + 1)  # errors are reported by us
-    chosen = url or os.environ.get(ENV_BROKER_URL, "").strip() or DEFAULT_URL
-    ctx.obj = Target(chosen, resolve_namespace(namespace))
+    ctx.obj = _Deprecated(url, namespace)
+
+
+@dataclass(frozen=True, slots=True)
+class _Deprecated:
+    """What the group's old options (before the command's name) said, if anything."""
+
+    url: str | None
+    namespace: str | None
+
+
+def _target(ctx: typer.Context, broker: str | None, namespace: str | None) -> Target:
+    """The broker URL and namespace of a command: its own options (or their environment
+    variables), else the group's deprecated ones, else the default URL."""
+    old: _Deprecated = ctx.find_object(_Deprecated) or _Deprecated(None, None)
+    if _from_command_line(ctx, "broker") or old.url is None:
+        chosen = broker or DEFAULT_URL
+    else:
+        chosen = old.url
+    if old.namespace is not None and not _from_command_line(ctx, "namespace"):
+        namespace = old.namespace
+    return Target(chosen, resolve_namespace(namespace))
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 @contextmanager
-def _admin(ctx: typer.Context) -> Iterator[RabbitAdmin]:
+def _admin(target: Target) -> Iterator[RabbitAdmin]:
     """A connected admin; pika errors become one-line ``RabbitUnreachable`` errors."""
     from tacoq_rabbit.admin import RabbitAdmin
     from tacoq_rabbit.pika_link import PIKA_CONNECTION_ERRORS, RabbitUnreachable, describe
 
-    target: Target = ctx.obj
     admin = RabbitAdmin(target.url, target.namespace)
     try:
         yield admin
@@ -127,12 +160,26 @@ def _cell(value: object) -> str:
 
 
 @app.command()
-def declare(ctx: typer.Context, kind: KindOption = None) -> None:
-    """Declare the namespace's exchanges and queues, plus each --kind's worker queue
-    (idempotent)."""
+def declare(
+    ctx: typer.Context,
+    broker: BrokerOption = None,
+    namespace: NamespaceOption = None,
+    kind: KindOption = None,
+) -> None:
+    """Declare the namespace's exchanges and queues, plus each --kind's worker queue.
+
+    Idempotent: declaring what exists changes nothing.
+
+    Examples:
+
+    \b
+      tacoq rabbit declare --broker amqp://guest:guest@127.0.0.1:5672/ -k images -k mail
+      TACOQ_NAMESPACE=staging tacoq rabbit declare
+    """
     from tacoq_rabbit.admin import kinds_of
 
-    with _admin(ctx) as admin:
+    target = _target(ctx, broker, namespace)
+    with _admin(target) as admin:
         queues = admin.declare(kinds_of(kind))
         typer.echo(f"declared {len(queues)} queues in namespace {admin.namespace}:")
         for name in queues:
@@ -142,6 +189,8 @@ def declare(ctx: typer.Context, kind: KindOption = None) -> None:
 @app.command()
 def status(
     ctx: typer.Context,
+    broker: BrokerOption = None,
+    namespace: NamespaceOption = None,
     kind: KindOption = None,
     as_json: JsonOption = False,
     scan: Annotated[
@@ -153,17 +202,24 @@ def status(
     Without a management API queues cannot be listed: shown are the relay's queue, the
     dead-letter queue, existing delay rungs, the --kind worker queues and every worker kind
     that has dead letters.
+
+    Examples:
+
+    \b
+      tacoq rabbit status --broker amqp://guest:guest@127.0.0.1:5672/ -k images
+      tacoq rabbit status -n staging --json
     """
     from tacoq_rabbit.admin import kinds_of
 
-    with _admin(ctx) as admin:
+    target = _target(ctx, broker, namespace)
+    with _admin(target) as admin:
         rows = admin.status(kinds_of(kind), scan=scan)
     if as_json:
-        document = {"namespace": ctx.obj.namespace, "queues": [row.as_dict() for row in rows]}
+        document = {"namespace": target.namespace, "queues": [row.as_dict() for row in rows]}
         typer.echo(json.dumps(document, indent=2))
         return
     _table(
-        f"RabbitMQ queues of namespace {ctx.obj.namespace}",
+        f"RabbitMQ queues of namespace {target.namespace}",
         ["queue", "role", "depth", "consumers", "dead-lettered"],
         [
             [
@@ -181,20 +237,23 @@ def status(
 @dlq.command("list")
 def dlq_list(
     ctx: typer.Context,
+    broker: BrokerOption = None,
+    namespace: NamespaceOption = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many dead letters.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """Show dead letters (reason, origin, task id, event, size) without removing them."""
-    with _admin(ctx) as admin:
+    target = _target(ctx, broker, namespace)
+    with _admin(target) as admin:
         letters = admin.dead_letters(limit)
     if as_json:
         typer.echo(json.dumps([letter.as_dict() for letter in letters], indent=2))
         return
     if not letters:
-        typer.echo(f"no dead letters in namespace {ctx.obj.namespace}")
+        typer.echo(f"no dead letters in namespace {target.namespace}")
         return
     _table(
-        f"Dead letters of namespace {ctx.obj.namespace} (first {len(letters)})",
+        f"Dead letters of namespace {target.namespace} (first {len(letters)})",
         ["reason", "origin", "task id", "event", "bytes"],
         [[d.reason, d.origin, _cell(d.task_id), _cell(d.event), str(d.size)] for d in letters],
     )
@@ -203,12 +262,15 @@ def dlq_list(
 @dlq.command("requeue")
 def dlq_requeue(
     ctx: typer.Context,
+    broker: BrokerOption = None,
+    namespace: NamespaceOption = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="At most this many (default: all).")
     ] = None,
 ) -> None:
     """Republish dead letters to the queue they came from (confirmed), then remove them."""
-    with _admin(ctx) as admin:
+    target = _target(ctx, broker, namespace)
+    with _admin(target) as admin:
         result = admin.requeue(limit)
     typer.echo(f"requeued {result.requeued} dead letters")
     if result.skipped:
@@ -218,13 +280,16 @@ def dlq_requeue(
 @dlq.command("purge")
 def dlq_purge(
     ctx: typer.Context,
+    broker: BrokerOption = None,
+    namespace: NamespaceOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete every dead letter of the namespace."""
+    target = _target(ctx, broker, namespace)
     if not yes:
         if not os.isatty(0):
             raise ConfigError("refusing to purge without a terminal to confirm: pass --yes")
-        typer.confirm(f"Delete every dead letter of namespace {ctx.obj.namespace}?", abort=True)
-    with _admin(ctx) as admin:
+        typer.confirm(f"Delete every dead letter of namespace {target.namespace}?", abort=True)
+    with _admin(target) as admin:
         count = admin.purge()
     typer.echo(f"purged {count} dead letters")
