@@ -100,6 +100,45 @@ def test_plugins_table_lists_the_builtins(run_tacoq: Run) -> None:
     assert "tacoq-core" in result.stdout
 
 
+OBSERVER_PLUGIN = """
+from tacoq.contracts.hookspecs import hookimpl
+
+
+class Quiet:
+    def on_task_event(self, event):
+        return None
+
+
+@hookimpl
+def tacoq_task_listener():
+    return Quiet()
+
+
+@hookimpl
+def tacoq_handler_middleware():
+    async def passthrough(ctx, call_next):
+        return await call_next()
+
+    return passthrough
+"""
+
+
+@pytest.mark.parametrize("columns", ["40", "80", "200"])
+def test_plugins_listing_names_every_hook_and_never_cuts_a_name(
+    run_tacoq: Run, make_plugin: Callable[..., Path], columns: str
+) -> None:
+    site = make_plugin("observer", OBSERVER_PLUGIN)
+    result = run_tacoq("plugins", pythonpath=[site], env={"COLUMNS": columns})
+    assert result.returncode == 0, result.stderr
+    words = result.stdout.split()
+    for whole in ("serializer:pydantic,", "broker:memory://,", "tacoq.builtin.serializers"):
+        assert whole in words, result.stdout  # each on one line, never split inside
+    block = result.stdout.split("observer", 1)[1].split("\n\n", 1)[0]
+    assert "task listener" in block
+    assert "handler middleware" in block
+    assert all(len(line) <= max(40, int(columns)) for line in result.stdout.splitlines())
+
+
 def test_plugins_json_is_a_list_with_status(run_tacoq: Run) -> None:
     result = run_tacoq("plugins", "--json")
     assert result.returncode == 0, result.stderr
@@ -183,9 +222,7 @@ def test_worker_without_a_broker_says_none_is_configured(
     # error says how to configure a broker instead of refusing one.
     (workdir / "cliapp.py").write_text(WORKER_APP_MODULE)
     result = run_tacoq("worker", "cliapp:worker")
-    line = expect_one_line_error(
-        result, "no broker configured", "TACOQ_BROKER_URL", "--broker"
-    )
+    line = expect_one_line_error(result, "no broker configured", "TACOQ_BROKER_URL", "--broker")
     assert "memory://" not in line
     assert result.returncode == 2
 

@@ -156,7 +156,7 @@ def test_handler_with_no_input_parameter_is_refused() -> None:
     def nothing() -> str:
         return ""
 
-    with pytest.raises(HandlerSignatureError, match="but it has none; for example: async def nothing"):
+    with pytest.raises(HandlerSignatureError, match="it has none; for example: async def nothing"):
         app.task(nothing)
 
 

@@ -289,7 +289,16 @@ def _provides(plugin: Any, hooks: tuple[str, ...]) -> list[str]:
         group: tuple[str, Any] | None = plugin.tacoq_cli_group()
         if group is not None:
             provides.append(f"cli:{group[0]}")
+    provides.extend(label for hook, label in _HOOK_LABELS.items() if hook in hooks)
     return provides
+
+
+#: How the hooks whose answers are not listed by name (they make objects) read in ``provides``.
+_HOOK_LABELS = {
+    "tacoq_worker_runner": "worker runner",
+    "tacoq_task_listener": "task listener",
+    "tacoq_handler_middleware": "handler middleware",
+}
 
 
 _HOOK_NAMES = frozenset(
@@ -382,8 +391,7 @@ def _record_failure(host: PluginHost, name: str, dist: str, exc: Exception) -> N
             f"the plugin does not follow the hook contract: report it to the authors of {dist}, "
             f"or skip it with TACOQ_BLOCK_PLUGINS={name}"
             if isinstance(exc, PluginError)
-            else f"reinstall it ({install_hint(dist)}), "
-            f"or skip it with TACOQ_BLOCK_PLUGINS={name}"
+            else f"reinstall it ({install_hint(dist)}), or skip it with TACOQ_BLOCK_PLUGINS={name}"
         ),
     )
     host.failures.append(failure)

@@ -86,7 +86,15 @@ def plugins(
         bool, typer.Option("--json", help="Print a JSON list instead of a table.")
     ] = False,
 ) -> None:
-    """List every plugin, what it provides, and any that failed to load (with a remedy)."""
+    """List every plugin, what it provides, and any that failed to load (with a remedy).
+
+    Examples:
+
+    \b
+      tacoq plugins
+      tacoq plugins --json
+      TACOQ_BLOCK_PLUGINS=hotreload tacoq plugins
+    """
     rows = plugin_rows()
     if json_output:
         print(json.dumps([row.as_json() for row in rows], indent=2))
@@ -95,33 +103,57 @@ def plugins(
 
 
 def _print_table(rows: list[PluginRow]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    """One block per plugin: ``name  distribution version  status`` on its first line, then
+    what it provides (or its error and remedy), wrapped at the terminal's width between items
+    and words, never inside a name or URL."""
+    import shutil
+    import textwrap
 
-    table = Table(title="TacoQ plugins", title_justify="left")
-    table.add_column("plugin", no_wrap=True)
-    table.add_column("distribution")
-    table.add_column("status", no_wrap=True)
-    table.add_column("provides / problem", overflow="fold")
+    width = max(40, shutil.get_terminal_size().columns)
+    name_width = max((len(row.name) for row in rows), default=0)
+    failed = sum(row.status == "failed" for row in rows)
+    print(f"TacoQ plugins: {len(rows) - failed} loaded, {failed} failed")
     for row in rows:
         distribution = f"{row.distribution} {row.version}".strip()
+        print()
+        header = f"{row.name.ljust(name_width)}  {distribution}  {row.status}"
+        if len(header) > width:  # a narrow terminal: the name alone, the rest below
+            header = f"{row.name}\n  {distribution}  {row.status}"
+        print(header)
         if row.status == "failed":
-            detail = Text(f"{row.error}\n{row.remedy}", style="red")
-            status = Text("failed", style="bold red")
+            for detail in (f"error: {row.error}", f"remedy: {row.remedy}"):
+                wrapped = textwrap.wrap(
+                    detail,
+                    width=width,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+                print("\n".join(wrapped))
         else:
-            detail = Text("\n".join(row.provides or [_hook_label(h) for h in row.hooks]))
-            status = Text("loaded", style="green")
-        table.add_row(Text(row.name), Text(distribution), status, detail)
-    console = Console()
-    console.print(table)
-    failed = sum(row.status == "failed" for row in rows)
+            listed = row.provides or tuple(_hook_label(h) for h in row.hooks)
+            print("\n".join(_item_lines("  provides: ", list(listed) or ["nothing"], width)))
     if failed:
-        console.print(Text(f"{failed} plugin(s) failed to load and were skipped.", style="yellow"))
+        print()
+        print(f"{failed} plugin(s) failed to load and were skipped.")
+
+
+def _item_lines(head: str, items: list[str], width: int) -> list[str]:
+    """``head`` and the comma-separated ``items`` in lines of at most ``width`` columns,
+    broken only between items (an item longer than a line gets a line of its own)."""
+    lines = [head.rstrip()]
+    for index, item in enumerate(items):
+        text = item + ("," if index < len(items) - 1 else "")
+        if len(lines[-1]) + 1 + len(text) > width and lines[-1].strip():
+            lines.append("    " + text)
+        else:
+            lines[-1] += " " + text
+    return lines
 
 
 def _hook_label(hook: str) -> str:
-    """``tacoq_worker_runner`` -> ``worker runner``: how a hook reads in the table."""
+    """``tacoq_worker_runner`` -> ``worker runner``: how a hook reads in the listing."""
     return hook.removeprefix("tacoq_").replace("_", " ")
 
 
