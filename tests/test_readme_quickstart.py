@@ -14,8 +14,14 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
 
+def _block_with(needle: str) -> str:
+    """The README's one python block that holds ``needle``."""
+    [block] = [block for block in _python_blocks() if needle in block]
+    return block
+
+
 def test_quickstart_worker_and_publisher_run_as_written(tmp_path: Path) -> None:
-    worker_module, main_script = _python_blocks()[:2]
+    worker_module, main_script = _python_blocks()[0], _block_with("RelayEngine()")
     (tmp_path / "tasks.py").write_text(worker_module, encoding="utf-8")
     (tmp_path / "main.py").write_text(main_script, encoding="utf-8")
     result = subprocess.run(

@@ -61,8 +61,8 @@ def _root(
     \b
       tacoq demo
       tacoq worker myapp.tasks:worker -c 8
-      tacoq relay --broker amqp://guest:guest@127.0.0.1:5672/ --store postgresql://...
-      tacoq task publish area --worker-kind shapes --input '{"w": 3}' --wait 10
+      tacoq relay --broker amqp://mq/ --store postgresql://db/
+      tacoq task publish resize --worker-kind images --wait 9
     """
     if ctx.invoked_subcommand is None:
         # `tacoq` alone is a request for help, not a mistake: show it and exit 0.

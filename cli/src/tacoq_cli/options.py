@@ -17,7 +17,6 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any
 
-import click
 import typer
 
 from tacoq.config import ENV_BROKER_URL, ENV_NAMESPACE, ENV_RELAY_URL, ENV_STORE_URL
@@ -30,6 +29,7 @@ __all__ = [
     "ENV_RELAY_TOKEN",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "PER_CALL_OPTIONS",
     "BrokerOption",
     "ConcurrencyOption",
     "JsonOption",
@@ -67,6 +67,44 @@ class LogFormat(enum.StrEnum):
     JSON = "json"
 
 
+#: The options that are per-call values rather than settings, and so have no environment
+#: variable (docs/cli.md, "Options"): what to publish or show, filters and paging, output form,
+#: confirmations. Every other option of every command has one (cli/tests/test_help.py).
+PER_CALL_OPTIONS = frozenset(
+    {
+        # what to publish, and its task options
+        "--input",
+        "--worker-kind",
+        "--id",
+        "--priority",
+        "--ttl",
+        "--countdown",
+        "--eta",
+        # waiting for a task
+        "--wait",
+        "--timeout",
+        # filters and paging
+        "--status",
+        "--task-kind",
+        "--task-id",
+        "--origin",
+        "--reason",
+        "--kind",
+        "--limit",
+        "--cursor",
+        "--scan",
+        "--all",
+        "--count",
+        # how much work a one-off command does
+        "--tasks",
+        # output and confirmation
+        "--json",
+        "--yes",
+        "--force",
+        "--keep",
+    }
+)
+
 #: The levels ``--log-level`` accepts, as text.
 LOG_LEVELS = tuple(level.value for level in LogLevel)
 #: The formats ``--log-format`` accepts, as text.
@@ -77,7 +115,7 @@ def deprecated_spelling(old: str, new: str) -> Any:
     """A click callback for a hidden old spelling: warns once (``old`` is deprecated, use
     ``new``) when it was given, and passes the value through."""
 
-    def warn(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    def warn(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
         source = ctx.get_parameter_source(param.name or "")
         if source is not None and source.name == "COMMANDLINE":
             print_warning(f"{old} is deprecated and will be removed in the next release: use {new}")

@@ -68,7 +68,7 @@ def demo(
     \b
       tacoq demo
       tacoq demo --tasks 2000 --json
-      tacoq demo --broker amqp://127.0.0.1/ --store postgresql://127.0.0.1/tacoq
+      tacoq demo --broker amqp://mq/ --store postgresql://db/
     """
     # Imported here so `tacoq --help` never loads the worker, publisher and relay.
     from tacoq_cli.demo import run_demo

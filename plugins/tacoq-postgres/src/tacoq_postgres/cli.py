@@ -53,8 +53,8 @@ def migrate(
     Examples:
 
     \b
-      tacoq postgres migrate --store postgresql://postgres@127.0.0.1:5432/tacoq
-      TACOQ_STORE_URL=postgresql://127.0.0.1/tacoq tacoq postgres migrate -n staging
+      tacoq postgres migrate --store postgresql://db/tacoq
+      tacoq postgres migrate -n staging
     """
     from tacoq_postgres.report import run_migrations
 
@@ -77,7 +77,7 @@ def stats(
     Examples:
 
     \b
-      tacoq postgres stats --store postgresql://postgres@127.0.0.1:5432/tacoq
+      tacoq postgres stats --store postgresql://db/tacoq
       tacoq postgres stats -n staging --json
     """
     from tacoq.model.task import utcnow
@@ -106,7 +106,8 @@ def stats(
 def build_group() -> typer.Typer:
     """The ``tacoq postgres`` group."""
     group = typer.Typer(
-        help="The Postgres store: migrations and statistics.",
+        help="The Postgres store: migrations and statistics.\n\n"
+        "Examples:\n\n\b\n  tacoq postgres migrate\n  tacoq postgres stats --json",
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
     )

@@ -31,13 +31,14 @@ __all__ = ["DEFAULT_URL", "app"]
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 app = typer.Typer(
-    help="Operate TacoQ's RabbitMQ topology: declare queues, show status, manage dead letters.",
+    help="Operate TacoQ's RabbitMQ topology: declare queues, show status, manage dead letters."
+    "\n\nExamples:\n\n\b\n  tacoq rabbit declare -k images\n  tacoq rabbit status --json",
     no_args_is_help=True,
     add_completion=False,
 )
 dlq = typer.Typer(
     help="Deprecated: the RabbitMQ dead-letter queue (the relay now takes dead letters into its "
-    "store; use `tacoq dlq`).",
+    "store; use `tacoq dlq`).\n\nExamples:\n\n\b\n  tacoq dlq list\n  tacoq rabbit dlq list",
     no_args_is_help=True,
 )
 app.add_typer(dlq, name="dlq")
@@ -173,7 +174,7 @@ def declare(
     Examples:
 
     \b
-      tacoq rabbit declare --broker amqp://guest:guest@127.0.0.1:5672/ -k images -k mail
+      tacoq rabbit declare --broker amqp://mq/ -k images
       TACOQ_NAMESPACE=staging tacoq rabbit declare
     """
     from tacoq_rabbit.admin import kinds_of
@@ -206,7 +207,7 @@ def status(
     Examples:
 
     \b
-      tacoq rabbit status --broker amqp://guest:guest@127.0.0.1:5672/ -k images
+      tacoq rabbit status --broker amqp://mq/ -k images
       tacoq rabbit status -n staging --json
     """
     from tacoq_rabbit.admin import kinds_of
@@ -242,7 +243,14 @@ def dlq_list(
     limit: Annotated[int, typer.Option(min=1, help="At most this many dead letters.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """Show dead letters (reason, origin, task id, event, size) without removing them."""
+    """Show dead letters (reason, origin, task id, event, size) without removing them.
+
+    Examples:
+
+    \b
+      tacoq rabbit dlq list --limit 10
+      tacoq dlq list   (use this instead)
+    """
     target = _target(ctx, broker, namespace)
     with _admin(target) as admin:
         letters = admin.dead_letters(limit)
@@ -268,7 +276,14 @@ def dlq_requeue(
         int | None, typer.Option(min=1, help="At most this many (default: all).")
     ] = None,
 ) -> None:
-    """Republish dead letters to the queue they came from (confirmed), then remove them."""
+    """Republish dead letters to the queue they came from (confirmed), then remove them.
+
+    Examples:
+
+    \b
+      tacoq rabbit dlq requeue --limit 10
+      tacoq dlq requeue --all   (use this instead)
+    """
     target = _target(ctx, broker, namespace)
     with _admin(target) as admin:
         result = admin.requeue(limit)
@@ -284,7 +299,14 @@ def dlq_purge(
     namespace: NamespaceOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete every dead letter of the namespace."""
+    """Delete every dead letter of the namespace.
+
+    Examples:
+
+    \b
+      tacoq rabbit dlq purge --yes
+      tacoq dlq purge --all --yes   (use this instead)
+    """
     target = _target(ctx, broker, namespace)
     if not yes:
         if not os.isatty(0):
