@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 
 from tacoq.errors import ConfigError, PluginError, TacoqError
 
@@ -23,6 +24,7 @@ __all__ = [
     "print_error",
     "print_warning",
     "redact",
+    "set_line_format",
 ]
 
 #: A TacoQ error that is not about how the command was called.
@@ -55,14 +57,30 @@ def one_line(message: str) -> str:
     return redact(" ".join(message.split()))
 
 
+def _text_line(level: str, message: str) -> str:
+    return f"{level}: {message}"
+
+
+#: How :func:`print_error` and :func:`print_warning` shape their line from the level and the
+#: one-line message (``--log-format json`` makes it a JSON object: :func:`set_line_format`).
+_line_format: Callable[[str, str], str] = _text_line
+
+
+def set_line_format(shape: Callable[[str, str], str] | None) -> None:
+    """Make ``error:``/``warning:`` lines ``shape(level, message)`` from now on (the message
+    already on one line and redacted); ``None`` restores ``<level>: <message>``."""
+    global _line_format
+    _line_format = shape or _text_line
+
+
 def print_error(message: str) -> None:
     """Write ``error: <message>`` as one line to stderr."""
-    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+    print(_line_format("error", one_line(message)), file=sys.stderr, flush=True)
 
 
 def print_warning(message: str) -> None:
     """Write ``warning: <message>`` as one line to stderr."""
-    print(f"warning: {one_line(message)}", file=sys.stderr, flush=True)
+    print(_line_format("warning", one_line(message)), file=sys.stderr, flush=True)
 
 
 def exit_code_for(exc: TacoqError) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from tacoq.contracts.lifecycle import LifecycleEvent, TaskListener
+from tacoq.logfields import task_fields
 
 __all__ = ["REPEAT_LOG_INTERVAL", "EventBus"]
 
@@ -94,6 +95,7 @@ class EventBus:
                 event.task_id,
                 REPEAT_LOG_INTERVAL,
                 exc_info=exc,
+                extra=task_fields(event.task_id, event.task_kind, event.attempt),
             )
             return
         failures.unlogged += 1
@@ -108,6 +110,7 @@ class EventBus:
                 event.task_id,
                 type(exc).__name__,
                 exc,
+                extra=task_fields(event.task_id, event.task_kind, event.attempt),
             )
             failures.unlogged = 0
             failures.logged_at = now

@@ -20,6 +20,8 @@ import logging
 
 from tacoq.contracts.broker import Delivery
 from tacoq.errors import PublishError, StoreUnavailable
+from tacoq.logfields import task_fields
+from tacoq.model.wire import H_ID, H_TASK_KIND
 
 __all__ = ["OUTAGES", "describe_failure", "is_outage", "note_unknown_kind", "set_aside"]
 
@@ -64,6 +66,7 @@ async def set_aside(
             dict(envelope.headers),
             envelope.content_type,
             len(envelope.body),
+            extra=task_fields(envelope.headers.get(H_ID), envelope.headers.get(H_TASK_KIND)),
         )
         with contextlib.suppress(Exception):
             await delivery.ack()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -43,11 +44,11 @@ async def answer(question: str) -> str:
 class Reloader(ChildProcess):
     """``tacoq worker app:w --reload`` in its own session, like a shell's foreground job."""
 
-    def __init__(self, project: Path, amqp_url: str, namespace: str) -> None:
+    def __init__(self, project: Path, amqp_url: str, namespace: str, *options: str) -> None:
         super().__init__(
             tacoq_argv(
                 "worker", "app:w", "--reload",
-                "--broker", amqp_url, "--namespace", namespace, "--grace", "5",
+                "--broker", amqp_url, "--namespace", namespace, "--grace", "5", *options,
             ),
             cwd=project,
             env=clean_environ(),
@@ -150,6 +151,36 @@ async def test_an_edit_restarts_the_worker_and_the_next_task_gets_the_new_code(
         assert importers == set(pids)
     finally:
         reloader.kill()
+
+
+async def test_the_worker_logs_at_the_level_and_in_the_format_of_the_watcher(
+    amqp_url: str, namespace: str, tmp_path: Path
+) -> None:
+    (tmp_path / "app.py").write_text(APP.format(answer="A"), encoding="utf-8")
+    reloader = Reloader(tmp_path, amqp_url, namespace, "--log-format", "json")
+    try:
+        await reloader.wait_for_async('"logger": "tacoq.worker"', TIMEOUT)
+        reloader.signal(signal.SIGINT, group=True)
+        assert await asyncio.to_thread(reloader.wait, TIMEOUT) == 0, reloader.output
+    finally:
+        reloader.kill()
+    records = [json.loads(line) for line in reloader.lines]  # the watcher's and the worker's
+    loggers = {record["logger"] for record in records}
+    assert {"tacoq.hotreload", "tacoq.worker"} <= loggers, reloader.output
+
+    reloader = Reloader(tmp_path, amqp_url, namespace, "--log-level", "warning")
+    try:
+        # at warning nothing is logged: a task answered is the sign that the worker runs
+        async with (
+            relay(amqp_url, namespace) as engine,
+            Publisher(amqp_url, namespace=namespace) as pub,
+        ):
+            assert await ask(pub, engine) == "A"
+        reloader.signal(signal.SIGINT, group=True)
+        assert await asyncio.to_thread(reloader.wait, TIMEOUT) == 0, reloader.output
+    finally:
+        reloader.kill()
+    assert reloader.lines == []
 
 
 def _alive(pid: int) -> bool:

@@ -120,3 +120,11 @@ def test_the_child_is_the_same_command_without_reload() -> None:
         sys.executable, "-m", "tacoq_cli", "worker", "app:w",
         "--broker", "amqp://h/", "--concurrency", "3", "--grace", "2.5",
     ]  # fmt: skip
+
+
+def test_the_child_logs_as_the_watcher_was_told() -> None:
+    request = WorkerRunRequest("app:w", reload=True, log_level="debug", log_format="json")
+    assert child_command(request) == [
+        sys.executable, "-m", "tacoq_cli", "worker", "app:w",
+        "--log-level", "debug", "--log-format", "json",
+    ]  # fmt: skip

@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from tacoq.config import ENV_BROKER_URL, ENV_NAMESPACE, ENV_STORE_URL
-from tacoq_cli.options import ENV_CONCURRENCY, JsonOption
+from tacoq_cli.options import (
+    ENV_CONCURRENCY,
+    JsonOption,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+)
 
 __all__ = ["demo", "register"]
 
@@ -57,6 +64,8 @@ def demo(
         ),
     ] = 64,
     json_output: JsonOption = False,
+    log_level: LogLevelOption = LogLevel.WARNING,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Run a publisher, a worker and a relay on a few hundred tasks, and summarise them.
 
@@ -72,7 +81,10 @@ def demo(
     """
     # Imported here so `tacoq --help` never loads the worker, publisher and relay.
     from tacoq_cli.demo import run_demo
+    from tacoq_cli.logs import configure_logging
 
+    # Below warning, lines get a timestamp and the logger's name, as the worker's and relay's.
+    configure_logging(log_level, log_format, verbose=log_level in (LogLevel.DEBUG, LogLevel.INFO))
     code = run_demo(
         tasks=tasks,
         broker_url=broker,

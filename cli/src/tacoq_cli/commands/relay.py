@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tacoq_cli.options import BrokerOption, NamespaceOption, StoreOption
+from tacoq_cli.options import (
+    BrokerOption,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    NamespaceOption,
+    StoreOption,
+)
 
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
@@ -155,10 +163,17 @@ def relay(
             show_default=False,
         ),
     ] = None,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Run the relay until SIGINT or SIGTERM: consume updates, serve HTTP, clean up."""
-    from tacoq.errors import ConfigError
+    """Run the relay until SIGINT or SIGTERM: consume updates, serve HTTP, clean up.
 
+    With --log-level debug every HTTP request is logged too (tacoq.relay.access).
+    """
+    from tacoq.errors import ConfigError
+    from tacoq_cli.logs import configure_logging
+
+    configure_logging(log_level, log_format, verbose=True)
     if token and token_file is not None:
         raise ConfigError("give --token or --token-file (or TACOQ_RELAY_TOKEN_FILE), not both")
     if token_file is not None:
@@ -251,7 +266,6 @@ def run_relay(
     )
     from tacoq.plugins import get_plugin_host, require_scheme_kind
     from tacoq.relay.service import RelayService
-    from tacoq_cli.logs import configure_logging
 
     ns = resolve_namespace(namespace)
     require_configured(store, ENV_STORE_URL, what="store", option="--store", command=_COMMAND)
@@ -270,7 +284,6 @@ def run_relay(
     if options["consume"] or options["http"]:
         probe = host.create_broker(broker_url, namespace=ns)
         require_scheme_kind(broker_url, in_process=probe.in_process, command=_COMMAND)
-    configure_logging(verbose=True)
     service = RelayService(broker_url, store_url, namespace=ns, **options)
     asyncio.run(_serve(service))
     log.info("relay stopped")

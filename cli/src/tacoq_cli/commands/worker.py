@@ -14,7 +14,15 @@ import typer
 
 from tacoq.errors import ConfigError
 from tacoq_cli.logs import configure_logging
-from tacoq_cli.options import BrokerOption, ConcurrencyOption, NamespaceOption
+from tacoq_cli.options import (
+    BrokerOption,
+    ConcurrencyOption,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    NamespaceOption,
+)
 
 if TYPE_CHECKING:
     from tacoq.contracts.runner import WorkerRunner, WorkerRunRequest
@@ -63,6 +71,8 @@ def worker(
             "--reload-dir", help="A directory to watch with --reload (repeatable).", metavar="DIR"
         ),
     ] = None,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Run a worker until SIGINT or SIGTERM, then drain and exit.
 
@@ -72,6 +82,7 @@ def worker(
     from tacoq.contracts.runner import WorkerRunRequest
     from tacoq.plugins import get_plugin_host
 
+    configure_logging(log_level, log_format, verbose=True)
     if reload_dirs and not reload:
         raise ConfigError("--reload-dir only makes sense together with --reload")
     host = get_plugin_host()
@@ -91,9 +102,10 @@ def worker(
         grace=grace,
         reload=reload,
         reload_dirs=tuple(reload_dirs or ()),
+        log_level=log_level.value,
+        log_format=log_format.value,
     )
     runner = find_runner(host, request)
-    configure_logging(verbose=True)
     sys.exit(runner.run(request))
 
 

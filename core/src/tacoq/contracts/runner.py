@@ -27,6 +27,10 @@ class WorkerRunRequest:
     grace: float | None = None
     reload: bool = False
     reload_dirs: tuple[str, ...] = field(default_factory=tuple)
+    #: ``--log-level`` and ``--log-format`` as given (a runner that starts the worker in a
+    #: process of its own passes them on).
+    log_level: str | None = None
+    log_format: str | None = None
 
 
 class WorkerRunner(Protocol):

@@ -41,6 +41,7 @@ from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.contracts.store import BatchResult, DeadLetterRecord, Store
 from tacoq.errors import UnknownMessageKind, WireFormatError
 from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
+from tacoq.logfields import task_fields
 from tacoq.model.task import TaskEvent, utcnow
 from tacoq.model.wire import EVENT_ASSIGN, decode
 from tacoq.plugins import PluginHost, get_plugin_host
@@ -384,7 +385,11 @@ class RelayEngine:
             try:
                 completed += await self._complete_dead_lettered(record, letter, now, stop)
             except Exception:  # the store refused: the record is kept, the task left as it is
-                log.exception("could not complete task %s as DeadLettered", record.task_id)
+                log.exception(
+                    "could not complete task %s as DeadLettered",
+                    record.task_id,
+                    extra=task_fields(record.task_id),
+                )
             if stop.is_set():
                 return
         await consumer.ack_many(batch)

@@ -30,6 +30,7 @@ from tacoq.errors import (
     StoreUnavailable,
     TacoqError,
 )
+from tacoq.logfields import task_fields
 from tacoq.model.task import DEFAULT_TTL_SECONDS, TaskEvent, utcnow
 from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH
 from tacoq.plugins import PluginHost
@@ -250,6 +251,7 @@ class RelayService:
                 # Imported only when HTTP is on: `tacoq relay --no-http` never loads FastAPI.
                 import uvicorn
 
+                from tacoq.relay.access_log import with_access_log
                 from tacoq.relay.http import create_app
                 from tacoq.relay.protocol import deadline_protocol
 
@@ -257,10 +259,10 @@ class RelayService:
                     await self.broker.connect()
                     own_broker = True
                 config = uvicorn.Config(
-                    create_app(self),
+                    with_access_log(create_app(self)),  # tacoq.relay.access, at debug level
                     http=deadline_protocol(self.header_timeout, self.body_timeout),
                     log_config=None,
-                    access_log=False,
+                    access_log=False,  # uvicorn's own would show the query string as sent
                     lifespan="off",
                     timeout_graceful_shutdown=5,
                 )
@@ -349,7 +351,11 @@ class RelayService:
                 try:
                     await self.store.delete(event.id)
                 except Exception:  # the store failed too; the relay's consumer never sees it
-                    log.exception("could not remove task %s after its publish failed", event.id)
+                    log.exception(
+                        "could not remove task %s after its publish failed",
+                        event.id,
+                        extra=task_fields(event.id, event.task_kind),
+                    )
                 raise PublishFailed(
                     f"the broker did not accept task {event.id} ({type(exc).__name__}: {exc}); "
                     "nothing was published",

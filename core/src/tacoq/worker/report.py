@@ -18,6 +18,7 @@ from tacoq.bus import EventBus
 from tacoq.contracts.broker import Broker, Delivery
 from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.errors import WireFormatError
+from tacoq.logfields import task_fields
 from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent, utcnow
 from tacoq.model.wire import H_REPLY_TO, encode_assignment, reply_address
 from tacoq.worker.updates import UpdateBatcher
@@ -156,6 +157,7 @@ class TaskReporter:
             error.type,
             error.message[:200],
             why,
+            extra=self.log_fields(assignment),
         )
         self.complete(assignment, delivery, started_at, error=error, duration=duration)
 
@@ -176,6 +178,7 @@ class TaskReporter:
             error.message[:200],
             assignment.attempt + 1,
             delay,
+            extra=self.log_fields(assignment),
         )
         retry = replace(assignment, attempt=assignment.attempt + 1, error=error)
         message = encode_assignment(retry, reply_to=self.reply_to(delivery))
@@ -201,8 +204,16 @@ class TaskReporter:
         await self.batcher.drain()
         await delivery.dead_letter(reason, task_completed=True)
         self.stats.dead_lettered += 1
-        log.warning("dead-lettered task %s: %s", assignment.id, reason)
+        log.warning(
+            "dead-lettered task %s: %s", assignment.id, reason, extra=self.log_fields(assignment)
+        )
         await self.notify(assignment, LifecycleKind.DEAD_LETTERED, error=error)
+
+    def log_fields(self, assignment: TaskEvent) -> dict[str, str | int]:
+        """The ``extra`` of a log record about ``assignment``'s attempt on this worker."""
+        return task_fields(
+            assignment.id, assignment.task_kind, assignment.attempt, self.worker_name
+        )
 
     def report_running(self, assignment: TaskEvent, started_at: datetime) -> None:
         """Queue the attempt's ``RUNNING`` (:class:`RunningNotices` calls this once a task ran

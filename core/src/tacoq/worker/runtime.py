@@ -431,6 +431,7 @@ class WorkerRuntime:
                             assignment.id,
                             assignment.task_kind,
                             taskdef.timeout,
+                            extra=reporter.log_fields(assignment),
                         )
                 # An output too large would be as large again: never retried.
                 if not isinstance(exc, OutputTooLarge) and taskdef.retry.should_retry(

@@ -45,7 +45,8 @@ TICK_MS = 500
 
 
 def child_command(request: WorkerRunRequest) -> list[str]:
-    """The ``tacoq worker`` command line of the child: the request without ``--reload``."""
+    """The ``tacoq worker`` command line of the child: the request without ``--reload`` (its
+    log level and format included, so the child logs as the watcher does)."""
     command = [sys.executable, "-m", "tacoq_cli", "worker", request.app_ref]
     options: list[tuple[str, object]] = [
         ("--broker", request.broker_url),
@@ -54,6 +55,8 @@ def child_command(request: WorkerRunRequest) -> list[str]:
         ("--prefetch", request.prefetch),
         ("--name", request.name),
         ("--grace", request.grace),
+        ("--log-level", request.log_level),
+        ("--log-format", request.log_format),
     ]
     for flag, value in options:
         if value is not None:

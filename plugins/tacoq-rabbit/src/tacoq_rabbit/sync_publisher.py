@@ -44,6 +44,7 @@ from tacoq.config import resolve_broker_url, resolve_namespace
 from tacoq.contracts.broker import priority_level
 from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.errors import ConfigError, PublishError
+from tacoq.logfields import task_fields
 from tacoq.model.options import PublishOptions, TaskOptions
 from tacoq.model.task import DEFAULT_TTL_SECONDS, Task, TaskEvent, pending_task
 from tacoq.model.wire import encode_assignment
@@ -266,6 +267,7 @@ class SyncRabbitPublisher:
                     "publishing task %s failed (%s); reconnecting and retrying once",
                     event.id,
                     describe(cause),
+                    extra=task_fields(event.id, event.task_kind, event.attempt),
                 )
         self._notify([event])
         return pending_task(event)
