@@ -130,7 +130,7 @@ BrokerOption = Annotated[
         "--broker",
         envvar=ENV_BROKER_URL,
         metavar="URL",
-        help="The broker's URL, such as amqp://guest:guest@127.0.0.1:5672/.",
+        help="The broker's URL, such as amqp://host/.",
         show_default=False,
     ),
 ]
@@ -140,7 +140,7 @@ StoreOption = Annotated[
         "--store",
         envvar=ENV_STORE_URL,
         metavar="URL",
-        help="The store's URL, such as postgresql://postgres@127.0.0.1:5432/tacoq.",
+        help="The store's URL, such as postgresql://host/db.",
         show_default=False,
     ),
 ]

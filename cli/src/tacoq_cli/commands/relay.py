@@ -46,21 +46,32 @@ def relay(
     store: StoreOption = None,
     namespace: NamespaceOption = None,
     host: Annotated[
-        str, typer.Option(envvar="TACOQ_RELAY_HOST", help="Address the HTTP API binds.")
+        str,
+        typer.Option(
+            envvar="TACOQ_RELAY_HOST", metavar="ADDRESS", help="Address the HTTP API binds."
+        ),
     ] = "127.0.0.1",
     port: Annotated[
         int,
-        typer.Option(min=0, max=65535, envvar="TACOQ_RELAY_PORT", help="Port (0: any free)."),
+        typer.Option(
+            min=0, max=65535, envvar="TACOQ_RELAY_PORT", metavar="PORT", help="Port (0: any free)."
+        ),
     ] = 8080,
     batch_size: Annotated[
         int,
-        typer.Option(min=1, envvar="TACOQ_RELAY_BATCH_SIZE", help="Most updates per store batch."),
+        typer.Option(
+            min=1,
+            envvar="TACOQ_RELAY_BATCH_SIZE",
+            metavar="N",
+            help="Most updates per store batch.",
+        ),
     ] = 1000,
     max_batch_wait: Annotated[
         float,
         typer.Option(
             min=0,
             envvar="TACOQ_RELAY_MAX_BATCH_WAIT",
+            metavar="SECONDS",
             help="Upper bound (s) on gathering a batch; a batch never waits to fill.",
         ),
     ] = 0.05,
@@ -69,6 +80,7 @@ def relay(
         typer.Option(
             min=0,
             envvar="TACOQ_RELAY_ASSIGNMENT_LINGER",
+            metavar="SECONDS",
             help="Seconds a batch of only assignment copies waits for more (0: never).",
         ),
     ] = 0.005,
@@ -77,6 +89,7 @@ def relay(
         typer.Option(
             min=0.001,
             envvar="TACOQ_RELAY_CLEANUP_INTERVAL",
+            metavar="SECONDS",
             help="Seconds between cleanups of expired tasks.",
         ),
     ] = 60.0,
@@ -85,6 +98,7 @@ def relay(
         typer.Option(
             min=0,
             envvar="TACOQ_RELAY_DEFAULT_TTL",
+            metavar="SECONDS",
             help="ttl (s) of REST publishes that give none.",
         ),
     ] = 7 * 24 * 3600,
@@ -110,6 +124,7 @@ def relay(
         str | None,
         typer.Option(
             envvar="TACOQ_RELAY_TOKEN",
+            metavar="TOKEN",
             help="Bearer token required by every route but /health/live and /health/ready. "
             "An option is visible in ps: prefer TACOQ_RELAY_TOKEN or --token-file.",
             show_default=False,
@@ -119,6 +134,7 @@ def relay(
         Path | None,
         typer.Option(
             envvar="TACOQ_RELAY_TOKEN_FILE",
+            metavar="PATH",
             exists=True,
             dir_okay=False,
             help="Read the bearer token from this file (one line; not visible in ps).",
@@ -135,13 +151,19 @@ def relay(
     ] = False,
     max_wait: Annotated[
         float,
-        typer.Option(min=0, envvar="TACOQ_RELAY_MAX_WAIT", help="Longest single long-poll (s)."),
+        typer.Option(
+            min=0,
+            envvar="TACOQ_RELAY_MAX_WAIT",
+            metavar="SECONDS",
+            help="Longest single long-poll (s).",
+        ),
     ] = 60.0,
     header_timeout: Annotated[
         float,
         typer.Option(
             min=0.001,
             envvar="TACOQ_RELAY_HEADER_TIMEOUT",
+            metavar="SECONDS",
             help="Seconds a request's line and headers may take to arrive (then 408).",
         ),
     ] = 10.0,
@@ -150,6 +172,7 @@ def relay(
         typer.Option(
             min=0.001,
             envvar="TACOQ_RELAY_BODY_TIMEOUT",
+            metavar="SECONDS",
             help="Seconds a request's body may take to arrive after its headers (then 408).",
         ),
     ] = 30.0,
@@ -169,6 +192,13 @@ def relay(
     """Run the relay until SIGINT or SIGTERM: consume updates, serve HTTP, clean up.
 
     With --log-level debug every HTTP request is logged too (tacoq.relay.access).
+
+    Examples:
+
+    \b
+      tacoq relay --broker amqp://mq/ --store postgresql://db/
+      tacoq relay --token-file /run/token --port 9000
+      tacoq relay --no-http -l debug --log-format json
     """
     from tacoq.errors import ConfigError
     from tacoq_cli.logs import configure_logging

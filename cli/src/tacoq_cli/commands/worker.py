@@ -45,15 +45,27 @@ def worker(
     concurrency: ConcurrencyOption = None,
     prefetch: Annotated[
         int | None,
-        typer.Option(min=1, help="Unacknowledged tasks held (default: the concurrency)."),
+        typer.Option(
+            envvar="TACOQ_PREFETCH",
+            min=1,
+            metavar="N",
+            help="Unacknowledged tasks held (default: the concurrency).",
+        ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Worker name recorded as executed_by (default: generated).")
+        str | None,
+        typer.Option(
+            envvar="TACOQ_WORKER_NAME",
+            metavar="NAME",
+            help="Worker name recorded as executed_by (default: generated).",
+        ),
     ] = None,
     grace: Annotated[
         float | None,
         typer.Option(
+            envvar="TACOQ_GRACE",
             min=0,
+            metavar="SECONDS",
             help="Seconds running tasks get to finish after SIGTERM/SIGINT (default: 30).",
         ),
     ] = None,
@@ -62,13 +74,19 @@ def worker(
     reload: Annotated[
         bool,
         typer.Option(
-            "--reload", help=f"Restart when source files change (needs {HOTRELOAD_DISTRIBUTION})."
+            "--reload",
+            envvar="TACOQ_RELOAD",
+            help=f"Restart when source files change (needs {HOTRELOAD_DISTRIBUTION}).",
         ),
     ] = False,
     reload_dirs: Annotated[
         list[str] | None,
         typer.Option(
-            "--reload-dir", help="A directory to watch with --reload (repeatable).", metavar="DIR"
+            "--reload-dir",
+            envvar="TACOQ_RELOAD_DIRS",
+            help="A directory to watch with --reload (repeatable; the variable: separated by "
+            "spaces).",
+            metavar="DIR",
         ),
     ] = None,
     log_level: LogLevelOption = LogLevel.INFO,
@@ -78,6 +96,13 @@ def worker(
 
     The first signal stops taking tasks, hands held ones back to the queue, lets running ones
     finish within --grace seconds and exits 0; a second signal exits at once.
+
+    Examples:
+
+    \b
+      tacoq worker myapp.tasks:worker --broker amqp://mq/
+      tacoq worker myapp.tasks:worker -c 16 --grace 60
+      tacoq worker myapp.tasks:worker --reload -l debug
     """
     from tacoq.contracts.runner import WorkerRunRequest
     from tacoq.plugins import get_plugin_host

@@ -9,7 +9,6 @@ traceback or a password.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,7 +96,6 @@ def _group(
     ] = None,
 ) -> None:
     """Operate TacoQ's RabbitMQ topology over plain AMQP (no management plugin needed)."""
-    logging.getLogger("pika").setLevel(logging.CRITICAL + 1)  # errors are reported by us
     ctx.obj = _Deprecated(url, namespace)
 
 
