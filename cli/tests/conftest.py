@@ -1,4 +1,5 @@
-"""Fixtures for the CLI tests: run ``tacoq`` as a real process, and make throw-away plugins.
+"""Fixtures for the CLI tests: run ``tacoq`` as a real process, make throw-away plugins, and
+serve a relay with a worker for ``tacoq task`` to talk to.
 
 A throw-away plugin is a module plus a ``*.dist-info`` directory with an ``entry_points.txt``
 in the ``tacoq`` group, in a temporary directory the subprocess gets on ``PYTHONPATH`` — the
@@ -7,15 +8,22 @@ same discovery path an installed plugin takes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
+
+from tacoq.relay.service import RelayService
+from tacoq.testing import fresh_namespace
+from tacoq.worker import WorkerApp
 
 
 class RunTacoq(Protocol):
@@ -132,3 +140,58 @@ def expect_one_line_error() -> Callable[..., str]:
 def clean_env_for() -> Callable[..., dict[str, str]]:
     """``clean_env_for(extra=None, pythonpath=())``: the environment ``run_tacoq`` uses."""
     return clean_env
+
+
+#: The worker the in-thread relay serves: ``area`` multiplies, and fails on a negative width.
+APP = WorkerApp("cli-shapes", name="cli-worker")
+
+
+@APP.task
+async def area(req: dict[str, int]) -> int:
+    if req["w"] < 0:
+        raise ValueError("negative width")
+    return req["w"] * req["h"]
+
+
+@contextmanager
+def relay_in_thread(**options: Any) -> Iterator[RelayService]:
+    """A relay and a worker of APP on a memory broker and store, on a thread's own loop."""
+    started: list[RelayService] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        ns = fresh_namespace("cli")
+        url = f"memory://{ns}"
+        service = RelayService(url, url, namespace=ns, port=0, **options)
+        jobs = [asyncio.create_task(service.run(stop))]
+        await asyncio.wait_for(service.ready.wait(), 10)
+        jobs.append(asyncio.create_task(APP.serve(stop, broker_url=url, namespace=ns)))
+        started.append(service)
+        ready.set()
+        await asyncio.gather(*jobs)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(15), "the relay did not start"
+        yield started[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+        loop.close()
+
+
+@pytest.fixture
+def start_relay() -> Callable[..., AbstractContextManager[RelayService]]:
+    """``with start_relay(**options) as service``: a relay (``RelayService`` options) and a
+    worker of ``cli-shapes`` (task ``area``) on a memory broker and store, in a thread."""
+    return relay_in_thread
+
+
+@pytest.fixture
+def relay() -> Iterator[RelayService]:
+    """A relay and a worker of ``cli-shapes`` (task ``area``), as :func:`start_relay` makes."""
+    with relay_in_thread() as service:
+        yield service

@@ -1,25 +1,24 @@
 """``tacoq relay``, ``tacoq task`` and ``tacoq publish`` as real processes.
 
-``tacoq relay`` refuses ``memory://``, and no network broker is in this checkout yet, so the
-full-process relay test uses a throw-away plugin serving the built-in memory broker under a
-``loopback://`` scheme that does not call itself in-process (as ``test_worker_signals`` does),
-with a real SQLite store. ``tacoq task``/``publish`` talk over HTTP to a relay and a worker that
-run in this test process, on a thread of their own.
+``tacoq relay`` refuses ``memory://``, so the full-process relay test uses a throw-away plugin
+serving the built-in memory broker under a ``loopback://`` scheme that does not call itself
+in-process (as ``test_worker_signals`` does), with a real SQLite store. ``tacoq task``/``publish``
+talk over HTTP to a relay and a worker that run in this test process, on a thread of their own
+(the ``relay`` fixture of conftest.py). ``test_exit_codes`` runs them against ``tacoq relay`` and
+``tacoq worker`` processes on RabbitMQ and PostgreSQL.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ import pytest
 
 from tacoq.relay.service import RelayService
 from tacoq.testing import fresh_namespace
-from tacoq.worker import WorkerApp
 
 LOOPBACK_PLUGIN = """
 from tacoq.contracts.hookspecs import hookimpl
@@ -49,56 +47,11 @@ def tacoq_broker_schemes():
     return {"loopback": loopback_broker}
 """
 
-APP = WorkerApp("cli-shapes", name="cli-worker")
-
-
-@APP.task
-async def area(req: dict[str, int]) -> int:
-    if req["w"] < 0:
-        raise ValueError("negative width")
-    return req["w"] * req["h"]
-
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def relay_in_thread(**options: Any) -> Iterator[RelayService]:
-    """A relay and a worker of APP on a memory broker and store, on a thread's own loop."""
-    started: list[RelayService] = []
-    ready = threading.Event()
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        ns = fresh_namespace("cli")
-        url = f"memory://{ns}"
-        service = RelayService(url, url, namespace=ns, port=0, **options)
-        jobs = [asyncio.create_task(service.run(stop))]
-        await asyncio.wait_for(service.ready.wait(), 10)
-        jobs.append(asyncio.create_task(APP.serve(stop, broker_url=url, namespace=ns)))
-        started.append(service)
-        ready.set()
-        await asyncio.gather(*jobs)
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(15), "the relay did not start"
-        yield started[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(15)
-        loop.close()
-
-
-@pytest.fixture
-def relay() -> Iterator[RelayService]:
-    with relay_in_thread() as service:
-        yield service
 
 
 # -- tacoq relay ----------------------------------------------------------------------------------
@@ -198,7 +151,7 @@ def test_relay_process_serves_http_and_stops_on_signal(
         body = {"task_kind": "area", "worker_kind": "cli-shapes", "input": {"w": 2, "h": 3}}
         task_id = httpx.post(f"{url}/tasks", json=body, headers=auth).json()["id"]
         shown = subprocess.run(
-            [sys.executable, "-m", "tacoq_cli", "task", task_id, "--json", "--relay-url", url],
+            [sys.executable, "-m", "tacoq_cli", "task", task_id, "--json", "--relay", url],
             env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert shown.returncode == 0, shown.stderr
@@ -224,12 +177,12 @@ def test_relay_process_serves_http_and_stops_on_signal(
 def test_publish_then_task_show_the_completed_task(relay: RelayService, run_tacoq: Any) -> None:
     published = run_tacoq(
         "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 4, "h": 5}',
-        "--priority", "7", "--relay-url", relay.url,
+        "--priority", "7", "--relay", relay.url,
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
     task_id = published.stdout.strip()
     uuid.UUID(task_id)
-    shown = run_tacoq("task", task_id, "--wait", "10", "--json", "--relay-url", relay.url)
+    shown = run_tacoq("task", task_id, "--wait", "10", "--json", "--relay", relay.url)
     assert shown.returncode == 0, shown.stderr
     body = json.loads(shown.stdout)
     assert (body["status"], body["priority"]) == ("COMPLETED", 7)
@@ -245,34 +198,36 @@ def test_publish_takes_every_task_option(relay: RelayService, run_tacoq: Any) ->
     result = run_tacoq(
         "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 2, "h": 3}',
         "--priority", "3", "--ttl", "600", "--id", chosen, "--countdown", "0.3", "--json",
-        "--relay-url", relay.url,
+        "--relay", relay.url,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"id": chosen}
-    shown = run_tacoq("task", chosen, "--wait", "15", "--json", "--relay-url", relay.url)
+    shown = run_tacoq("task", chosen, "--wait", "15", "--json", "--relay", relay.url)
     body = json.loads(shown.stdout)
     assert (body["status"], body["priority"], body["ttl"]) == ("COMPLETED", 3, 600)
     eta = run_tacoq(
         "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 1, "h": 1}',
-        "--eta", "2020-01-01T00:00:00Z", "--wait", "15", "--json", "--relay-url", relay.url,
+        "--eta", "2020-01-01T00:00:00Z", "--wait", "15", "--json", "--relay", relay.url,
     )  # fmt: skip
     assert json.loads(eta.stdout)["status"] == "COMPLETED"  # a past eta runs at once
 
 
-def test_publish_wait_shows_a_failed_task(relay: RelayService, run_tacoq: Any) -> None:
+def test_publish_wait_shows_a_failed_task_and_exits_3(relay: RelayService, run_tacoq: Any) -> None:
     result = run_tacoq(
         "publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": -1, "h": 1}',
-        "--wait", "10", "--relay-url", relay.url,
+        "--wait", "10", "--relay", relay.url,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr
     assert "failed" in result.stdout
     assert "ValueError: negative width" in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert re.fullmatch(r"error: task [0-9a-f-]{36} failed: ValueError: negative width", line)
 
 
 def test_publish_with_an_id_is_idempotent(relay: RelayService, run_tacoq: Any) -> None:
     chosen = str(uuid.uuid4())
     args = ("publish", "area", "--worker-kind", "cli-shapes", "--input", '{"w": 1, "h": 1}',
-            "--id", chosen, "--json", "--relay-url", relay.url)  # fmt: skip
+            "--id", chosen, "--json", "--relay", relay.url)  # fmt: skip
     first, second = run_tacoq(*args), run_tacoq(*args)
     assert json.loads(first.stdout) == json.loads(second.stdout) == {"id": chosen}
     assert relay.published == 1
@@ -336,7 +291,7 @@ def test_mistakes_are_one_line_errors(
     needles: tuple[str, ...],
     code: int,
 ) -> None:
-    result = run_tacoq(*args, "--relay-url", relay.url)
+    result = run_tacoq(*args, "--relay", relay.url)
     expect_one_line_error(result, *needles)
     assert result.returncode == code
 
@@ -345,18 +300,20 @@ def test_an_unreachable_relay_is_one_line_naming_it(
     run_tacoq: Any, expect_one_line_error: Any
 ) -> None:
     url = f"http://admin:pw123@127.0.0.1:{free_port()}"
-    result = run_tacoq("task", str(uuid.uuid4()), "--relay-url", url)
+    result = run_tacoq("task", str(uuid.uuid4()), "--relay", url)
     line = expect_one_line_error(result, "cannot reach the relay", "127.0.0.1")
     assert "pw123" not in line
 
 
-def test_task_sends_the_token(run_tacoq: Any, expect_one_line_error: Any) -> None:
-    with relay_in_thread(token="cli-secret") as service:
+def test_task_sends_the_token(
+    run_tacoq: Any, expect_one_line_error: Any, start_relay: Callable[..., Any]
+) -> None:
+    with start_relay(token="cli-secret") as service:
         missing = str(uuid.uuid4())
-        refused = run_tacoq("task", missing, "--relay-url", service.url)
+        refused = run_tacoq("task", missing, "--relay", service.url)
         expect_one_line_error(refused, "401", "bearer token")
         allowed = run_tacoq(
-            "task", missing, "--relay-url", service.url, env={"TACOQ_RELAY_TOKEN": "cli-secret"}
+            "task", missing, "--relay", service.url, env={"TACOQ_RELAY_TOKEN": "cli-secret"}
         )
         expect_one_line_error(allowed, "not known")
 

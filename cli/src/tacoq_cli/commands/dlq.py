@@ -1,7 +1,7 @@
 """``tacoq dlq list|show|requeue|purge``: the dead letters the relay keeps in its store.
 
 The relay consumes every dead-lettered message into its store (``docs/architecture.md``, "Dead
-letters"); these commands work from there, over the relay's HTTP API (``--relay-url`` or
+letters"); these commands work from there, over the relay's HTTP API (``--relay`` or
 ``TACOQ_RELAY_URL``, ``--token`` or ``TACOQ_RELAY_TOKEN``). ``requeue`` first lists what matches,
 then requeues each of those once (a message dead-lettered again meanwhile is not requeued a
 second time), printing its progress.
@@ -16,8 +16,9 @@ from uuid import UUID
 import typer
 
 from tacoq.errors import ConfigError
-from tacoq_cli.commands.task import RelayUrlOption, TokenOption, open_client, parse_task_id
 from tacoq_cli.helptext import plain_help
+from tacoq_cli.options import JsonOption, RelayOption, RelayUrlDeprecated, TokenOption
+from tacoq_cli.relay_client import open_client, parse_task_id
 
 if TYPE_CHECKING:
     from tacoq.relay.client import SyncRelayClient
@@ -29,7 +30,16 @@ __all__ = ["app", "register"]
 REQUEUE_CHUNK = 200
 
 app = typer.Typer(
-    help="The dead letters the relay keeps: list, show, requeue, purge.", no_args_is_help=True
+    help="""The dead letters the relay keeps: list, show, requeue, purge.
+
+    Examples:
+
+    \b
+      tacoq dlq list --reason "unknown task kind"
+      tacoq dlq requeue --origin worker:images
+      tacoq dlq purge --all --yes
+    """,
+    no_args_is_help=True,
 )
 
 OriginOption = Annotated[
@@ -42,7 +52,6 @@ ReasonOption = Annotated[
 TaskOption = Annotated[
     str | None, typer.Option("--task-id", help="Only those of this task.", metavar="ID")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _matching(
@@ -80,16 +89,27 @@ def _ids(texts: list[str]) -> list[UUID]:
 
 @app.command("list")
 def list_(
+    ctx: typer.Context,
     origin: OriginOption = None,
     reason: ReasonOption = None,
     task_id: TaskOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="Show at most this many.")] = 50,
     json_output: JsonOption = False,
-    relay_url: RelayUrlOption = None,
+    relay: RelayOption = None,
+    relay_url: RelayUrlDeprecated = None,
     token: TokenOption = None,
 ) -> None:
-    """Dead letters, newest first: id, origin, times seen, last seen, task, reason."""
-    with open_client(relay_url, token) as client:
+    """List dead letters, newest first: id, origin, count, task, reason.
+
+    The table also shows when each was last seen; --json prints every field.
+
+    Examples:
+
+    \b
+      tacoq dlq list
+      tacoq dlq list --origin worker:images --limit 500 --json
+    """
+    with open_client(ctx, relay, token, relay_url) as client:
         found = _matching(client, origin, reason, task_id, limit)
     if json_output:
         print(json.dumps([letter.model_dump(mode="json") for letter in found], indent=2))
@@ -114,14 +134,23 @@ def list_(
 
 @app.command()
 def show(
+    ctx: typer.Context,
     letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id.")],
     json_output: JsonOption = False,
-    relay_url: RelayUrlOption = None,
+    relay: RelayOption = None,
+    relay_url: RelayUrlDeprecated = None,
     token: TokenOption = None,
 ) -> None:
-    """One dead letter: why, where from, its headers and its body."""
+    """Show one dead letter: why, where from, its headers and its body.
+
+    Examples:
+
+    \b
+      tacoq dlq show 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a
+      tacoq dlq show 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a --json
+    """
     (wanted,) = _ids([letter_id])
-    with open_client(relay_url, token) as client:
+    with open_client(ctx, relay, token, relay_url) as client:
         letter = client.dead_letter(wanted)
     if letter is None:
         raise ConfigError(f"dead letter {wanted} is not in the relay's store")
@@ -156,6 +185,7 @@ def show(
 
 @app.command()
 def requeue(
+    ctx: typer.Context,
     letter_ids: Annotated[
         list[str] | None, typer.Argument(metavar="[ID]...", help="Dead letters to requeue.")
     ] = None,
@@ -163,20 +193,28 @@ def requeue(
     reason: ReasonOption = None,
     task_id: TaskOption = None,
     every: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
-    relay_url: RelayUrlOption = None,
+    relay: RelayOption = None,
+    relay_url: RelayUrlDeprecated = None,
     token: TokenOption = None,
 ) -> None:
-    """Put dead letters back into the queues they came from, each once, with a fresh count.
+    """Requeue dead letters into the queues they came from, each once.
 
-    Give ids, or filters (--origin, --reason, --task-id), or --all. Exits 1 when some could
-    not be requeued (each is named with why).
+    Each goes back with a fresh count. Give ids, or filters (--origin, --reason, --task-id),
+    or --all. Exits 1 when some could not be requeued (each is named with why).
+
+    Examples:
+
+    \b
+      tacoq dlq requeue 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a
+      tacoq dlq requeue --reason "unknown task kind"
+      tacoq dlq requeue --all
     """
     chosen = _ids(letter_ids or [])
     filtered = origin is not None or reason is not None or task_id is not None
     if bool(chosen) + filtered + every != 1:
         raise ConfigError("give dead letter ids, or filters (--origin, --reason, --task-id), "
                           "or --all; one of the three")  # fmt: skip
-    with open_client(relay_url, token) as client:
+    with open_client(ctx, relay, token, relay_url) as client:
         if not chosen:
             chosen = [letter.id for letter in _matching(client, origin, reason, task_id, None)]
         total, requeued, skipped = len(chosen), 0, []
@@ -195,6 +233,7 @@ def requeue(
 
 @app.command()
 def purge(
+    ctx: typer.Context,
     letter_ids: Annotated[
         list[str] | None, typer.Argument(metavar="[ID]...", help="Dead letters to delete.")
     ] = None,
@@ -203,10 +242,19 @@ def purge(
     task_id: TaskOption = None,
     every: Annotated[bool, typer.Option("--all", help="Delete every dead letter.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Really delete them.")] = False,
-    relay_url: RelayUrlOption = None,
+    relay: RelayOption = None,
+    relay_url: RelayUrlDeprecated = None,
     token: TokenOption = None,
 ) -> None:
-    """Delete dead letters for good: ids, or filters, or --all (with --yes)."""
+    """Delete dead letters for good: ids, filters or --all (with --yes).
+
+    Examples:
+
+    \b
+      tacoq dlq purge 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a --yes
+      tacoq dlq purge --origin relay --yes
+      tacoq dlq purge --all --yes
+    """
     chosen = _ids(letter_ids or [])
     filtered = origin is not None or reason is not None or task_id is not None
     if bool(chosen) + filtered + every != 1:
@@ -214,7 +262,7 @@ def purge(
                           "or --all; one of the three")  # fmt: skip
     if not yes:
         raise ConfigError("purging deletes dead letters for good: add --yes")
-    with open_client(relay_url, token) as client:
+    with open_client(ctx, relay, token, relay_url) as client:
         if chosen:
             deleted = sum(client.delete_dead_letter(letter) for letter in chosen)
         else:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-__all__ = ["decode_cursor", "encode_cursor", "micros"]
+__all__ = ["MAX_CURSOR_LENGTH", "cursor_text_problem", "decode_cursor", "encode_cursor", "micros"]
+
+#: The longest cursor a relay takes (those the stores make are about 70 characters).
+MAX_CURSOR_LENGTH = 128
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -34,6 +39,15 @@ def encode_cursor(created_at: datetime | None, task_id: UUID) -> str:
     """The opaque cursor after a row of sort time ``created_at`` (or none) and id ``task_id``."""
     created = "-" if created_at is None else str(micros(created_at))
     return base64.urlsafe_b64encode(f"{created}:{task_id.hex}".encode()).decode().rstrip("=")
+
+
+def cursor_text_problem(cursor: str) -> str | None:
+    """Why ``cursor`` cannot be the text of a cursor, or ``None`` when it can: a cursor is 1 to
+    :data:`MAX_CURSOR_LENGTH` characters of ``A-Z a-z 0-9 _ -`` (what :func:`decode_cursor`
+    then reads is another matter)."""
+    if len(cursor) <= MAX_CURSOR_LENGTH and _CURSOR_TEXT.fullmatch(cursor):
+        return None
+    return f"not a cursor of this relay (1-{MAX_CURSOR_LENGTH} of A-Z a-z 0-9 _ -)"
 
 
 def decode_cursor(cursor: str) -> tuple[int | None, UUID]:

@@ -3,19 +3,16 @@ documents them (``docs/http-api.md``), before anything reaches the store."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Query
 from pydantic import AfterValidator
 
+from tacoq.contracts.cursors import MAX_CURSOR_LENGTH, cursor_text_problem
 from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH
 from tacoq.relay.api_models import NO_NUL_PATTERN
 
 __all__ = ["MAX_CURSOR_LENGTH", "Cursor", "KindFilter", "NoNulText", "no_nul"]
-
-#: The longest cursor ``GET /tasks`` takes (its own are about 70 characters).
-MAX_CURSOR_LENGTH = 128
 
 
 def no_nul(value: str | None) -> str | None:
@@ -34,14 +31,12 @@ KindFilter = Annotated[
     ),
     AfterValidator(no_nul),
 ]
-_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _cursor_text(value: str | None) -> str | None:
-    if value is not None and not (
-        len(value) <= MAX_CURSOR_LENGTH and _CURSOR_TEXT.fullmatch(value)
-    ):
-        raise ValueError(f"not a cursor of this relay (1-{MAX_CURSOR_LENGTH} of A-Z a-z 0-9 _ -)")
+    problem = None if value is None else cursor_text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
