@@ -146,8 +146,8 @@ def show(
     Examples:
 
     \b
-      tacoq dlq show 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a
-      tacoq dlq show 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a --json
+      tacoq dlq show $ID
+      tacoq dlq show $ID --json
     """
     (wanted,) = _ids([letter_id])
     with open_client(ctx, relay, token, relay_url) as client:
@@ -205,7 +205,7 @@ def requeue(
     Examples:
 
     \b
-      tacoq dlq requeue 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a
+      tacoq dlq requeue $ID
       tacoq dlq requeue --reason "unknown task kind"
       tacoq dlq requeue --all
     """
@@ -251,7 +251,7 @@ def purge(
     Examples:
 
     \b
-      tacoq dlq purge 0d6c9a58-7c5e-4c77-9a60-6f9c2f3e1b2a --yes
+      tacoq dlq purge $ID --yes
       tacoq dlq purge --origin relay --yes
       tacoq dlq purge --all --yes
     """

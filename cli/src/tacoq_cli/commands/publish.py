@@ -85,10 +85,13 @@ def _publish(
     Examples:
 
     \b
-      tacoq task publish area --worker-kind shapes --input '{"w": 3, "h": 4}'
-      tacoq task publish area --worker-kind shapes --input '{"w": 3, "h": 4}' --wait 30 --json
-      tacoq task publish report --worker-kind mail --priority 9 --countdown 60
-      tacoq publish area --worker-kind shapes --id 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10
+      tacoq task publish area --worker-kind shapes \\
+        --input '{"w": 3, "h": 4}'
+      tacoq task publish area --worker-kind shapes \\
+        --input '{"w": 3, "h": 4}' --wait 30 --json
+      tacoq task publish report --worker-kind mail \\
+        --priority 9 --countdown 60
+      tacoq publish area --worker-kind shapes --id $ID
     """
     import json
 

@@ -79,10 +79,11 @@ app = typer.Typer(
     Examples:
 
     \b
-      tacoq task publish area --worker-kind shapes --input '{"w": 3, "h": 4}' --wait 10
-      tacoq task 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10 --json
+      tacoq task publish area --worker-kind shapes \\
+        --input '{"w": 3, "h": 4}' --wait 10
+      tacoq task $ID --json
       tacoq task list --status RUNNING --worker-kind shapes
-      tacoq task wait 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10 --timeout 30
+      tacoq task wait $ID --timeout 30
     """,
 )
 
@@ -121,8 +122,8 @@ def show(
     Examples:
 
     \b
-      tacoq task show 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10
-      tacoq task 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10 --wait 30 --json
+      tacoq task show $ID
+      tacoq task $ID --wait 30 --json
     """
     tid = parse_task_id(task_id)
     with open_client(ctx, relay, token, relay_url) as client:
@@ -224,7 +225,8 @@ def list_(
 
     \b
       tacoq task list
-      tacoq task list --status COMPLETED --task-kind area --limit 200
+      tacoq task list --status COMPLETED --task-kind area \\
+        --limit 200
       tacoq task list --worker-kind shapes --json
       tacoq task list --cursor MTc2NDc1NjAwMDAwMDAwMDo3ZjZj...
     """
@@ -269,8 +271,8 @@ def wait(
     Examples:
 
     \b
-      tacoq task wait 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10
-      tacoq task wait 7f6c0d3e-5d1b-4a53-9f3c-2f0c0d5f4f10 --timeout 600 --json
+      tacoq task wait $ID
+      tacoq task wait $ID --timeout 600 --json
     """
     tid = parse_task_id(task_id)
     with open_client(ctx, relay, token, relay_url) as client:
