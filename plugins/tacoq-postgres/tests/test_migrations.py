@@ -14,7 +14,7 @@ from tacoq.errors import ConfigError
 from tacoq.testing import fresh_namespace
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.settings import schema_for_namespace
-from tacoq_postgres.testing import MakeStore, drop_schemas, with_params
+from tacoq_postgres.testing import MakeStore, drop_schemas, schema_names, with_params
 
 
 @pytest.fixture
@@ -80,11 +80,6 @@ async def test_migrate_false_refuses_an_unmigrated_schema(
     await make_store(namespace, url=with_params(pg_url, migrate="false"))
 
 
-async def _schemas(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> set[str]:
-    cur = await conn.execute("SELECT schema_name FROM information_schema.schemata")
-    return {str(row[0]) for row in await cur.fetchall()}
-
-
 async def test_drop_removes_every_table_the_migrations_create(pg_url: str, schema: str) -> None:
     """`drop` knows every table the migrations make: after it the schema is gone, which
     `DROP SCHEMA ... RESTRICT` allows only when nothing is left in it."""
@@ -98,8 +93,8 @@ async def test_drop_removes_every_table_the_migrations_create(pg_url: str, schem
         assert dropped == [f"table {schema}.{name}" for name in migrations.TABLES] + [
             f"schema {schema}"
         ]
-        assert schema not in await _schemas(conn)
         assert await migrations.drop(conn, schema, with_schema=True) == []
+    assert schema not in await schema_names(pg_url)
 
 
 async def test_a_schema_named_in_the_url_keeps_what_is_not_tacoqs(
@@ -128,5 +123,4 @@ async def test_maintenance_creates_no_schema(pg_url: str, make_store: MakeStore)
     store = await make_store(fresh_namespace("ghost"), connect=False)
     assert await store.worker_kinds() == []
     assert await store.delete_namespace() == []
-    async with await _connect(pg_url) as conn:
-        assert store.schema not in await _schemas(conn)
+    assert store.schema not in await schema_names(pg_url)
