@@ -22,6 +22,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from tacoq_rabbit import tolerant
 from tacoq_rabbit.codec import envelope_from
 
 __all__ = [
+    "LIST_ATTEMPTS",
     "MAX_SHORT_STRING",
     "RawProperties",
     "amqp_properties",
@@ -42,6 +44,9 @@ __all__ = [
     "queue_names",
 ]
 
+#: How many times :func:`queue_names` runs ``rabbitmqctl`` before giving up (it fails now and
+#: then while queues come and go under it).
+LIST_ATTEMPTS = 5
 #: The most bytes an AMQP short string (a property, a header name) holds.
 MAX_SHORT_STRING = 255
 _FLAG_CONTENT_TYPE = 1 << 15
@@ -151,12 +156,19 @@ def queue_names(vhost: str = "/") -> set[str]:
         if services_required():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    done = subprocess.run(
-        [ctl, "-q", "list_queues", "-p", vhost, "name"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    for attempt in range(LIST_ATTEMPTS):
+        done = subprocess.run(
+            [ctl, "-q", "list_queues", "-p", vhost, "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode == 0:
+            names = {line.strip() for line in done.stdout.splitlines() if line.strip()}
+            return names - {"name"}  # the header line, printed by newer versions even with -q
+        time.sleep(0.2 * (attempt + 1))
+    raise AssertionError(
+        f"rabbitmqctl list_queues failed {LIST_ATTEMPTS} times (exit {done.returncode}): "
+        f"{done.stderr.strip() or done.stdout.strip()}"
     )
-    names = {line.strip() for line in done.stdout.splitlines() if line.strip()}
-    return names - {"name"}  # the header line, printed by newer versions even with -q
