@@ -218,3 +218,24 @@ async def test_text_another_program_wrote_that_is_not_utf8_still_loads(tmp_path:
         assert shown.executed_by == "\\udcc3("
     finally:
         await store.close()
+
+
+async def test_maintenance_creates_no_file_and_keeps_the_file(tmp_path: Path) -> None:
+    """Namespace maintenance never creates a database file; deleting a namespace drops its
+    two tables and keeps the file and another namespace's tables."""
+    url = f"sqlite:///{tmp_path}/t.db"
+    ghost = SqliteStore(url, namespace=fresh_namespace())
+    assert await ghost.worker_kinds() == []
+    assert await ghost.delete_namespace() == []
+    assert not (tmp_path / "t.db").exists()
+    mine, theirs = fresh_namespace(), fresh_namespace()
+    for ns in (mine, theirs):
+        async with SqliteStore(url, namespace=ns) as store:
+            await store.apply_batch([event(uuid.uuid4(), Phase.COMPLETED)])
+    deleted = await SqliteStore(url, namespace=mine).delete_namespace()
+    assert deleted == [f"table {table_name(mine)}", f"table {table_name(mine, 'dead')}"]
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert table_name(theirs) in tables
+    assert table_name(mine) not in tables
+    assert await SqliteStore(url, namespace=theirs).worker_kinds() == ["math"]

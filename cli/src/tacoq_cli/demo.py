@@ -3,7 +3,10 @@
 On the defaults it runs on the in-memory broker and store; with ``--broker``/``--store`` it runs
 across real services, in a namespace of its own. It publishes typed tasks with mixed priorities
 (async and sync handlers, some failing on purpose), shows progress, then checks every task's
-final state and prints a summary. Exit code 0 only when every task ended as expected.
+final state and prints a summary. Exit code 0 only when every task ended as expected and the
+demo's relay stored every completion (none "missed"). It refuses a namespace another relay
+serves, and removes its namespace from real services when it ends, unless ``--keep``
+(:mod:`tacoq_cli.demo_namespace`).
 
 The counters use the ``tacoq_task_listener`` hook: the demo registers a plugin, as any metrics
 plugin would.
@@ -15,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import random
+import sys
 import time
 import uuid
 from collections.abc import Awaitable
@@ -34,6 +38,7 @@ from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
 from tacoq.model.task import Task
 from tacoq.plugins import get_plugin_host
 from tacoq.relay.engine import RelayEngine
+from tacoq_cli.demo_namespace import DemoNamespace
 
 __all__ = ["DemoCounters", "run_demo"]
 
@@ -134,17 +139,22 @@ class DemoSummary:
     completed: int
     failed_expected: int
     unexpected: list[str]
+    #: Tasks whose completion the demo's relay did not store (another relay took it, or the
+    #: wait ended first).
+    missed: int
     elapsed_s: float
     p50_ms: float
     p99_ms: float
     broker: str
     store: str
     namespace: str
+    #: What became of the namespace (:class:`DemoNamespace`), set when the run ended.
+    place: DemoNamespace | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every task ended as expected."""
-        return not self.unexpected and self.completed == self.tasks
+        """True when every task ended as expected and none was missed."""
+        return not self.unexpected and self.completed == self.tasks and self.missed == 0
 
     @property
     def throughput(self) -> float:
@@ -158,6 +168,7 @@ class DemoSummary:
             "completed": self.completed,
             "failed_expected": self.failed_expected,
             "unexpected": len(self.unexpected),
+            "missed": self.missed,
             "elapsed_s": round(self.elapsed_s, 4),
             "throughput": round(self.throughput, 1),
             "p50_ms": round(self.p50_ms, 3),
@@ -166,6 +177,8 @@ class DemoSummary:
             "broker": self.broker,
             "store": self.store,
             "namespace": self.namespace,
+            "removed": [] if self.place is None else self.place.removed,
+            "kept": None if self.place is None else self.place.kept,
         }
 
 
@@ -198,7 +211,40 @@ async def _run(
     namespace: str,
     concurrency: int,
     console: Console | None,
+    keep: bool,
 ) -> DemoSummary:
+    """Claim the namespace, run the demo in it, then remove it (whatever happened, unless it
+    is kept); an error or Ctrl-C is reported after the removal, with one line on stderr."""
+    host = get_plugin_host()
+    place = await DemoNamespace.claim(host, broker_url, store_url, namespace, keep=keep)
+    try:
+        summary = await _exercise(
+            tasks=tasks,
+            broker_url=broker_url,
+            store_url=store_url,
+            namespace=namespace,
+            concurrency=concurrency,
+            console=console,
+        )
+    except BaseException:
+        await place.release([DEMO_WORKER_KIND])
+        print(f"demo: {place.describe()}", file=sys.stderr, flush=True)
+        raise
+    await place.release([DEMO_WORKER_KIND])
+    summary.place = place
+    return summary
+
+
+async def _exercise(
+    *,
+    tasks: int,
+    broker_url: str,
+    store_url: str,
+    namespace: str,
+    concurrency: int,
+    console: Console | None,
+) -> DemoSummary:
+    """Publish, work and relay ``tasks`` tasks in ``namespace``; check each one's end."""
     host = get_plugin_host()
     counters = DemoCounters(expected=tasks)
     plugin_name = f"tacoq-demo-counters-{uuid.uuid4().hex[:8]}"
@@ -213,17 +259,21 @@ async def _run(
             app.serve(stop, broker_url=broker_url, namespace=namespace, concurrency=concurrency),
             name="demo-worker",
         )
-        await asyncio.wait(
-            [asyncio.ensure_future(relay.ready.wait()), relay_job],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if relay_job.done():
-            await relay_job  # raises the relay's start-up error
         expected: dict[UUID, Expected] = {}
         rng = random.Random(42)
-        progress = _progress(console, tasks)
-        started = time.perf_counter()
+        progress: Progress | None = None
+        # From here on the relay and the worker are stopped whatever happens (an error,
+        # Ctrl-C even while the relay starts), before the namespace is removed.
         try:
+            ready = asyncio.ensure_future(relay.ready.wait())
+            try:
+                await asyncio.wait([ready, relay_job], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+            if relay_job.done():
+                await relay_job  # raises the relay's start-up error
+            progress = _progress(console, tasks)
+            started = time.perf_counter()
             async with tacoq.Publisher(broker_url, namespace=namespace) as pub:
                 pending: list[Awaitable[Any]] = []
                 for i in range(tasks):
@@ -275,6 +325,7 @@ async def _run(
         completed=sum(1 for r in rows.values() if r is not None and r.is_completed),
         failed_expected=sum(1 for t, e in expected.items() if e.fails and _is_error(rows[t])),
         unexpected=unexpected,
+        missed=sum(1 for t in expected if t not in counters.stored_at),
         elapsed_s=elapsed,
         p50_ms=_percentile(latencies, 0.50),
         p99_ms=_percentile(latencies, 0.99),
@@ -333,6 +384,8 @@ def _table(summary: DemoSummary) -> Table:
     table.add_row("failed as expected", f"{summary.failed_expected:,}")
     style = "green" if not summary.unexpected else "red"
     table.add_row("unexpected", f"[{style}]{len(summary.unexpected):,}[/]")
+    style = "green" if not summary.missed else "red"
+    table.add_row("missed", f"[{style}]{summary.missed:,}[/]")
     table.add_row("throughput", f"{summary.throughput:,.0f} tasks/s")
     table.add_row("latency p50 / p99", f"{summary.p50_ms:,.1f} ms / {summary.p99_ms:,.1f} ms")
     table.add_row("elapsed", f"{summary.elapsed_s:,.2f} s")
@@ -347,8 +400,10 @@ def run_demo(
     namespace: str | None,
     concurrency: int,
     json_output: bool,
+    keep: bool = False,
 ) -> int:
-    """Run the demo and print its summary; return 0 only if every task ended as expected."""
+    """Run the demo and print its summary; return 0 only if every task ended as expected and
+    none was missed. The namespace is removed afterwards unless ``keep``."""
     if tasks < 1:
         raise tacoq.ConfigError("--tasks must be at least 1")
     if concurrency < 1:
@@ -365,6 +420,7 @@ def run_demo(
             namespace=ns,
             concurrency=concurrency,
             console=console,
+            keep=keep,
         )
     )
     if console is None:
@@ -373,4 +429,12 @@ def run_demo(
         console.print(_table(summary))
         for problem in summary.unexpected[:10]:
             console.print(f"[red]unexpected:[/] {problem}")
+        if summary.missed:
+            console.print(
+                f"[red]missed:[/] the demo's relay stored no completion of {summary.missed:,} "
+                f"task(s): another relay consuming namespace {summary.namespace} took them, or "
+                "the wait ended first"
+            )
+        if summary.place is not None:
+            console.print(summary.place.describe())
     return 0 if summary.ok else 1

@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from tacoq.errors import TacoqError
-from tacoq_cli.commands import demo, dlq, plugins, publish, relay, task, version, worker
+from tacoq_cli.commands import (
+    demo,
+    dlq,
+    namespace,
+    plugins,
+    publish,
+    relay,
+    task,
+    version,
+    worker,
+)
 from tacoq_cli.commands.version import print_version
 from tacoq_cli.errors import (
     EXIT_INTERRUPTED,
@@ -92,6 +102,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     publish.register(app)
     task.register(app)
     dlq.register(app)
+    namespace.register(app)
     version.register(app)
     if host is None:
         from tacoq.plugins import get_plugin_host

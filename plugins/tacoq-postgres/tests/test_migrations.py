@@ -14,7 +14,7 @@ from tacoq.errors import ConfigError
 from tacoq.testing import fresh_namespace
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.settings import schema_for_namespace
-from tacoq_postgres.testing import MakeStore, drop_schemas, with_params
+from tacoq_postgres.testing import MakeStore, drop_schemas, schema_names, with_params
 
 
 @pytest.fixture
@@ -78,3 +78,49 @@ async def test_migrate_false_refuses_an_unmigrated_schema(
         await make_store(namespace, url=with_params(pg_url, migrate="false"))
     await make_store(namespace)  # migrates
     await make_store(namespace, url=with_params(pg_url, migrate="false"))
+
+
+async def test_drop_removes_every_table_the_migrations_create(pg_url: str, schema: str) -> None:
+    """`drop` knows every table the migrations make: after it the schema is gone, which
+    `DROP SCHEMA ... RESTRICT` allows only when nothing is left in it."""
+    async with await _connect(pg_url) as conn:
+        await migrations.migrate(conn, schema)
+        cur = await conn.execute(
+            "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %s", [schema]
+        )
+        assert {str(row[0]) for row in await cur.fetchall()} == set(migrations.TABLES)
+        dropped = await migrations.drop(conn, schema, with_schema=True)
+        assert dropped == [f"table {schema}.{name}" for name in migrations.TABLES] + [
+            f"schema {schema}"
+        ]
+        assert await migrations.drop(conn, schema, with_schema=True) == []
+    assert schema not in await schema_names(pg_url)
+
+
+async def test_a_schema_named_in_the_url_keeps_what_is_not_tacoqs(
+    pg_url: str, schema: str, make_store: MakeStore
+) -> None:
+    """With ``schema=`` in the URL the schema may be shared: deleting the namespace drops
+    TacoQ's tables and keeps the schema with the other tables in it."""
+    url = with_params(pg_url, schema=schema)
+    store = await make_store(url=url)
+    async with await _connect(pg_url) as conn:
+        await conn.execute(f'CREATE TABLE "{schema}".theirs (x int)')
+    await store.close()
+    deleted = await make_store(store.namespace, url=url, connect=False)
+    assert await deleted.delete_namespace() == [
+        f"table {schema}.{name}" for name in migrations.TABLES
+    ]
+    async with await _connect(pg_url) as conn:
+        cur = await conn.execute(
+            "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %s", [schema]
+        )
+        assert [str(row[0]) for row in await cur.fetchall()] == ["theirs"]
+
+
+async def test_maintenance_creates_no_schema(pg_url: str, make_store: MakeStore) -> None:
+    """Asking an unknown namespace for its worker kinds, or deleting it, creates nothing."""
+    store = await make_store(fresh_namespace("ghost"), connect=False)
+    assert await store.worker_kinds() == []
+    assert await store.delete_namespace() == []
+    assert store.schema not in await schema_names(pg_url)

@@ -64,13 +64,24 @@ def demo(
         ),
     ] = 64,
     json_output: JsonOption = False,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep the namespace's queues and tables after the run (to look at them).",
+            show_default=False,
+        ),
+    ] = False,
     log_level: LogLevelOption = LogLevel.WARNING,
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Run a publisher, a worker and a relay on a few hundred tasks, and summarise them.
 
     Without URLs everything runs in this process; with --broker and --store it runs across
-    those services.
+    those services, in a namespace of its own, which it removes when it ends (success, failure
+    or Ctrl-C) unless --keep, or unless that namespace existed before. It refuses (exit 1) a
+    namespace another relay serves. Exits 0 only when every task ended as expected and the
+    demo's relay stored each one's completion (the summary counts those it missed).
 
     Examples:
 
@@ -78,6 +89,8 @@ def demo(
       tacoq demo
       tacoq demo --tasks 2000 --json
       tacoq demo --broker amqp://mq/ --store postgresql://db/
+      tacoq demo --keep --namespace demo-look \\
+          --broker amqp://mq/ --store postgresql://db/
     """
     # Imported here so `tacoq --help` never loads the worker, publisher and relay.
     from tacoq_cli.demo import run_demo
@@ -92,6 +105,7 @@ def demo(
         namespace=namespace,
         concurrency=concurrency,
         json_output=json_output,
+        keep=keep,
     )
     raise typer.Exit(code)
 

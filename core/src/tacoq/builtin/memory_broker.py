@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from tacoq.contracts.broker import (
     DEAD_LETTER_QUEUE,
@@ -33,6 +33,7 @@ from tacoq.contracts.broker import (
     DeadLetter,
     Delivery,
     Health,
+    check_not_connected,
     priority_level,
     reply_queue,
     worker_kind_of,
@@ -70,13 +71,15 @@ class _Message:
 class _Queue:
     """A queue: one FIFO deque per priority level, and the consumers waiting for a message."""
 
-    __slots__ = ("count", "levels", "logical", "waiters")
+    __slots__ = ("consumers", "count", "levels", "logical", "waiters")
 
     def __init__(self, logical: str) -> None:
         self.logical = logical
         self.levels: list[deque[_Message]] = [deque() for _ in range(PRIORITY_LEVELS)]
         self.count = 0
         self.waiters: deque[_Waiter] = deque()
+        #: Consumers subscribed and not closed (``Broker.consumer_count``).
+        self.consumers = 0
 
     def push(self, message: _Message, *, head: bool = False) -> None:
         """Add a message (redeliveries at the head of their level); wake a waiter (lock held)."""
@@ -256,6 +259,7 @@ class MemoryConsumer(Consumer):
         self.transient = transient
         self._server = broker._server
         self._queue = queue
+        queue.consumers += 1  # made under the server lock
         self.queue_name = queue.logical
         self.prefetch = prefetch
         self.loop = asyncio.get_running_loop()
@@ -400,6 +404,7 @@ class MemoryConsumer(Consumer):
             return
         self.closed = True
         queue = self._queue
+        queue.consumers -= 1
         for delivery in reversed(self._unsettled):
             queue.push(delivery._message, head=True)
         self._unsettled.clear()
@@ -430,10 +435,12 @@ class MemoryBroker(Broker):
         self._server = _server_for(url)
         self._consumers: set[MemoryConsumer] = set()
         self._closed = False
+        self._connected = False
 
     async def connect(self) -> None:
         """Declare the relay's queue (idempotent); there is nothing to open."""
         self._closed = False
+        self._connected = True
         with self._server.lock:
             self._server.queue(self.namespace, RELAY_QUEUE)
 
@@ -533,6 +540,33 @@ class MemoryBroker(Broker):
             waiting = [m.letter for level in queue.levels for m in level] if queue else []
         return [letter for letter in waiting if letter is not None][: max(limit, 0)]
 
+    async def consumer_count(self, queue: str) -> int | None:
+        """Consumers of the logical ``queue`` now (``None`` when it does not exist)."""
+        with self._server.lock:
+            found = self._server.queues.get(f"{self.namespace}.{queue}")
+            return None if found is None else found.consumers
+
+    async def delete_namespace(self, worker_kinds: Collection[str] = ()) -> list[str]:
+        """Remove every queue of the namespace (the server lists them all, so ``worker_kinds``
+        adds nothing) and its delayed messages; consumers still subscribed keep what they hold.
+        """
+        check_not_connected(self._connected, f"the memory broker of namespace {self.namespace!r}")
+        prefix = self.namespace + "."
+        server = self._server
+        with server.lock:
+            doomed = sorted(name for name in server.queues if name.startswith(prefix))
+            for name in doomed:
+                del server.queues[name]
+            kept = []
+            for item in server.delayed:
+                if item.namespace == self.namespace:
+                    item.routed = True  # dropped: its timer stops looking for it
+                else:
+                    kept.append(item)
+            heapq.heapify(kept)
+            server.delayed = kept
+        return [f"queue {name}" for name in doomed]
+
     async def health(self) -> Health:
         """Healthy while open."""
         if self._closed:
@@ -545,6 +579,7 @@ class MemoryBroker(Broker):
         Delayed messages and queued tasks stay in the shared server: they outlive a client.
         """
         self._closed = True
+        self._connected = False
         with self._server.lock:
             for consumer in self._consumers:
                 consumer._close_locked()

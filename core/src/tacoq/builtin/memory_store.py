@@ -8,13 +8,14 @@ least one store of that URL and namespace is connected.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from tacoq.contracts.broker import Health
+from tacoq.contracts.broker import Health, check_not_connected
 from tacoq.contracts.cursors import decode_cursor, encode_cursor, micros
 from tacoq.contracts.store import (
     BatchResult,
@@ -25,6 +26,7 @@ from tacoq.contracts.store import (
     TaskFilter,
     TaskPage,
     dead_letter_matches,
+    kinds_named,
     merge_dead_letter,
 )
 from tacoq.errors import StoreUnavailable
@@ -254,6 +256,29 @@ class MemoryStore(Store):
             del dead[key]
         return len(doomed)
 
+    async def worker_kinds(self) -> builtins.list[str]:
+        """The worker kinds of the namespace's rows and dead letters (none while no store of
+        this URL and namespace is connected: the rows went with the last one)."""
+        shared = self._shared or _REGISTRY.get((self.url, self.namespace))
+        if shared is None:
+            return []
+        tasks = (row.worker_kind for row in shared.rows.values())
+        return kinds_named(tasks, (record.origin for record in shared.dead.values()))
+
+    async def delete_namespace(self) -> builtins.list[str]:
+        """Drop the namespace's rows and dead letters (those other connected stores of this
+        URL and namespace share too; their waiters wake). Nothing when no store holds them."""
+        check_not_connected(self._shared is not None, f"the memory store {self.url!r}")
+        shared = _REGISTRY.pop((self.url, self.namespace), None)
+        if shared is None:
+            return []
+        shared.rows.clear()
+        shared.dead.clear()
+        for waiting in shared.waiters.values():
+            wake(waiting)
+        shared.waiters.clear()
+        return [f"namespace {self.namespace} of {self.url}"]
+
     async def health(self) -> Health:
         """Healthy while connected."""
         if self._shared is None:
@@ -268,5 +293,6 @@ class MemoryStore(Store):
         if shared is None:
             return
         shared.users -= 1
-        if shared.users <= 0:
-            _REGISTRY.pop((self.url, self.namespace), None)
+        key = (self.url, self.namespace)
+        if shared.users <= 0 and _REGISTRY.get(key) is shared:  # not one made after a delete
+            del _REGISTRY[key]

@@ -10,11 +10,14 @@ payloads as BLOBs (exact bytes).
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -23,7 +26,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from tacoq.builtin.memory_store import wake
-from tacoq.contracts.broker import Health
+from tacoq.contracts.broker import Health, check_not_connected
 from tacoq.contracts.cursors import decode_cursor, micros
 from tacoq.contracts.store import (
     BatchResult,
@@ -33,6 +36,7 @@ from tacoq.contracts.store import (
     Store,
     TaskFilter,
     TaskPage,
+    kinds_named,
 )
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.model.merge import MergeCounts, fold_batch, merge
@@ -530,6 +534,84 @@ class SqliteStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         return await self._run(self._execute_sync, sql, params)
+
+    # -- namespace maintenance ------------------------------------------------------------------
+
+    def _existing_sync(self) -> tuple[sqlite3.Connection, builtins.list[str]] | None:
+        """A connection to the database file and the namespace's tables in it, or ``None``
+        when the file does not exist (opened read-write, never created)."""
+        if not os.path.exists(self.path):
+            return None
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_ms / 1000)
+        conn.isolation_level = None
+        conn.text_factory = _decode_text
+        try:
+            found = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+                    (self.table, self.dead_table),
+                )
+            }
+        except BaseException:
+            conn.close()
+            raise
+        return conn, [name for name in (self.table, self.dead_table) if name in found]
+
+    def _worker_kinds_sync(self) -> builtins.list[str]:
+        existing = self._existing_sync()
+        if existing is None:
+            return []
+        conn, tables = existing
+        with contextlib.closing(conn):
+            tasks: builtins.list[str] = []
+            origins: builtins.list[str] = []
+            if self.table in tables:
+                tasks = [
+                    r[0] for r in conn.execute(f'SELECT DISTINCT worker_kind FROM "{self.table}"')
+                ]
+            if self.dead_table in tables:
+                origins = [
+                    r[0] for r in conn.execute(f'SELECT DISTINCT origin FROM "{self.dead_table}"')
+                ]
+        return kinds_named(tasks, origins)
+
+    def _delete_sync(self) -> builtins.list[str]:
+        existing = self._existing_sync()
+        if existing is None:
+            return []
+        conn, tables = existing
+        with contextlib.closing(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for name in tables:  # its indexes go with it
+                    conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return [f"table {name}" for name in tables]
+
+    async def _maintain(self, fn: Callable[[], T]) -> T:
+        """Run a maintenance function on a thread of its own; failures become
+        :class:`StoreUnavailable`."""
+        try:
+            return await asyncio.to_thread(fn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"the SQLite store {self.path!r} failed: {exc}") from exc
+
+    async def worker_kinds(self) -> builtins.list[str]:
+        """The worker kinds of the namespace's tables (none when the file or tables do not
+        exist; nothing is created)."""
+        return await self._maintain(self._worker_kinds_sync)
+
+    async def delete_namespace(self) -> builtins.list[str]:
+        """Drop the namespace's two tables (the database file stays: other namespaces may
+        share it); nothing when they do not exist."""
+        check_not_connected(not self.closed, f"the SQLite store {self.path!r}")
+        return await self._maintain(self._delete_sync)
 
     async def health(self) -> Health:
         """Whether the database file answers a query."""

@@ -6,18 +6,20 @@ relay's queue only. Queue names here are logical (:func:`worker_queue`, :data:`R
 each broker derives its physical names from its namespace.
 
 All methods are coroutines; factories are cheap and import their heavy client library only when
-:meth:`Broker.connect` runs.
+:meth:`Broker.connect` runs. Namespace maintenance (:meth:`Broker.consumer_count`,
+:meth:`Broker.delete_namespace`) works on a broker that is not connected: it opens what it needs,
+creates nothing, and closes it (``tacoq namespace delete``, ``tacoq demo``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
-from tacoq.errors import ConfigError
+from tacoq.errors import ConfigError, TacoqError
 from tacoq.model.wire import Envelope
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "Health",
+    "check_not_connected",
     "priority_level",
     "reply_queue",
     "worker_queue",
@@ -69,6 +72,14 @@ def reply_queue(address: str) -> str:
 def worker_kind_of(queue: str) -> str | None:
     """The worker kind of a logical worker queue name, or ``None`` for the relay's queue."""
     return queue[len(_WORKER_PREFIX) :] if queue.startswith(_WORKER_PREFIX) else None
+
+
+def check_not_connected(connected: bool, what: str) -> None:
+    """Raise :class:`~tacoq.errors.TacoqError` when ``connected``: a namespace is deleted by a
+    client that is not connected (a connected one may still declare what is being deleted).
+    ``what`` names the client (``the memory broker of namespace 'x'``)."""
+    if connected:
+        raise TacoqError(f"{what} is connected: close it before deleting its namespace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +263,40 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The first ``limit`` dead-lettered messages, without removing them."""
+
+    # -- namespace maintenance (connected or not; see the module doc) ----------------------------
+
+    async def consumer_count(self, queue: str) -> int | None:
+        """How many consumers the logical ``queue`` of this namespace has now, or ``None`` when
+        the queue does not exist.
+
+        Works whether or not this broker is connected, and creates nothing. ``tacoq namespace
+        delete`` and ``tacoq demo`` ask it about :data:`RELAY_QUEUE`: a consumer there means a
+        relay serves the namespace. Brokers that cannot tell keep this default, which raises
+        :class:`~tacoq.errors.ConfigError`.
+        """
+        raise ConfigError(
+            f"the {self.scheme or type(self).__name__} broker cannot count a queue's consumers"
+        )
+
+    async def delete_namespace(self, worker_kinds: Collection[str] = ()) -> list[str]:
+        """Delete every queue and exchange of this namespace, with the messages in them; return
+        what was deleted, each as ``"queue NAME"`` or ``"exchange NAME"`` (physical names), and
+        nothing when the namespace does not exist.
+
+        A broker that can list its queues deletes them all; one that cannot (AMQP without the
+        management plugin) deletes those it can name: the relay's queue, the dead-letter queue,
+        its internal queues (delay queues) and the worker queue of each of ``worker_kinds``
+        (``Store.worker_kinds`` and the operator know them). Called on a broker that is not
+        connected (raises :class:`~tacoq.errors.TacoqError` otherwise; see
+        :func:`check_not_connected`): it opens what it needs and closes it. Whether a relay or
+        worker still consumes there is the caller's to check first (:meth:`consumer_count`).
+        Brokers that cannot delete keep this default, which raises
+        :class:`~tacoq.errors.ConfigError`.
+        """
+        raise ConfigError(
+            f"the {self.scheme or type(self).__name__} broker cannot delete a namespace"
+        )
 
     @abc.abstractmethod
     async def health(self) -> Health:

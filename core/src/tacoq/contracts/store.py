@@ -3,20 +3,24 @@
 A store keeps the latest state of every task, folding events with the one merge rule of
 :mod:`tacoq.model.merge`. All methods are coroutines; a store that cannot be reached raises
 :class:`~tacoq.errors.StoreUnavailable` so the relay stops acknowledging and backs off.
+Namespace maintenance (:meth:`Store.worker_kinds`, :meth:`Store.delete_namespace`) works on a
+store that is not connected: it opens what it needs, creates nothing, and closes it.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import builtins
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from tacoq.contracts.broker import Health
+from tacoq.contracts.broker import Health, worker_kind_of
 from tacoq.contracts.cursors import encode_cursor
+from tacoq.errors import ConfigError
 from tacoq.model.merge import MergeCounts
 from tacoq.model.task import Task, TaskEvent, TaskStatus
 
@@ -31,6 +35,7 @@ __all__ = [
     "TaskFilter",
     "TaskPage",
     "dead_letter_matches",
+    "kinds_named",
     "merge_dead_letter",
 ]
 
@@ -121,6 +126,15 @@ def dead_letter_matches(record: DeadLetterRecord, filters: DeadLetterFilter | No
         and (filters.reason is None or filters.reason in record.reason)
         and (filters.task_id is None or record.task_id == filters.task_id)
     )
+
+
+def kinds_named(task_kinds: Iterable[str], origins: Iterable[str]) -> list[str]:
+    """The worker kinds a namespace's store names, sorted and distinct: the ``worker_kind`` of
+    each task (``task_kinds``) and the kind of each dead letter's ``worker:<kind>`` origin (the
+    relay's queue names none)."""
+    found = set(task_kinds)
+    found.update(kind for origin in origins if (kind := worker_kind_of(origin)) is not None)
+    return sorted(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +265,30 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_dead_letters(self, filters: DeadLetterFilter | None = None) -> int:
         """Delete every dead letter matching ``filters``; how many were deleted."""
+
+    # -- namespace maintenance (connected or not; see the module doc) ----------------------------
+
+    async def worker_kinds(self) -> builtins.list[str]:
+        """Every worker kind this namespace's store names (:func:`kinds_named`): what a broker
+        that cannot list its queues needs to delete the namespace's worker queues.
+
+        Works whether or not this store is connected, and creates nothing: a namespace the
+        store has never held names none. Stores that cannot tell keep this default, which
+        raises :class:`~tacoq.errors.ConfigError`.
+        """
+        raise ConfigError(f"the {type(self).__name__} store cannot list its worker kinds")
+
+    async def delete_namespace(self) -> builtins.list[str]:
+        """Delete everything this store keeps for its namespace (tasks, dead letters, the
+        tables or schema holding them); return what was deleted, each as ``"schema NAME"``,
+        ``"table NAME"`` or the like, and nothing when the namespace does not exist.
+
+        Called on a store that is not connected (raises :class:`~tacoq.errors.TacoqError`
+        otherwise; see :func:`tacoq.contracts.broker.check_not_connected`): it opens what it
+        needs, creates nothing, and closes it. Stores that cannot delete keep this default,
+        which raises :class:`~tacoq.errors.ConfigError`.
+        """
+        raise ConfigError(f"the {type(self).__name__} store cannot delete a namespace")
 
     @abc.abstractmethod
     async def health(self) -> Health:

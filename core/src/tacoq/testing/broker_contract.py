@@ -30,7 +30,7 @@ from tacoq.contracts.broker import (
     priority_level,
     worker_queue,
 )
-from tacoq.errors import WireFormatError
+from tacoq.errors import TacoqError, WireFormatError
 from tacoq.model.task import Payload, Phase, TaskEvent, utcnow
 from tacoq.model.wire import HEADER_PREFIX, Envelope, encode_assignment, encode_updates
 from tacoq.plugins import get_plugin_host
@@ -370,6 +370,77 @@ class BrokerContract:
         """A connected broker reports healthy."""
         health = await broker.health()
         assert health.ok, health.detail
+
+    # -- namespace maintenance --------------------------------------------------------------------
+
+    def unconnected(self, broker_url: str, namespace: str) -> Broker:
+        """A broker of ``namespace`` that is not connected, for namespace maintenance."""
+        return get_plugin_host().create_broker(broker_url, namespace=namespace)
+
+    async def test_consumer_count_sees_a_relay(
+        self, broker: Broker, broker_url: str, namespace: str
+    ) -> None:
+        """``consumer_count`` counts the consumers of a queue, connected or not; a queue that
+        does not exist has ``None``."""
+        probe = self.unconnected(broker_url, namespace)
+        assert await probe.consumer_count(worker_queue("nobody")) is None
+        assert await broker.consumer_count(RELAY_QUEUE) == 0
+        async with await broker.consume(RELAY_QUEUE, prefetch=1):
+            assert await probe.consumer_count(RELAY_QUEUE) == 1
+
+        async def count() -> int | None:
+            return await probe.consumer_count(RELAY_QUEUE)
+
+        await eventually(count, until=lambda n: n == 0, timeout=self.timeout, message="0")
+
+    async def test_delete_namespace_removes_it_and_only_it(
+        self, broker: Broker, connect_broker: ConnectBroker, broker_url: str, namespace: str
+    ) -> None:
+        """Deleting a namespace removes its queues (with what waits in them) and reports
+        them; another namespace keeps its own; the deleted one works again from scratch;
+        deleting it again deletes nothing."""
+        await broker.declare_worker_queue(KIND)
+        await broker.publish(make_assignment())
+        await broker.publish(make_update(), delay=3600)
+        other_namespace = fresh_namespace("contract")
+        other = await connect_broker(other_namespace)
+        await other.declare_worker_queue(KIND)
+        kept = make_assignment()
+        await other.publish(kept)
+        await broker.close()
+
+        deleted = await self.unconnected(broker_url, namespace).delete_namespace([KIND])
+        assert deleted, "deleting a namespace with queues reported nothing"
+        assert all(what.startswith(("queue ", "exchange ")) for what in deleted), deleted
+        assert all(namespace in what for what in deleted), deleted
+        probe = self.unconnected(broker_url, namespace)
+        assert await probe.consumer_count(RELAY_QUEUE) is None
+        assert await probe.consumer_count(worker_queue(KIND)) is None
+        assert await probe.delete_namespace([KIND]) == []
+
+        async with await other.consume(worker_queue(KIND), prefetch=1) as work:
+            delivery = await self.receive(work)
+            assert delivery.envelope.task_id == kept.task_id
+            await delivery.ack()
+        again = await connect_broker(namespace)
+        async with await again.consume(worker_queue(KIND), prefetch=1) as work:
+            await self.expect_nothing(work)
+            sent = make_assignment()
+            await again.publish(sent)
+            delivery = await self.receive(work)
+            assert delivery.envelope.task_id == sent.task_id
+            await delivery.ack()
+
+    async def test_an_unknown_namespace_has_nothing_to_delete(self, broker_url: str) -> None:
+        """A namespace the broker never held has no relay queue and deletes nothing."""
+        unknown = self.unconnected(broker_url, fresh_namespace("unknown"))
+        assert await unknown.consumer_count(RELAY_QUEUE) is None
+        assert await unknown.delete_namespace([KIND]) == []
+
+    async def test_a_connected_broker_does_not_delete_its_namespace(self, broker: Broker) -> None:
+        """A connected broker refuses: it may declare again what would be deleted."""
+        with pytest.raises(TacoqError, match="close it before deleting its namespace"):
+            await broker.delete_namespace([KIND])
 
     # -- direct replies (brokers with ``supports_replies``) --------------------------------------
 

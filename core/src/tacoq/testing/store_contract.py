@@ -34,6 +34,7 @@ from tacoq.contracts.store import (
     TaskFilter,
     merge_dead_letter,
 )
+from tacoq.errors import TacoqError
 from tacoq.model.merge import fold, merge
 from tacoq.model.task import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
 from tacoq.plugins import get_plugin_host
@@ -573,6 +574,71 @@ class StoreContract:
     async def test_health(self, store: Store) -> None:
         """A connected store is healthy."""
         assert (await store.health()).ok
+
+    # -- namespace maintenance --------------------------------------------------------------------
+
+    def unconnected(self, store_url: str, namespace: str) -> Store:
+        """A store of ``namespace`` that is not connected, for namespace maintenance."""
+        return get_plugin_host().create_store(store_url, namespace=namespace)
+
+    async def test_worker_kinds_name_tasks_and_dead_letter_origins(
+        self, store: Store, store_url: str, namespace: str
+    ) -> None:
+        """``worker_kinds`` lists each task's worker kind and each ``worker:<kind>`` dead letter
+        origin once, sorted, connected or not; the relay's queue names no kind."""
+        await store.apply_batch(
+            [
+                event(uuid.uuid4(), Phase.ASSIGNED, worker_kind="beta"),
+                event(uuid.uuid4(), Phase.COMPLETED, worker_kind="alpha"),
+                event(uuid.uuid4(), Phase.RUNNING, worker_kind="beta"),
+            ]
+        )
+        await store.record_dead_letters(
+            [dead_letter(origin="worker:gamma ✓"), dead_letter(origin="relay")]
+        )
+        expected = ["alpha", "beta", "gamma ✓"]
+        assert await store.worker_kinds() == expected
+        assert await self.unconnected(store_url, namespace).worker_kinds() == expected
+
+    async def test_delete_namespace_removes_it_and_only_it(
+        self, store: Store, open_store: OpenStore, store_url: str, namespace: str
+    ) -> None:
+        """Deleting a namespace removes its tasks and dead letters and reports what it
+        deleted; another namespace keeps its own; the deleted one starts empty when used
+        again; deleting it again deletes nothing."""
+        mine, theirs = uuid.uuid4(), uuid.uuid4()
+        await store.apply_batch([event(mine, Phase.COMPLETED, worker_kind="mine")])
+        await store.record_dead_letters([dead_letter(origin="worker:mine")])
+        other_namespace = fresh_namespace("other")
+        other = await open_store(other_namespace)
+        await other.apply_batch([event(theirs, Phase.COMPLETED, worker_kind="theirs")])
+        letter = dead_letter(origin="worker:theirs")
+        await other.record_dead_letters([letter])
+
+        deleted = await self.unconnected(store_url, namespace).delete_namespace()
+        assert deleted, "deleting a namespace that holds tasks reported nothing"
+        assert all(isinstance(what, str) and what for what in deleted), deleted
+        assert await self.unconnected(store_url, namespace).worker_kinds() == []
+        assert await self.unconnected(store_url, namespace).delete_namespace() == []
+
+        again = await open_store(namespace)
+        assert await again.get(mine) is None
+        assert (await again.list_dead_letters()).dead_letters == []
+        assert await other.get(theirs) is not None
+        assert await other.get_dead_letter(letter.id) == letter
+        assert await self.unconnected(store_url, other_namespace).worker_kinds() == ["theirs"]
+
+    async def test_an_unknown_namespace_has_nothing_to_delete(self, store_url: str) -> None:
+        """A namespace the store never held names no kind and deletes nothing; asking
+        creates nothing (the delete after it still finds nothing)."""
+        unknown = self.unconnected(store_url, fresh_namespace("unknown"))
+        assert await unknown.worker_kinds() == []
+        assert await unknown.delete_namespace() == []
+
+    async def test_a_connected_store_does_not_delete_its_namespace(self, store: Store) -> None:
+        """A connected store refuses: it may still write what would be deleted."""
+        with pytest.raises(TacoqError, match="close it before deleting its namespace"):
+            await store.delete_namespace()
 
 
 def dead_letter(

@@ -11,6 +11,7 @@ one ``pg_notify`` statement announces the completed ids, and ``COMMIT``.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import random
@@ -24,7 +25,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from tacoq.contracts.broker import Health
+from tacoq.contracts.broker import Health, check_not_connected
 from tacoq.contracts.cursors import decode_cursor
 from tacoq.contracts.store import (
     BatchResult,
@@ -34,6 +35,7 @@ from tacoq.contracts.store import (
     Store,
     TaskFilter,
     TaskPage,
+    kinds_named,
     merge_dead_letter,
 )
 from tacoq.errors import ConfigError, StoreUnavailable
@@ -41,7 +43,7 @@ from tacoq.model.merge import MergeCounts, fold_batch, merge
 from tacoq.model.task import Phase, Task, TaskEvent
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.listener import Listener
-from tacoq_postgres.settings import parse_store_url
+from tacoq_postgres.settings import parse_store_url, schema_for_namespace
 from tacoq_postgres.sql import (
     Statements,
     columns_of,
@@ -472,6 +474,56 @@ class PostgresStore(Store):
         async with self._connection() as conn:
             cur = await conn.execute(query, params)
             return max(cur.rowcount, 0)
+
+    # -- namespace maintenance (on a connection of its own) -------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _direct(self) -> AsyncIterator[Conn]:
+        """One autocommit connection outside the pool (which may not exist); failures become
+        :class:`StoreUnavailable` (unreachable) or :class:`ConfigError` (refused)."""
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self.settings.conninfo, autocommit=True, connect_timeout=int(self.connect_timeout)
+            ) as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise self._unavailable("cannot be reached", exc) from exc
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"the Postgres store {self.display} refused: {_first_line(exc)}"
+            ) from exc
+
+    async def worker_kinds(self) -> builtins.list[str]:
+        """The worker kinds of the schema's tasks and dead letters (none when the schema or
+        its tables do not exist; nothing is created)."""
+        async with self._direct() as conn:
+            cur = await conn.execute(
+                "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %s "
+                "AND tablename IN ('tasks', 'dead_letters')",
+                [self.schema],
+            )
+            present = {str(row[0]) for row in await cur.fetchall()}
+            tasks: builtins.list[str] = []
+            origins: builtins.list[str] = []
+            if "tasks" in present:
+                cur = await conn.execute(
+                    sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(self._sql.table)
+                )
+                tasks = [str(row[0]) for row in await cur.fetchall()]
+            if "dead_letters" in present:
+                cur = await conn.execute(
+                    sql.SQL("SELECT DISTINCT origin FROM {}").format(self._sql.dead_table)
+                )
+                origins = [str(row[0]) for row in await cur.fetchall()]
+        return kinds_named(tasks, origins)
+
+    async def delete_namespace(self) -> builtins.list[str]:
+        """Drop the namespace's tables, then its schema when it is the namespace's own (not
+        one named with ``schema=`` in the URL) and nothing else is left in it."""
+        check_not_connected(self._pool is not None, f"the Postgres store {self.display}")
+        own = self.schema == schema_for_namespace(self.namespace)
+        async with self._direct() as conn:
+            return await migrations.drop(conn, self.schema, with_schema=own)
 
     async def health(self) -> Health:
         """Whether Postgres answers a query through the pool (detail without credentials)."""

@@ -20,6 +20,7 @@ __all__ = [
     "MakeStore",
     "admin",
     "drop_schemas",
+    "schema_names",
     "terminate_backends",
     "with_params",
     "worker_kinds_in",
@@ -59,6 +60,13 @@ async def drop_schemas(url: str, schemas: Iterable[str]) -> None:
             await conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
             )
+
+
+async def schema_names(url: str) -> set[str]:
+    """Every schema of the database, from ``information_schema.schemata``."""
+    async with await admin(url) as conn:
+        cur = await conn.execute("SELECT schema_name FROM information_schema.schemata")
+        return {str(row[0]) for row in await cur.fetchall()}
 
 
 async def worker_kinds_in(url: str, namespace: str) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import aiormq.abc
 from pamqp import commands as spec
@@ -29,12 +29,14 @@ from tacoq.contracts.broker import (
     Broker,
     DeadLetter,
     Health,
+    check_not_connected,
     priority_level,
     reply_queue,
     worker_kind_of,
 )
 from tacoq.errors import TacoqError
 from tacoq.model.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
+from tacoq_rabbit import namespace as maintenance
 from tacoq_rabbit.codec import envelope_from, header_text, outgoing, property_fields
 from tacoq_rabbit.consumer import RabbitConsumer
 from tacoq_rabbit.link import RETRYABLE_ERRORS, Link, describe
@@ -258,6 +260,20 @@ class RabbitBroker(Broker):
             with contextlib.suppress(Exception):
                 await channel.close()
         return found
+
+    # -- namespace maintenance (a connection of its own: tacoq_rabbit.namespace) ----------------
+
+    async def consumer_count(self, queue: str) -> int | None:
+        """Consumers of the logical ``queue`` now (``None`` when it does not exist), asked with
+        a passive declare on a connection of its own (nothing is created)."""
+        physical = self.topology.physical_queue(queue)
+        return await maintenance.consumer_count(self.settings, physical)
+
+    async def delete_namespace(self, worker_kinds: Collection[str] = ()) -> list[str]:
+        """Delete the namespace's queues that exist (the relay's, the dead-letter queue, the
+        delay rungs, the worker queue of each of ``worker_kinds``) and its exchanges."""
+        check_not_connected(self._link is not None, repr(self))
+        return await maintenance.delete_namespace(self.settings, self.namespace, worker_kinds)
 
     async def health(self) -> Health:
         """Healthy when a fresh channel opens within 5 s; the detail never shows a password."""

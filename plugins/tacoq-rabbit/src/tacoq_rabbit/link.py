@@ -356,20 +356,13 @@ def _check_confirm(confirm: object, display: str) -> None:
         raise PublishError(f"RabbitMQ at {display} refused a publish (basic.nack)")
 
 
-async def delete_namespace(url: str, namespace: str, worker_kinds: Iterable[str] = ()) -> None:
-    """Delete every queue and exchange of ``namespace`` (the given worker kinds' queues, the
-    relay's, the dead-letter queue, every delay rung, the exchanges). For tests and tooling;
-    RabbitMQ offers no listing without its management plugin, hence ``worker_kinds``."""
-    from tacoq_rabbit.settings import parse_url
+async def delete_namespace(url: str, namespace: str, worker_kinds: Iterable[str] = ()) -> list[str]:
+    """Delete every queue and exchange of ``namespace`` that exists (the given worker kinds'
+    queues, the relay's, the dead-letter queue, every delay rung, the exchanges); what was
+    deleted. For tests and tooling (:func:`tacoq_rabbit.namespace.delete_namespace`, which
+    ``RabbitBroker.delete_namespace`` uses); RabbitMQ offers no listing without its management
+    plugin, hence ``worker_kinds``."""
+    from tacoq_rabbit import namespace as maintenance
 
-    settings = parse_url(url, connection_name=f"tacoq cleanup {namespace}")
-    topology = Topology(namespace)
-    connection = await aiormq.connect(settings.client_url)
-    try:
-        channel = await connection.channel(publisher_confirms=False)
-        for queue in topology.all_queues(list(worker_kinds)):
-            await channel.queue_delete(queue)
-        for exchange in topology.all_exchanges():
-            await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
+    settings = maintenance.settings_for(url, namespace)
+    return await maintenance.delete_namespace(settings, namespace, worker_kinds)

@@ -10,14 +10,20 @@
   consumer reads them (pamqp with :mod:`tacoq_rabbit.tolerant`); :func:`envelope_received` is
   the envelope a relay or worker then sees, so a test predicts what a consumer will do with a
   message it publishes by decoding that envelope;
-- :func:`publish_raw` publishes with pika, confirmed, straight into a queue.
+- :func:`publish_raw` publishes with pika, confirmed, straight into a queue;
+- :func:`queue_names` lists every queue on the local RabbitMQ with ``rabbitmqctl`` (AMQP cannot),
+  so a test sees what a command left behind.
 
 Imports pika and pamqp (never import it from the hook module).
 """
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
+import time
+import unittest
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,14 +35,19 @@ from tacoq_rabbit import tolerant
 from tacoq_rabbit.codec import envelope_from
 
 __all__ = [
+    "LIST_ATTEMPTS",
     "MAX_SHORT_STRING",
     "RawProperties",
     "amqp_properties",
     "as_received",
     "envelope_received",
     "publish_raw",
+    "queue_names",
 ]
 
+#: How many times :func:`queue_names` runs ``rabbitmqctl`` before giving up (it fails now and
+#: then while queues come and go under it).
+LIST_ATTEMPTS = 5
 #: The most bytes an AMQP short string (a property, a header name) holds.
 MAX_SHORT_STRING = 255
 _FLAG_CONTENT_TYPE = 1 << 15
@@ -130,3 +141,33 @@ def publish_raw(url: str, queue: str, messages: Iterable[tuple[Any, bytes]]) -> 
         if connection.is_open:
             connection.close()
     return count
+
+
+def queue_names(vhost: str = "/") -> set[str]:
+    """Every queue of ``vhost`` on the local RabbitMQ, as ``rabbitmqctl -q list_queues name``
+    lists them. Skips the calling test when ``rabbitmqctl`` is not on ``PATH`` (RabbitMQ runs
+    in Docker), or fails it when ``TACOQ_REQUIRE_SERVICES=1``."""
+    from tacoq.testing.services import services_required
+
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        reason = "rabbitmqctl is not on PATH: the queue listing needs the local RabbitMQ's tools"
+        if services_required():
+            raise AssertionError(reason)
+        raise unittest.SkipTest(reason)  # pytest skips the test (no pytest import here)
+    for attempt in range(LIST_ATTEMPTS):
+        done = subprocess.run(
+            [ctl, "-q", "list_queues", "-p", vhost, "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode == 0:
+            names = {line.strip() for line in done.stdout.splitlines() if line.strip()}
+            return names - {"name"}  # the header line, printed by newer versions even with -q
+        time.sleep(0.2 * (attempt + 1))
+    raise AssertionError(
+        f"rabbitmqctl list_queues failed {LIST_ATTEMPTS} times (exit {done.returncode}): "
+        f"{done.stderr.strip() or done.stdout.strip()}"
+    )
