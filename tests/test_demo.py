@@ -26,12 +26,13 @@ TIMEOUT = 120
 Forget = Callable[[str], None]
 
 
-def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in {"TACOQ_BROKER_URL", "TACOQ_STORE_URL", "TACOQ_NAMESPACE"}
     }
+    env.update(extra)
     env["COLUMNS"] = "120"  # a wide table, whatever the terminal of the test run
     return subprocess.run(
         [sys.executable, "-m", "tacoq_cli", "demo", *args],
@@ -149,6 +150,15 @@ def test_demo_keep_leaves_the_namespace_for_namespace_delete(
         assert schema_for_namespace(namespace) not in schemas(postgres_url)
     finally:
         forget_namespace(namespace)
+
+
+def test_the_demo_never_takes_the_namespace_of_the_environment() -> None:
+    """``TACOQ_NAMESPACE`` names a real system's namespace: the demo keeps out of it and uses
+    one of its own, unless ``--namespace`` or ``TACOQ_DEMO_NAMESPACE`` names one."""
+    result = run_demo("--tasks", "20", "--json", TACOQ_NAMESPACE="production")
+    assert summary(result)["namespace"].startswith("demo-")
+    chosen = run_demo("--tasks", "20", "--json", TACOQ_DEMO_NAMESPACE="demo-chosen")
+    assert summary(chosen)["namespace"] == "demo-chosen"
 
 
 def test_demo_refuses_a_namespace_another_relay_serves(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tacoq.config import ENV_BROKER_URL, ENV_NAMESPACE, ENV_STORE_URL
+from tacoq.config import ENV_BROKER_URL, ENV_STORE_URL
 from tacoq_cli.options import (
     ENV_CONCURRENCY,
     JsonOption,
@@ -46,7 +46,7 @@ def demo(
         typer.Option(
             "--namespace",
             "-n",
-            envvar=ENV_NAMESPACE,
+            envvar="TACOQ_DEMO_NAMESPACE",
             metavar="NAME",
             help="The namespace of queues, exchanges and tables (default: one of the demo's own).",
             show_default=False,
