@@ -90,15 +90,27 @@ def test_leftovers_are_the_new_names_that_count_in_places_listed_twice() -> None
 
 def test_a_report_names_every_place_and_at_most_shown_names() -> None:
     queues = [f"q{i:02}.relay" for i in range(SHOWN + 5)]
-    text = report({QUEUES: queues, SCHEMAS: ["tacoq_s"]}, "all")
+    schemas = [f"tacoq_s{i:02}" for i in range(3)]
+    text = report({QUEUES: queues, SCHEMAS: schemas}, "all")
     lines = text.splitlines()
-    assert f"left {SHOWN + 6} name(s) behind that appeared while it ran" in lines[0]
+    each = SHOWN // 2
+    assert f"left {SHOWN + 8} name(s) behind that appeared while it ran" in lines[0]
     assert "TACOQ_TEST_LEFTOVERS=all" in lines[0]
     assert lines[1] == f"  RabbitMQ queues ({SHOWN + 5}):"
-    assert lines[2 : 2 + SHOWN] == [f"    {name}" for name in queues[:SHOWN]]
-    assert lines[2 + SHOWN] == "    ... and 5 more"
-    assert lines[3 + SHOWN : 5 + SHOWN] == ["  Postgres schemas (1):", "    ... and 1 more"]
+    assert lines[2 : 2 + each] == [f"    {name}" for name in queues[:each]]
+    assert lines[2 + each] == f"    ... and {SHOWN + 5 - each} more"
+    assert lines[3 + each : 7 + each] == ["  Postgres schemas (3):"] + [
+        f"    {name}" for name in schemas
+    ]
     assert "DROP SCHEMA" in lines[-1]
+    assert len(lines) == 8 + each
+
+
+def test_one_place_may_show_every_shown_name() -> None:
+    queues = [f"q{i:02}.relay" for i in range(SHOWN + 1)]
+    lines = report({QUEUES: queues}).splitlines()
+    assert lines[2 : 2 + SHOWN] == [f"    {name}" for name in queues[:SHOWN]]
+    assert lines[2 + SHOWN] == "    ... and 1 more"
 
 
 def test_a_short_report_shows_every_name() -> None:

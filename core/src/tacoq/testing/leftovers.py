@@ -109,16 +109,17 @@ def leftovers(
 
 
 def report(found: Mapping[str, list[str]], scope: str = "session") -> str:
-    """What a test session left behind, for humans: at most :data:`SHOWN` names, and counts."""
+    """What a test session left behind, for humans: at most :data:`SHOWN` names, shared by the
+    places, and how many each place has."""
     total = sum(len(names) for names in found.values())
     which = "of its own namespaces" if scope == "session" else "that appeared while it ran"
     lines = [
         f"the test session left {total} name(s) behind {which} "
         f"({SCOPE_VAR}={scope}; checked after the last test, not by it):"
     ]
-    budget = SHOWN
+    each = max(1, SHOWN // max(1, len(found)))  # every place shows some of its names
     for place, names in found.items():
-        shown, budget = names[:budget], max(0, budget - len(names))
+        shown = names[:each]
         lines.append(f"  {place} ({len(names)}):")
         lines += [f"    {name}" for name in shown]
         if len(names) > len(shown):
