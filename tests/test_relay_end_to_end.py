@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -94,6 +94,23 @@ def urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     return f"memory://{ns}", store
 
 
+@pytest.fixture
+def fresh(urls: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """``fresh(prefix)``: a fresh namespace; on the real services its queues, exchanges and
+    schema are deleted after the test (``forget_namespace``)."""
+    real = not urls[0].startswith("memory://")
+    forget = request.getfixturevalue("forget_namespace") if real else None
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        made.append(fresh_namespace(prefix))
+        return made[-1]
+
+    yield make
+    for namespace in made if forget else ():
+        forget(namespace)
+
+
 @asynccontextmanager
 async def running_relay(
     broker: str, store: str, namespace: str, **options: Any
@@ -127,10 +144,10 @@ async def running_worker(broker: str, namespace: str) -> AsyncIterator[None]:
 
 
 async def test_rest_publish_reaches_a_worker_and_the_long_poll_sees_it(
-    urls: tuple[str, str],
+    urls: tuple[str, str], fresh: Callable[[str], str]
 ) -> None:
     broker, store = urls
-    ns = fresh_namespace("e2e-relay")
+    ns = fresh("e2e-relay")
     async with (
         running_relay(broker, store, ns) as relay,
         running_worker(broker, ns),
@@ -203,10 +220,9 @@ async def all_rows(service: RelayService) -> list[Task]:
 
 
 async def run_relays(
-    broker: str, store: str, relays: int, count: int
+    broker: str, store: str, ns: str, relays: int, count: int
 ) -> tuple[list[Task], list[RelayService]]:
-    """Publish the scripted messages to ``relays`` relays sharing a fresh namespace; the rows."""
-    ns = fresh_namespace("scale")
+    """Publish the scripted messages to ``relays`` relays sharing namespace ``ns``; the rows."""
     async with relays_running(broker, store, ns, relays) as services:
         publisher: Broker = get_plugin_host().create_broker(broker, namespace=ns)
         await publisher.connect()
@@ -239,12 +255,12 @@ async def relays_running(
 
 
 async def test_two_relays_share_the_load_and_store_what_one_relay_stores(
-    urls: tuple[str, str],
+    urls: tuple[str, str], fresh: Callable[[str], str]
 ) -> None:
     broker, store = urls
     count = 300
-    single, _ = await run_relays(broker, store, 1, count)
-    shared, services = await run_relays(broker, store, 2, count)
+    single, _ = await run_relays(broker, store, fresh("scale"), 1, count)
+    shared, services = await run_relays(broker, store, fresh("scale"), 2, count)
     assert len(single) == count
     assert shared == single, "two relays must store exactly what one relay stores"
     assert all(s.engine.stats.batches > 0 for s in services), [s.stats() for s in services]
@@ -279,7 +295,7 @@ def test_network_plugins_import_and_provide_their_scheme(
 
 
 def test_relay_and_worker_processes_over_rabbitmq_and_postgres(
-    amqp_url: str, postgres_url: str, tmp_path: Path
+    amqp_url: str, postgres_url: str, tmp_path: Path, forget_namespace: Callable[[str], None]
 ) -> None:
     import socket
 
@@ -311,7 +327,10 @@ def test_relay_and_worker_processes_over_rabbitmq_and_postgres(
         for proc in (worker, relay):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        outputs = [proc.communicate(timeout=30)[1] for proc in (worker, relay)]
+        try:
+            outputs = [proc.communicate(timeout=30)[1] for proc in (worker, relay)]
+        finally:
+            forget_namespace(ns)
     assert worker.returncode == 0, outputs[0]
     assert relay.returncode == 0, outputs[1]
     assert "Traceback" not in outputs[1]

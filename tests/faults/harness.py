@@ -128,7 +128,9 @@ class Scene:
         argv += ["--broker", opts.pop("broker", self.amqp_url), "--namespace", self.namespace]
         argv += ["--count", str(count), "--rate", str(rate), "--sleep", str(sleep)]
         argv += ["--out", str(self.published), "--first", str(opts.pop("first", 0))]
-        argv += ["--worker-kind", opts.pop("kind", KIND)]
+        kind = opts.pop("kind", KIND)
+        self.kinds.add(kind)  # publishing declares its queue: cleanup deletes it
+        argv += ["--worker-kind", kind]
         assert not opts, opts
         return self.spawn("publisher", argv)
 

@@ -83,13 +83,15 @@ def test_the_old_url_spelling_works_with_a_deprecation_line(pg_url: str) -> None
 
 
 async def test_demo_runs_end_to_end_on_postgres(pg_url: str) -> None:
-    """``tacoq demo --store postgresql://...`` exits 0; its schema is dropped afterwards."""
-    done = tacoq("demo", "--store", pg_url, "--tasks", "200", "--json")
-    summary = json.loads(done.stdout) if done.stdout.strip() else {}
+    """``tacoq demo --store postgresql://...`` exits 0; its schema is dropped afterwards, even
+    when the demo fails before it reports its namespace."""
+    namespace = fresh_namespace("pgdemo")
     try:
+        done = tacoq("demo", "--store", pg_url, "-n", namespace, "--tasks", "200", "--json")
+        summary = json.loads(done.stdout) if done.stdout.strip() else {}
         assert done.returncode == 0, done.stderr
         assert summary["ok"] is True
         assert summary["completed"] == 200
+        assert summary["namespace"] == namespace
     finally:
-        if "namespace" in summary:
-            await drop_schemas(pg_url, [schema_for_namespace(summary["namespace"])])
+        await drop_schemas(pg_url, [schema_for_namespace(namespace)])

@@ -10,7 +10,12 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["eventually", "fresh_namespace"]
+__all__ = ["NAMESPACE_MARK", "eventually", "fresh_namespace"]
+
+NAMESPACE_MARK = uuid.uuid4().hex[:6]
+"""Six hex digits, drawn once per process, that every :func:`fresh_namespace` of this process
+carries after its prefix: how :mod:`tacoq.testing.leftovers` tells this test session's queues
+and schemas from those of other runs on the same services."""
 
 
 async def eventually(
@@ -39,5 +44,6 @@ async def eventually(
 
 
 def fresh_namespace(prefix: str = "test") -> str:
-    """A namespace no other test run uses, so tests never consume each other's messages."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+    """A namespace no other test run uses, so tests never consume each other's messages:
+    ``<prefix>-`` then :data:`NAMESPACE_MARK` and 10 random hex digits."""
+    return f"{prefix}-{NAMESPACE_MARK}{uuid.uuid4().hex[:10]}"
