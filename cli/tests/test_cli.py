@@ -88,6 +88,17 @@ def test_no_arguments_shows_help_and_succeeds(run_tacoq: Run) -> None:
         assert command in result.stdout
 
 
+@pytest.mark.parametrize("group", ["dlq", "task", "namespace", "rabbit", "postgres"])
+def test_a_group_alone_shows_its_help_and_succeeds(run_tacoq: Run, group: str) -> None:
+    """``tacoq dlq`` with no command asks for help, as ``tacoq`` alone does: the page on
+    stdout, exit 0, nothing on stderr."""
+    result = run_tacoq(group)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: tacoq {group} ")
+    assert "Commands:" in result.stdout
+    assert result.stderr == ""
+
+
 # -- plugins ----------------------------------------------------------------------------------
 
 

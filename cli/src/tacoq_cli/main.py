@@ -131,6 +131,9 @@ def run(argv: Sequence[str] | None = None, host: PluginHost | None = None) -> in
         print_error(str(exc))
         return exit_code_for(exc)
     except typer.TyperException as exc:  # click's usage errors: bad options and arguments
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `tacoq dlq` alone asks for help
+            print(exc.format_message())
+            return 0
         print_error(_usage_message(exc))
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
