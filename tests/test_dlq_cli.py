@@ -138,6 +138,9 @@ def test_dead_letters_are_listed_shown_requeued_and_purged(system: dict[str, Any
     bad_id = tacoq("dlq", "show", "not-an-id", env=env)
     assert bad_id.returncode == 2
     assert "not a dead letter id" in bad_id.stderr
+    unknown = tacoq("dlq", "show", "00000000-0000-0000-0000-000000000001", env=env)
+    assert unknown.returncode == 1  # well formed, unknown to the relay: docs/cli.md, exit codes
+    assert "is not in the relay's store" in unknown.stderr
 
     # Requeued, the task for the unknown kind is dead-lettered again after its bounded
     # requeues: the same record, count 2; the garbage is untouched.

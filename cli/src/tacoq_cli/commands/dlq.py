@@ -152,8 +152,12 @@ def show(
     (wanted,) = _ids([letter_id])
     with open_client(ctx, relay, token, relay_url) as client:
         letter = client.dead_letter(wanted)
-    if letter is None:
-        raise ConfigError(f"dead letter {wanted} is not in the relay's store")
+    if letter is None:  # a well-formed id the relay does not know: a runtime error (exit 1)
+        from tacoq.errors import RelayError
+
+        raise RelayError(
+            f"dead letter {wanted} is not in the relay's store", status=404, error_type="not_found"
+        )
     if json_output:
         print(letter.model_dump_json())
         return
