@@ -11,6 +11,7 @@ on the hot path, and pydantic is kept for the user's own payloads.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -111,12 +112,14 @@ _STATUS_OF_PHASE = {
 _PHASE_OF_STATUS = {status: phase for phase, status in _STATUS_OF_PHASE.items()}
 
 
+@functools.lru_cache(maxsize=256)  # a process sees few content types; read for every payload
 def media_type(content_type: str) -> str:
     """The media type of a content type, lower-case, without parameters: ``application/json``
     for ``Application/JSON; charset=utf-8``."""
     return content_type.split(";", 1)[0].strip().lower()
 
 
+@functools.lru_cache(maxsize=256)
 def is_json_type(content_type: str) -> bool:
     """True for a JSON content type: ``application/json`` or any ``*+json``."""
     base = media_type(content_type)

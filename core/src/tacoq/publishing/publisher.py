@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 from uuid import UUID
 
+from tacoq.bus import EventBus
 from tacoq.config import resolve_broker_url, resolve_namespace
 from tacoq.contracts.broker import Broker
 from tacoq.contracts.lifecycle import LifecycleEvent, LifecycleKind
@@ -67,6 +68,7 @@ class Publisher:
         self._url = broker
         self._plugins = plugins
         self._serializers: SerializerRegistry | None = None
+        self._bus: EventBus | None = None
         self._namespace = namespace
         self.max_payload_bytes = max_payload_bytes
         self.default_ttl = default_ttl
@@ -302,8 +304,10 @@ class Publisher:
             return self._replies
 
     async def _notify(self, event: TaskEvent) -> None:
-        bus = self._host().bus
-        if bus:  # the task is already published: a failing listener cannot say otherwise
+        if self._bus is None:
+            self._bus = self._host().bus
+        bus = self._bus
+        if bus.listeners:  # the task is already published: a failing listener cannot say otherwise
             note = LifecycleEvent(
                 LifecycleKind.PUBLISHED, event.id, event.task_kind, event.worker_kind, event.attempt
             )

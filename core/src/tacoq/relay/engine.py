@@ -302,7 +302,7 @@ class RelayEngine:
             return
         self._count(result, len(decoded), len(events))
         await consumer.ack_many([delivery for delivery, _ in decoded])
-        if self.bus:
+        if self.bus.listeners:
             await self._notify(result)
 
     async def apply(self, events: Sequence[TaskEvent]) -> BatchResult:
@@ -413,7 +413,7 @@ class RelayEngine:
         if result is None:
             return 0
         self.stats.dead_letter_completions += len(result.completed)
-        if self.bus:
+        if self.bus.listeners:
             await self._notify(result)
         return len(result.completed)
 

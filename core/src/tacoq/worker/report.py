@@ -23,7 +23,13 @@ from tacoq.model.task import ErrorInfo, Payload, Phase, TaskEvent, utcnow
 from tacoq.model.wire import H_REPLY_TO, encode_assignment, reply_address
 from tacoq.worker.updates import UpdateBatcher
 
-__all__ = ["RunningNotices", "TaskReporter", "WorkerStats", "progress_event"]
+__all__ = [
+    "RunningNotices",
+    "TaskReporter",
+    "WorkerStats",
+    "lifecycle_event",
+    "progress_event",
+]
 
 log = logging.getLogger("tacoq.worker")
 
@@ -80,6 +86,25 @@ def progress_event(
     )
 
 
+def lifecycle_event(
+    assignment: TaskEvent,
+    kind: LifecycleKind,
+    duration: float | None = None,
+    error: ErrorInfo | None = None,
+) -> LifecycleEvent:
+    """The lifecycle event ``kind`` of ``assignment``'s attempt (``error``: how it failed)."""
+    return LifecycleEvent(
+        kind,
+        assignment.id,
+        assignment.task_kind,
+        assignment.worker_kind,
+        assignment.attempt,
+        duration,
+        None if error is None else error.type,
+        error is not None,
+    )
+
+
 class TaskReporter:
     """Sends one worker's task events and emits its lifecycle events on the event bus."""
 
@@ -129,9 +154,9 @@ class TaskReporter:
             self.stats.succeeded += 1
         else:
             self.stats.failed += 1
-        if self.bus:
+        if self.bus.listeners:
             kind = LifecycleKind.FAILED if error is not None else LifecycleKind.SUCCEEDED
-            pending = self.emit(assignment, kind, duration=duration, error=error)
+            pending = self.bus.emit(lifecycle_event(assignment, kind, duration, error))
             if pending is not None:
                 note = asyncio.ensure_future(pending)
                 self._notes.add(note)
@@ -233,28 +258,6 @@ class TaskReporter:
             log.warning("not replying to a malformed reply address: %s", exc)
             return None
 
-    def emit(
-        self,
-        assignment: TaskEvent,
-        kind: LifecycleKind,
-        *,
-        duration: float | None = None,
-        error: ErrorInfo | None = None,
-    ) -> Awaitable[None] | None:
-        """Emit ``kind`` for ``assignment`` on the bus; an awaitable when a listener is async."""
-        return self.bus.emit(
-            LifecycleEvent(
-                kind=kind,
-                task_id=assignment.id,
-                task_kind=assignment.task_kind,
-                worker_kind=assignment.worker_kind,
-                attempt=assignment.attempt,
-                duration=duration,
-                error_type=error.type if error is not None else None,
-                is_error=error is not None,
-            )
-        )
-
     async def notify(
         self,
         assignment: TaskEvent,
@@ -263,9 +266,9 @@ class TaskReporter:
         duration: float | None = None,
         error: ErrorInfo | None = None,
     ) -> None:
-        """Emit ``kind`` for ``assignment`` and wait for the async listeners."""
-        if self.bus:
-            pending = self.emit(assignment, kind, duration=duration, error=error)
+        """Emit ``kind`` for ``assignment`` on the bus and wait for the async listeners."""
+        if self.bus.listeners:
+            pending = self.bus.emit(lifecycle_event(assignment, kind, duration, error))
             if pending is not None:
                 await pending
 

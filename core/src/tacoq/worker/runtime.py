@@ -407,7 +407,7 @@ class WorkerRuntime:
         # RUNNING is built only if the task still runs at the threshold
         start = notices.started(assignment, started_at)
         try:
-            if self.bus:
+            if self.bus.listeners:
                 await reporter.notify(assignment, LifecycleKind.STARTED)
             clock = time.perf_counter()
             try:
