@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Collection, Sequence
 
 from tacoq.contracts.broker import (
+    CONTROL_QUEUE,
     DEAD_LETTER_QUEUE,
     PRIORITY_LEVELS,
     RELAY_QUEUE,
@@ -59,13 +60,21 @@ class _Message:
     """One message on one queue, with its priority level and how often it was delivered; a
     dead letter also carries why and where from."""
 
-    __slots__ = ("deliveries", "envelope", "letter", "level")
+    __slots__ = ("deliveries", "envelope", "expires", "letter", "level")
 
-    def __init__(self, envelope: Envelope, level: int, letter: DeadLetter | None = None) -> None:
+    def __init__(
+        self,
+        envelope: Envelope,
+        level: int,
+        letter: DeadLetter | None = None,
+        expires: float | None = None,
+    ) -> None:
         self.envelope = envelope
         self.level = level
         self.deliveries = 0
         self.letter = letter
+        #: ``time.monotonic()`` past which the message is dropped unread (``None``: never).
+        self.expires = expires
 
 
 class _Queue:
@@ -277,14 +286,17 @@ class MemoryConsumer(Consumer):
         if self._server.delayed:
             self._server.promote_due()
         queue = self._queue
-        if not queue.count:
-            return None
-        levels = queue.levels
-        for level in _LEVELS_DOWN:
-            if levels[level]:
-                message = levels[level].popleft()
-                break
-        queue.count -= 1
+        while True:
+            if not queue.count:
+                return None
+            levels = queue.levels
+            for level in _LEVELS_DOWN:
+                if levels[level]:
+                    message = levels[level].popleft()
+                    break
+            queue.count -= 1
+            if message.expires is None or message.expires >= time.monotonic():
+                break  # else it expired unread (a heartbeat nobody took in time): dropped
         message.deliveries += 1
         delivery = MemoryDelivery(self, message)
         self._unsettled[delivery] = None
@@ -429,6 +441,7 @@ class MemoryBroker(Broker):
     scheme = "memory"
     in_process = True
     supports_replies = True
+    supports_control = True
 
     def __init__(self, url: str, *, namespace: str) -> None:
         super().__init__(url, namespace=namespace)
@@ -493,6 +506,15 @@ class MemoryBroker(Broker):
         with self._server.lock:
             for envelope, level in routed:
                 self._server.route(self.namespace, envelope, level)
+
+    async def send_control(self, envelope: Envelope, *, ttl: float | None = None) -> None:
+        """Put a control message on the control queue; with ``ttl``, dropped unread after
+        ``ttl`` seconds."""
+        self._check_open()
+        expires = None if ttl is None else time.monotonic() + ttl
+        with self._server.lock:
+            queue = self._server.queue(self.namespace, CONTROL_QUEUE)
+            queue.push(_Message(envelope, 0, expires=expires))
 
     async def republish(self, queue: str, envelope: Envelope, *, priority: int = 0) -> None:
         """Put ``envelope`` straight into the logical ``queue`` (no routing, no relay copy)."""

@@ -32,6 +32,7 @@ from tacoq.contracts.store import (
 from tacoq.errors import StoreUnavailable
 from tacoq.model.merge import fold_batch, merge
 from tacoq.model.task import Phase, Task, TaskEvent
+from tacoq.model.workers import Heartbeat, WorkerRecord
 
 # The cursor codec lived here; it is the stores' shared contract now (tacoq.contracts.cursors).
 __all__ = ["MemoryStore", "decode_cursor", "encode_cursor", "micros", "wake"]
@@ -86,6 +87,7 @@ class _Shared:
     rows: dict[UUID, Task] = field(default_factory=dict)
     dead: dict[UUID, DeadLetterRecord] = field(default_factory=dict)
     waiters: dict[UUID, set[asyncio.Future[None]]] = field(default_factory=dict)
+    workers: dict[str, WorkerRecord] = field(default_factory=dict)
     users: int = 0
 
 
@@ -255,6 +257,35 @@ class MemoryStore(Store):
         for key in doomed:
             del dead[key]
         return len(doomed)
+
+    async def save_worker(self, record: WorkerRecord) -> None:
+        """Keep ``record`` as its worker's state."""
+        self._state.workers[record.name] = record
+
+    async def touch_worker(self, heartbeat: Heartbeat, seen_at: datetime) -> bool:
+        """Set the worker's last heartbeat; False when no such worker is kept."""
+        workers = self._state.workers
+        record = workers.get(heartbeat.name)
+        if record is None:
+            return False
+        workers[heartbeat.name] = record.with_heartbeat(heartbeat, seen_at)
+        return True
+
+    async def remove_worker(self, name: str) -> bool:
+        """Forget the worker ``name``."""
+        return self._state.workers.pop(name, None) is not None
+
+    async def list_workers(self) -> builtins.list[WorkerRecord]:
+        """Every worker kept, by worker kind then name."""
+        return sorted(self._state.workers.values(), key=lambda r: (r.worker_kind, r.name))
+
+    async def prune_workers(self, seen_before: datetime) -> int:
+        """Forget the workers last heard from before ``seen_before``."""
+        workers = self._state.workers
+        gone = [name for name, record in workers.items() if record.seen_at < seen_before]
+        for name in gone:
+            del workers[name]
+        return len(gone)
 
     async def worker_kinds(self) -> builtins.list[str]:
         """The worker kinds of the namespace's rows and dead letters (none while no store of

@@ -23,6 +23,7 @@ from tacoq.errors import ConfigError, TacoqError
 from tacoq.model.wire import Envelope
 
 __all__ = [
+    "CONTROL_QUEUE",
     "DEAD_LETTER_QUEUE",
     "DEFAULT_DELIVERY_LIMIT",
     "PRIORITY_LEVELS",
@@ -48,6 +49,9 @@ RELAY_QUEUE = "relay"
 #: The logical name of the namespace's dead-letter queue. The relay consumes it into the
 #: store, which owns dead letters; its deliveries carry :attr:`Delivery.dead_lettered`.
 DEAD_LETTER_QUEUE = "dead-letter"
+#: The logical name of the control queue: what workers tell the relay about themselves
+#: (announcements, heartbeats, goodbyes; docs/workers.md). Only the relay consumes it.
+CONTROL_QUEUE = "control"
 _WORKER_PREFIX = "worker:"
 _REPLY_PREFIX = "reply:"
 
@@ -195,6 +199,9 @@ class Broker(abc.ABC):
     #: True when the broker supports direct replies: :meth:`open_replies`, and ``reply_to``
     #: on :meth:`publish`. Workers never pass ``reply_to`` to a broker without it.
     supports_replies: bool = False
+    #: True when the broker carries control messages: :meth:`send_control`, and
+    #: :data:`CONTROL_QUEUE` for :meth:`consume`. Workers on a broker without it run unseen.
+    supports_control: bool = False
     #: True when the broker lives inside this process (``memory://``): separate processes
     #: (``tacoq worker``, ``tacoq relay``) refuse such brokers.
     in_process: bool = False
@@ -239,14 +246,27 @@ class Broker(abc.ABC):
         """
         raise ConfigError(f"the {self.scheme or type(self).__name__} broker cannot republish")
 
+    async def send_control(self, envelope: Envelope, *, ttl: float | None = None) -> None:
+        """Send a control message to :data:`CONTROL_QUEUE` and return once confirmed.
+
+        ``ttl`` ``None``: persistent, kept until the relay takes it (announcements, goodbyes).
+        A ``ttl`` in seconds: transient, and dropped unread once it waited that long
+        (heartbeats: a relay that was down gets no backlog of them). Brokers without
+        :attr:`supports_control` keep this default, which raises
+        :class:`~tacoq.errors.ConfigError`.
+        """
+        raise ConfigError(
+            f"the {self.scheme or type(self).__name__} broker carries no control messages"
+        )
+
     @abc.abstractmethod
     async def declare_worker_queue(self, worker_kind: str) -> None:
         """Make sure the queue of ``worker_kind`` exists, so a task can wait there for a worker."""
 
     @abc.abstractmethod
     async def consume(self, queue: str, *, prefetch: int) -> Consumer:
-        """Start consuming a logical queue (:func:`worker_queue`, :data:`RELAY_QUEUE` or
-        :data:`DEAD_LETTER_QUEUE`)."""
+        """Start consuming a logical queue (:func:`worker_queue`, :data:`RELAY_QUEUE`,
+        :data:`DEAD_LETTER_QUEUE`, or :data:`CONTROL_QUEUE` when :attr:`supports_control`)."""
 
     async def open_replies(self, address: str, *, prefetch: int = 1000) -> Consumer:
         """Create the private reply queue of ``address`` and consume it (direct replies).

@@ -23,6 +23,7 @@ from tacoq.contracts.cursors import encode_cursor
 from tacoq.errors import ConfigError
 from tacoq.model.merge import MergeCounts
 from tacoq.model.task import Task, TaskEvent, TaskStatus
+from tacoq.model.workers import Heartbeat, WorkerRecord
 
 __all__ = [
     "BatchResult",
@@ -265,6 +266,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_dead_letters(self, filters: DeadLetterFilter | None = None) -> int:
         """Delete every dead letter matching ``filters``; how many were deleted."""
+
+    # -- workers online (docs/workers.md) ------------------------------------------------------
+    # Stores without them keep these defaults, which raise ConfigError: the relay then runs
+    # without workers online (and says so once).
+
+    async def save_worker(self, record: WorkerRecord) -> None:
+        """Keep ``record`` as the state of its worker (by name), replacing what was kept."""
+        raise ConfigError(f"the {type(self).__name__} store does not keep workers")
+
+    async def touch_worker(self, heartbeat: Heartbeat, seen_at: datetime) -> bool:
+        """Set the last heartbeat and ``seen_at`` of the worker ``heartbeat.name``; False
+        (nothing changed) when the store keeps no such worker."""
+        raise ConfigError(f"the {type(self).__name__} store does not keep workers")
+
+    async def remove_worker(self, name: str) -> bool:
+        """Forget the worker ``name`` (it said goodbye); True when one was kept."""
+        raise ConfigError(f"the {type(self).__name__} store does not keep workers")
+
+    async def list_workers(self) -> builtins.list[WorkerRecord]:
+        """Every worker kept, live or not, sorted by worker kind then name."""
+        raise ConfigError(f"the {type(self).__name__} store does not keep workers")
+
+    async def prune_workers(self, seen_before: datetime) -> int:
+        """Forget the workers last heard from before ``seen_before``; how many."""
+        raise ConfigError(f"the {type(self).__name__} store does not keep workers")
 
     # -- namespace maintenance (connected or not; see the module doc) ----------------------------
 

@@ -18,6 +18,7 @@ one event), besides the relay's copy (direct replies, :mod:`tacoq.publishing.rep
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -26,9 +27,18 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import pydantic
 import pydantic_core
 
 from tacoq.errors import UnknownMessageKind, WireFormatError
+from tacoq.model.strict_json import MAX_JSON_DEPTH, deeper_than
+from tacoq.model.workers import (
+    Announcement,
+    ControlMessage,
+    Goodbye,
+    Heartbeat,
+    describe_invalid,
+)
 from tacoq.model.task import (
     MAX_ERROR_TEXT,
     MAX_NAME_TEXT,
@@ -107,6 +117,18 @@ _MESSAGE_KIND = re.compile(r"[a-z][a-z0-9-]{0,63}", re.ASCII)
 
 EVENT_ASSIGN = "assign"
 EVENT_UPDATES = "updates"
+#: The control messages a worker sends to the relay (docs/workers.md).
+EVENT_ANNOUNCE = "announce"
+EVENT_HEARTBEAT = "heartbeat"
+EVENT_GOODBYE = "goodbye"
+CONTROL_CONTENT_TYPE = "application/vnd.tacoq.control+json"
+#: The largest control message a relay reads (an announcement with many contracts).
+MAX_CONTROL_BYTES = 4 * 1024 * 1024
+_CONTROL_TYPES: dict[str, type[Announcement] | type[Heartbeat] | type[Goodbye]] = {
+    EVENT_ANNOUNCE: Announcement,
+    EVENT_HEARTBEAT: Heartbeat,
+    EVENT_GOODBYE: Goodbye,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +339,7 @@ def _task_id(text: object, what: str) -> UUID:
 # -- updates -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _is_textual(content_type: str) -> bool:
     return media_type(content_type).startswith("text/") or is_json_type(content_type)
 
@@ -563,3 +586,40 @@ def raise_unknown_kind(event: object) -> None:
     shown = repr(event if event is None else str(event)[:64])
     missing = f": missing header {H_EVENT}" if event is None else ""
     raise WireFormatError(f"unknown event type {shown}{missing}")
+
+
+# -- control messages (worker -> relay) --------------------------------------------------------
+
+
+def encode_control(message: ControlMessage) -> Envelope:
+    """A control message (announce, heartbeat, goodbye) as an envelope: its ``type`` is the
+    ``tacoq-event`` header, its JSON the body."""
+    headers = {H_VERSION: WIRE_VERSION, H_EVENT: message.type}
+    return Envelope(headers, CONTROL_CONTENT_TYPE, message.model_dump_json().encode())
+
+
+def decode_control(envelope: Envelope) -> ControlMessage:
+    """Read a control message back. Raises :class:`WireFormatError` naming what is malformed
+    (and :class:`~tacoq.errors.UnknownMessageKind` for a kind this TacoQ does not know)."""
+    event = envelope.headers.get(H_EVENT)
+    model = _CONTROL_TYPES.get(event) if isinstance(event, str) else None
+    _check_version(envelope)
+    if model is None:
+        raise_unknown_kind(event)
+        raise AssertionError("unreachable")  # pragma: no cover
+    if media_type(envelope.content_type) != CONTROL_CONTENT_TYPE:
+        raise WireFormatError(
+            f"a {event} message must be {CONTROL_CONTENT_TYPE}, not {quoted(envelope.content_type)}"
+        )
+    if len(envelope.body) > MAX_CONTROL_BYTES:
+        raise WireFormatError(
+            f"a {event} message is {len(envelope.body):,} bytes, over the limit of "
+            f"{MAX_CONTROL_BYTES:,}"
+        )
+    if deeper_than(envelope.body, MAX_JSON_DEPTH):
+        raise WireFormatError(f"a {event} message is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        message = model.model_validate_json(envelope.body)
+    except pydantic.ValidationError as exc:
+        raise WireFormatError(f"a malformed {event} message: {describe_invalid(exc)}") from None
+    return message
