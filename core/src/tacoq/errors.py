@@ -125,7 +125,18 @@ class PublishConflict(TacoqError):
 
 
 class PublishRefused(TacoqError):
-    """A REST publish for a worker kind this relay does not publish to (``worker_kinds``)."""
+    """A REST publish for a worker kind this relay does not publish to (``worker_kinds``), or
+    for a task kind the live workers of its kind did not announce."""
+
+
+class InputRefused(PublishRefused):
+    """A REST publish whose input does not match the task kind's announced contract
+    (``--check-input``); ``problems`` are ``(location, message)`` pairs, the location a JSON
+    path into the input."""
+
+    def __init__(self, message: str, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class StoreUnavailable(TacoqError):

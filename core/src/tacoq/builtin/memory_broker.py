@@ -208,10 +208,14 @@ def _server_for(url: str) -> _Server:
         return server
 
 
+_NAMED_QUEUES = (RELAY_QUEUE, DEAD_LETTER_QUEUE, CONTROL_QUEUE)
+
+
 def _check_queue(queue: str) -> None:
-    if queue not in (RELAY_QUEUE, DEAD_LETTER_QUEUE) and not worker_kind_of(queue):
+    if queue not in _NAMED_QUEUES and not worker_kind_of(queue):
         raise ValueError(
-            f"unknown queue {queue!r}: use worker_queue(kind), RELAY_QUEUE or DEAD_LETTER_QUEUE"
+            f"unknown queue {queue!r}: use worker_queue(kind), RELAY_QUEUE, DEAD_LETTER_QUEUE "
+            "or CONTROL_QUEUE"
         )
 
 

@@ -25,6 +25,7 @@ class WorkerRunRequest:
     prefetch: int | None = None
     name: str | None = None
     grace: float | None = None
+    heartbeat_interval: float | None = None
     reload: bool = False
     reload_dirs: tuple[str, ...] = field(default_factory=tuple)
     #: ``--log-level`` and ``--log-format`` as given (a runner that starts the worker in a

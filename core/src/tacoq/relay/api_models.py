@@ -360,11 +360,20 @@ class HealthOut(BaseModel):
     stats: dict[str, int | float]
 
 
+class InputError(BaseModel):
+    """Where an input does not match its task's contract (``loc``, a path from ``input``)."""
+
+    loc: list[str | int]
+    msg: str
+
+
 class ErrorDetail(BaseModel):
-    """What went wrong: a stable ``type`` to branch on and a message for people."""
+    """What went wrong: a stable ``type`` to branch on and a message for people; an input
+    refused by ``--check-input`` (type ``invalid_input``) also lists its ``errors``."""
 
     type: str
     message: str
+    errors: list[InputError] | None = None
 
 
 class ErrorBody(BaseModel):

@@ -1,4 +1,5 @@
-"""The cleanup job: delete completed tasks whose ttl has passed, in bounded batches."""
+"""The cleanup job: delete completed tasks whose ttl has passed, in bounded batches, and forget
+workers not heard from for :data:`FORGET_WORKERS_AFTER` (docs/workers.md)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tacoq.contracts.store import Store
-from tacoq.errors import StoreUnavailable
+from tacoq.errors import ConfigError, StoreUnavailable
 
-__all__ = ["CleanupJob"]
+__all__ = ["FORGET_WORKERS_AFTER", "CleanupJob"]
 
 log = logging.getLogger("tacoq.relay")
+
+#: A worker gone (no heartbeat) this long is forgotten; until then ``GET /workers?all=true``
+#: shows it as gone.
+FORGET_WORKERS_AFTER = timedelta(days=1)
 
 
 class CleanupJob:
@@ -35,6 +40,9 @@ class CleanupJob:
         self.limit = limit
         self.clock = clock
         self.deleted = 0
+        #: Workers forgotten (gone longer than :data:`FORGET_WORKERS_AFTER`).
+        self.forgotten = 0
+        self._workers = True
 
     async def run_once(self) -> int:
         """Delete every expired task now, in batches of ``limit``; return how many."""
@@ -46,6 +54,13 @@ class CleanupJob:
                 break
             await asyncio.sleep(0)  # let other work run between batches
         self.deleted += total
+        if self._workers:
+            try:
+                self.forgotten += await self.store.prune_workers(
+                    self.clock() - FORGET_WORKERS_AFTER
+                )
+            except ConfigError:  # a store plugin without workers online
+                self._workers = False
         return total
 
     async def run(self, stop: asyncio.Event) -> None:

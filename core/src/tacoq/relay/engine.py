@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from tacoq.config import resolve_broker_url, resolve_namespace, resolve_store_url
 from tacoq.contracts.broker import (
+    CONTROL_QUEUE,
     DEAD_LETTER_QUEUE,
     RELAY_QUEUE,
     Broker,
@@ -46,6 +47,7 @@ from tacoq.model.task import TaskEvent, utcnow
 from tacoq.model.wire import EVENT_ASSIGN, decode
 from tacoq.plugins import PluginHost, get_plugin_host
 from tacoq.relay.cleanup import CleanupJob
+from tacoq.relay.control import ControlIntake
 from tacoq.relay.dead_letters import completion_of, record_of
 from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 
@@ -148,6 +150,8 @@ class RelayEngine:
         self.ready = asyncio.Event()
         self.clock = clock
         self._unknown_kinds: set[str] = set()
+        #: Workers' announcements, heartbeats and goodbyes into the store (docs/workers.md).
+        self.control = ControlIntake(self.store, clock=clock, retrying=self._retrying)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, consume and clean up until ``stop`` is set; then close connections."""
@@ -167,12 +171,22 @@ class RelayEngine:
                     jobs.append(
                         asyncio.create_task(self._take_dead_letters(dead, stop), name="tacoq-dlq")
                     )
+                    control = None
+                    if self.broker.supports_control:
+                        control = await self.broker.consume(CONTROL_QUEUE, prefetch=100)
+                        jobs.append(
+                            asyncio.create_task(
+                                self.control.run(control, stop), name="tacoq-control"
+                            )
+                        )
                     self.ready.set()
                     try:
                         await self._consume(consumer, stop)
                     finally:
                         await consumer.close()
                         await dead.close()
+                        if control is not None:
+                            await control.close()
                 else:
                     self.ready.set()
                     await stop.wait()

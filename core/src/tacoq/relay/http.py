@@ -27,6 +27,7 @@ from starlette.routing import Match
 from tacoq.contracts.store import TaskFilter
 from tacoq.errors import (
     ConfigError,
+    InputRefused,
     PayloadTooLarge,
     PublishConflict,
     PublishFailed,
@@ -49,6 +50,7 @@ from tacoq.relay.api_models import (
 from tacoq.relay.dead_letter_routes import add_dead_letter_routes
 from tacoq.relay.guard import Guard
 from tacoq.relay.params import Cursor, KindFilter
+from tacoq.relay.worker_routes import add_worker_routes
 from tacoq.relay.responses import error_response
 from tacoq.relay.strict_route import StrictJSONRoute
 
@@ -278,6 +280,13 @@ def create_app(service: RelayService) -> FastAPI:
         """Publish a task (201), idempotent by ``id`` (200 when it already existed)."""
         try:
             task_id, created = await service.publish(body)
+        except InputRefused as exc:
+            return error_response(
+                422,
+                str(exc),
+                kind="invalid_input",
+                errors=[{"loc": list(loc), "msg": msg} for loc, msg in exc.problems],
+            )
         except PayloadTooLarge as exc:
             raise HTTPException(413, str(exc)) from None
         except (PublishRefused, ConfigError, SerializationError) as exc:
@@ -290,6 +299,12 @@ def create_app(service: RelayService) -> FastAPI:
         return PublishOut(id=task_id, created=created)
 
     add_dead_letter_routes(
+        app,
+        service,
+        responses={**unauthorized, **_INVALID, **_STORE_DOWN},
+        dependencies=secured,
+    )
+    add_worker_routes(
         app,
         service,
         responses={**unauthorized, **_INVALID, **_STORE_DOWN},

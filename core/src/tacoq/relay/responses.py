@@ -7,6 +7,7 @@ status the relay answers with, used by the routes, the ASGI guard and the HTTP p
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi.responses import JSONResponse
 
@@ -23,6 +24,7 @@ KIND_BY_STATUS = {
     413: "payload_too_large",
     422: "validation_error",
     500: "internal_error",
+    501: "not_implemented",
     503: "unavailable",
 }
 
@@ -32,7 +34,21 @@ def error_body(kind: str, message: str) -> bytes:
     return json.dumps({"error": {"type": kind, "message": message}}).encode()
 
 
-def error_response(status: int, message: str, *, kind: str = "", **headers: str) -> JSONResponse:
-    """An error answer; ``kind`` defaults to the status's (:data:`KIND_BY_STATUS`)."""
-    body = {"error": {"type": kind or KIND_BY_STATUS.get(status, "http_error"), "message": message}}
+def error_response(
+    status: int,
+    message: str,
+    *,
+    kind: str = "",
+    errors: list[dict[str, Any]] | None = None,
+    **headers: str,
+) -> JSONResponse:
+    """An error answer; ``kind`` defaults to the status's (:data:`KIND_BY_STATUS`); ``errors``
+    (an invalid input's ``{"loc", "msg"}`` items) go beside the message."""
+    detail: dict[str, Any] = {
+        "type": kind or KIND_BY_STATUS.get(status, "http_error"),
+        "message": message,
+    }
+    if errors is not None:
+        detail["errors"] = errors
+    body = {"error": detail}
     return JSONResponse(body, status_code=status, headers=headers or None)

@@ -17,13 +17,14 @@ import socket
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from tacoq.contracts.broker import Broker, Health
 from tacoq.contracts.store import Store
 from tacoq.errors import (
     ConfigError,
+    InputRefused,
     PublishConflict,
     PublishFailed,
     PublishRefused,
@@ -32,7 +33,8 @@ from tacoq.errors import (
 )
 from tacoq.logfields import task_fields
 from tacoq.model.task import DEFAULT_TTL_SECONDS, TaskEvent, utcnow
-from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH
+from tacoq.model.wire import MAX_HEADER_VALUE_LENGTH, quoted
+from tacoq.model.workers import WorkerRecord
 from tacoq.plugins import PluginHost
 from tacoq.publishing.kernel import submission
 from tacoq.publishing.publisher import Publisher
@@ -43,9 +45,11 @@ from tacoq.relay.engine import (
     DEFAULT_MAX_BATCH_WAIT,
     RelayEngine,
 )
+from tacoq.relay.workers_online import WorkersView, check_input, kinds_of
 from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 
 __all__ = [
+    "ANNOUNCED",
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_MAX_WAIT",
@@ -86,6 +90,10 @@ class _Server:
 
         self.server = Server(config)
 
+#: ``worker_kinds=ANNOUNCED`` (``--worker-kinds announced``): REST publishes may name only the
+#: worker kinds (and their task kinds) that live workers announced.
+ANNOUNCED = "announced"
+
 
 class RelayService:
     """The relay: consumer, HTTP API and cleanup job, each switchable off.
@@ -123,7 +131,8 @@ class RelayService:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_body_bytes: int | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
-        worker_kinds: Iterable[str] | None = None,
+        worker_kinds: Iterable[str] | Literal["announced"] | None = None,
+        check_input: bool = False,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         clock: Callable[[], datetime] = utcnow,
@@ -145,7 +154,12 @@ class RelayService:
             raise ConfigError(f"assignment linger must be >= 0 seconds, got {assignment_linger!r}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size!r}")
-        kinds = None if worker_kinds is None else check_worker_kinds(worker_kinds)
+        announced_only = worker_kinds == ANNOUNCED
+        kinds = (
+            None
+            if worker_kinds is None or isinstance(worker_kinds, str)
+            else check_worker_kinds(worker_kinds)
+        )
         for name, seconds in (("header timeout", header_timeout), ("body timeout", body_timeout)):
             if not (isinstance(seconds, int | float) and 0 < seconds < math.inf):
                 raise ConfigError(f"{name} must be a finite number of seconds > 0, got {seconds!r}")
@@ -177,6 +191,12 @@ class RelayService:
         self.max_wait = max_wait
         #: The worker kinds REST publishes may name (``None``: any).
         self.worker_kinds = kinds
+        #: REST publishes may name only worker and task kinds live workers announced.
+        self.announced_only = announced_only
+        #: REST publishes' inputs are checked against the announced contracts.
+        self.check_input = check_input
+        #: The live workers, as the store has them (``GET /workers``, the checks above).
+        self.workers = WorkersView(self.engine.store)
         #: Seconds a request's line and headers, then its body, may take to arrive.
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
@@ -293,6 +313,52 @@ class RelayService:
 
     # -- what the HTTP API calls ----------------------------------------------------------------
 
+    async def _online_of(self, worker_kind: str, task_kind: str) -> list[WorkerRecord]:
+        """The live workers of ``worker_kind``, from the view read at most a second ago, or
+        read again when that view does not know the kind (a worker that just started)."""
+        for fresh in (False, True):
+            online = await self._store_call(self.workers.online(self.clock(), fresh=fresh))
+            mine = [r for r in online if r.worker_kind == worker_kind]
+            if any(r.announcement and task_kind in r.announcement.task_kinds for r in mine):
+                break
+        return mine
+
+    async def _check_against_workers(self, request: PublishIn) -> None:
+        """Refuse a REST publish the live workers' announcements rule out (docs/workers.md)."""
+        worker_kind, task_kind = request.worker_kind, request.task_kind
+        online = await self._online_of(worker_kind, task_kind)
+        if not online:
+            if self.announced_only:
+                raise PublishRefused(
+                    f"worker_kind: no live worker announced {quoted(worker_kind)} "
+                    "(this relay publishes only to announced kinds: --worker-kinds announced)"
+                )
+            return  # nobody to ask: the task waits in its queue, unchecked
+        view = next((k for k in kinds_of(online) if k.task_kind == task_kind), None)
+        if view is None:
+            if any(r.announcement is None for r in online):
+                return  # a live worker we know nothing of may run it
+            known = sorted({t for r in online if r.announcement for t in r.announcement.task_kinds})
+            shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+            raise PublishRefused(
+                f"task_kind: {quoted(task_kind)} is not a task kind the live workers of "
+                f"{quoted(worker_kind)} announced (they run: {shown or 'nothing'})"
+            )
+        if not self.check_input:
+            return
+        problems = check_input(
+            view.contracts,
+            request.payload(),
+            json_value=request.input,
+            has_json=request.input_base64 is None,
+        )
+        if problems:
+            raise InputRefused(
+                "input does not match the task's contract: "
+                + "; ".join(f"input.{p}" if p.loc else f"input: {p}" for p in problems),
+                [(("input", *p.loc), p.msg) for p in problems],
+            )
+
     async def publish(self, request: PublishIn) -> tuple[UUID, bool]:
         """Publish a REST task; ``(id, created)``. Idempotent by id, even under concurrency.
 
@@ -302,6 +368,8 @@ class RelayService:
         waits for the winner's outcome; any request that finds the task present answers
         ``created=False`` without publishing again.
         """
+        if self.announced_only or self.check_input:
+            await self._check_against_workers(request)
         kinds = self.worker_kinds
         if kinds is not None and request.worker_kind not in kinds:
             listed = ", ".join(sorted(kinds)[:20]) + (", ..." if len(kinds) > 20 else "")
@@ -409,6 +477,7 @@ class RelayService:
             "unknown_messages": s.unknown_messages,
             "dead_letters_recorded": s.dead_letters_recorded,
             "dead_letter_completions": s.dead_letter_completions,
+            **self.engine.control.stats.as_dict(),
             "published": self.published,
             "publish_failures": self.publish_failures,
             "uptime_s": round(time.monotonic() - self._started, 3),

@@ -27,6 +27,7 @@ from tacoq.config import (
 from tacoq.contracts.runner import WorkerRunRequest
 from tacoq.contracts.serializer import Codec
 from tacoq.errors import ConfigError, HandlerSignatureError, SerializationError
+from tacoq.model.workers import DEFAULT_HEARTBEAT_INTERVAL
 from tacoq.plugins import default_registry
 from tacoq.worker.context import TaskContext
 from tacoq.worker.retry import DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX, RetryPolicy
@@ -149,6 +150,7 @@ class WorkerApp:
         concurrency: int = DEFAULT_CONCURRENCY,
         prefetch: int | None = None,
         grace: float = DEFAULT_GRACE,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     ) -> None:
         if not worker_kind:
             raise ValueError("worker_kind must be a non-empty string")
@@ -159,6 +161,8 @@ class WorkerApp:
         self.concurrency = concurrency
         self.prefetch = prefetch
         self.grace = grace
+        #: Seconds between two heartbeats on the control channel (docs/workers.md).
+        self.heartbeat_interval = heartbeat_interval
         self.tasks: dict[str, TaskDef[..., Any]] = {}
 
     @overload
@@ -244,6 +248,7 @@ class WorkerApp:
         prefetch: int | None = None,
         name: str | None = None,
         grace: float | None = None,
+        heartbeat_interval: float | None = None,
         abort: asyncio.Event | None = None,
         refuse_in_process: bool = False,
     ) -> None:
@@ -275,6 +280,7 @@ class WorkerApp:
             prefetch=prefetch or self.prefetch,
             name=name or self.name,
             grace=self.grace if grace is None else grace,
+            heartbeat_interval=heartbeat_interval or self.heartbeat_interval,
         )
         await runtime.run(stop, abort)
 

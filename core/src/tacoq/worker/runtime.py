@@ -29,6 +29,7 @@ from tacoq.contracts.lifecycle import HandlerMiddleware, LifecycleKind
 from tacoq.errors import OutputTooLarge, SerializationError, UnknownMessageKind, WireFormatError
 from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
 from tacoq.model.task import ErrorInfo, Payload, TaskEvent, utcnow
+from tacoq.model.workers import DEFAULT_HEARTBEAT_INTERVAL
 from tacoq.model.wire import (
     EVENT_ASSIGN,
     EVENT_UPDATES,
@@ -43,6 +44,8 @@ from tacoq.publishing.publisher import Publisher
 from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 from tacoq.worker.handler_call import HandlerCall, HandlerTimeout
 from tacoq.worker.handler_pool import DaemonThreadPool
+from tacoq.worker.contracts import task_contract
+from tacoq.worker.presence import Presence, check_heartbeat_interval
 from tacoq.worker.report import RunningNotices, TaskReporter, WorkerStats
 from tacoq.worker.shutdown import first_of, settle, stop_receiving, wait_until
 from tacoq.worker.updates import CompletedCache, UpdateBatcher
@@ -92,6 +95,7 @@ class WorkerRuntime:
         grace: float = DEFAULT_GRACE,
         delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         plugins: PluginHost | None = None,
     ) -> None:
         if concurrency < 1:
@@ -108,6 +112,10 @@ class WorkerRuntime:
         #: Larger assignments are dead-lettered unrun (publishers refuse them; see publisher).
         self.max_payload_bytes = max_payload_bytes
         self.stats = WorkerStats()
+        #: Seconds between two heartbeats (docs/workers.md).
+        self.heartbeat_interval = check_heartbeat_interval(heartbeat_interval)
+        #: This worker on the control channel; made when :meth:`run` starts.
+        self.presence: Presence | None = None
         host = plugins or get_plugin_host()
         self.registry = host.serializers
         self.bus = host.bus
@@ -127,6 +135,10 @@ class WorkerRuntime:
         self._unknown_kinds: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _running_ids(self) -> list[UUID]:
+        """The ids of the tasks whose handlers run now (for the heartbeat)."""
+        return [task_id for task_id, _ in self._running]
 
     async def run(self, stop: asyncio.Event, abort: asyncio.Event | None = None) -> None:
         """Serve until ``stop`` (or ``abort``) is set, then shut down as the module describes."""
@@ -152,6 +164,19 @@ class WorkerRuntime:
                 self.prefetch,
                 self.grace,
             )
+            self.presence = presence = Presence(
+                self.broker,
+                name=self.name,
+                worker_kind=self.app.worker_kind,
+                contracts={kind: task_contract(t) for kind, t in self.app.tasks.items()},
+                concurrency=self.concurrency,
+                prefetch=self.prefetch,
+                interval=self.heartbeat_interval,
+                stats=self.stats,
+                running=self._running_ids,
+            )
+            leaving = asyncio.Event()
+            beating = asyncio.create_task(presence.run(leaving), name="tacoq-presence")
             flusher = asyncio.create_task(batcher.run(), name="tacoq-updates")
             feeder = asyncio.create_task(self._feed(consumer), name="tacoq-feeder")
             runners = [
@@ -159,6 +184,10 @@ class WorkerRuntime:
                 for i in range(self.concurrency)
             ]
             await first_of(stop, abort)
+            # Goodbye first: the worker leaves the workers online as it stops taking tasks.
+            leaving.set()
+            await beating
+            await presence.goodbye()
             await self._shutdown(consumer, batcher, flusher, feeder, runners, abort)
         finally:
             if self._notices is not None:

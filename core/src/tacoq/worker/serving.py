@@ -68,6 +68,7 @@ async def serve_until_signalled(
             prefetch=request.prefetch,
             name=request.name,
             grace=request.grace,
+            heartbeat_interval=request.heartbeat_interval,
             refuse_in_process=refuse_in_process,
         )
     finally:

@@ -1,0 +1,382 @@
+"""Workers online and task contracts, in one process: real worker runtimes and a real relay
+(HTTP over TCP) on the built-in ``memory://`` broker and a ``memory://`` or SQLite store.
+
+The same behaviour over RabbitMQ and Postgres, with real processes, is in
+tests/test_workers_processes.py.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydantic
+import pytest
+
+from tacoq.errors import ConfigError
+from tacoq.model.wire import Envelope, encode_control
+from tacoq.model.workers import Goodbye
+from tacoq.relay.service import RelayService
+from tacoq.testing import eventually, fresh_namespace
+from tacoq.worker import WorkerApp
+
+INTERVAL = 0.2
+
+
+class ResizeIn(pydantic.BaseModel):
+    width: int
+    height: int
+
+
+class ResizeOut(pydantic.BaseModel):
+    pixels: int
+
+
+def make_app(worker_kind: str, name: str, *, v2: bool = False) -> WorkerApp:
+    app = WorkerApp(worker_kind, name=name, heartbeat_interval=INTERVAL)
+
+    if v2:
+
+        class ResizeInV2(pydantic.BaseModel):
+            width: int
+            height: int
+            quality: int
+
+        @app.task(kind="resize")
+        async def resize2(job: ResizeInV2) -> ResizeOut:
+            return ResizeOut(pixels=job.width * job.height)
+
+    else:
+
+        @app.task(kind="resize")
+        async def resize(job: ResizeIn) -> ResizeOut:
+            return ResizeOut(pixels=job.width * job.height)
+
+    @app.task(kind="echo")
+    async def echo(text: str) -> str:
+        return text
+
+    @app.task(kind="blob")
+    async def blob(data: bytes) -> bytes:
+        return data
+
+    return app
+
+
+Started = tuple[RelayService, httpx.AsyncClient]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return f"memory://{uuid.uuid4().hex}"
+    return f"sqlite:///{tmp_path / 'relay.db'}"
+
+
+@pytest.fixture
+def namespace() -> str:
+    return fresh_namespace("workers")
+
+
+@pytest.fixture
+def broker_url(namespace: str) -> str:
+    return f"memory://{namespace}"
+
+
+@asynccontextmanager
+async def relay(
+    broker_url: str, store_url: str, namespace: str, **options: Any
+) -> AsyncIterator[Started]:
+    service = RelayService(broker_url, store_url, namespace=namespace, port=0, **options)
+    stop = asyncio.Event()
+    job = asyncio.create_task(service.run(stop))
+    ready = asyncio.ensure_future(service.ready.wait())
+    await asyncio.wait([job, ready], return_when=asyncio.FIRST_COMPLETED, timeout=10)
+    if job.done():
+        await job
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            yield service, client
+    finally:
+        stop.set()
+        await asyncio.wait_for(job, 15)
+
+
+@asynccontextmanager
+async def serving(app: WorkerApp, broker_url: str, namespace: str) -> AsyncIterator[asyncio.Event]:
+    """Serve ``app``; on exit stop it cleanly (it says goodbye). Yields the stop event."""
+    stop = asyncio.Event()
+    job = asyncio.create_task(app.serve(stop, broker_url=broker_url, namespace=namespace))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(job, 15)
+
+
+StartRelay = Callable[..., AbstractAsyncContextManager[Started]]
+
+
+@pytest.fixture
+def start_relay(broker_url: str, store_url: str, namespace: str) -> StartRelay:
+    return lambda **options: relay(broker_url, store_url, namespace, **options)
+
+
+async def workers(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    answer = await client.get("/workers", params=params)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["workers"])
+
+
+async def test_workers_appear_with_their_kinds_and_leave_on_goodbye(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay() as (_, client):
+        async with (
+            serving(make_app("images", "img-1"), broker_url, namespace),
+            serving(make_app("text", "txt-1"), broker_url, namespace) as stop_text,
+        ):
+            await eventually(lambda: _count(client), until=lambda n: n == 2, timeout=10)
+            listed = {w["name"]: w for w in await workers(client)}
+            assert listed["img-1"]["worker_kind"] == "images"
+            assert listed["img-1"]["task_kinds"] == ["blob", "echo", "resize"]
+            assert listed["img-1"]["state"] == "online"
+            assert listed["img-1"]["announced"] is True
+            assert listed["img-1"]["heartbeat_interval"] == INTERVAL
+            # heartbeats arrive: the counters of the last one are shown
+            await eventually(lambda: _heartbeat_seen(client, "txt-1"), timeout=10)
+            only = await workers(client, worker_kind="text")
+            assert [w["name"] for w in only] == ["txt-1"]
+            stop_text.set()  # a clean stop: goodbye, gone at once
+            await eventually(lambda: _names(client, {"img-1"}), timeout=5)
+        assert await workers(client) == []
+
+
+async def _count(client: httpx.AsyncClient) -> int:
+    return len(await workers(client))
+
+
+async def _names(client: httpx.AsyncClient, names: set[str]) -> bool:
+    return {w["name"] for w in await workers(client)} == names
+
+
+async def _heartbeat_seen(client: httpx.AsyncClient, name: str) -> bool:
+    return any(w["name"] == name and w["running"] is not None for w in await workers(client))
+
+
+async def test_a_worker_that_stops_beating_leaves_after_three_intervals(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay() as (service, client):
+        runtime_app = make_app("images", "img-dies")
+        stop = asyncio.Event()
+        job = asyncio.create_task(
+            runtime_app.serve(stop, broker_url=broker_url, namespace=namespace)
+        )
+        await eventually(lambda: _names(client, {"img-dies"}), timeout=10)
+        job.cancel()  # dies: no goodbye
+        await asyncio.gather(job, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        gone_at = loop.time()
+        await eventually(lambda: _names(client, set()), timeout=10)
+        # left within three intervals (and the relay's read), not at once
+        assert loop.time() - gone_at <= 3 * INTERVAL + 1.5
+        gone = await workers(client, all="true")
+        assert [(w["name"], w["state"]) for w in gone] == [("img-dies", "gone")]
+        assert service.engine.control.stats.goodbyes == 0
+
+
+async def test_kinds_serve_each_handlers_json_schema(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay() as (_, client):
+        async with serving(make_app("images", "img-1"), broker_url, namespace):
+            await eventually(lambda: _names(client, {"img-1"}), timeout=10)
+            answer = await client.get("/kinds")
+            assert answer.status_code == 200
+            kinds = {(k["worker_kind"], k["task_kind"]): k for k in answer.json()["kinds"]}
+            assert set(kinds) == {("images", "resize"), ("images", "echo"), ("images", "blob")}
+            resize = kinds["images", "resize"]
+            assert resize["conflict"] is False
+            (contract,) = resize["contracts"]
+            assert contract["workers"] == ["img-1"]
+            assert contract["input"]["content_type"] == "application/json"
+            assert contract["input"]["json_schema"] == ResizeIn.model_json_schema()
+            assert contract["output"]["json_schema"] == ResizeOut.model_json_schema()
+            echo = kinds["images", "echo"]["contracts"][0]
+            assert echo["input"] == {
+                "content_type": "text/plain; charset=utf-8",
+                "json_schema": {"type": "string"},
+            }
+            blob = kinds["images", "blob"]["contracts"][0]
+            assert blob["input"] == {"content_type": "application/octet-stream", "json_schema": None}
+            one = await client.get("/kinds/images/resize")
+            assert one.status_code == 200 and one.json() == resize
+            missing = await client.get("/kinds/images/nope")
+            assert missing.status_code == 404
+            assert "nope" in missing.json()["error"]["message"]
+            assert (await client.get("/kinds", params={"worker_kind": "other"})).json() == {
+                "kinds": []
+            }
+
+
+async def test_a_redeploy_shows_both_schemas_until_the_old_worker_leaves(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay(check_input=True) as (_, client):
+        async with serving(make_app("images", "old"), broker_url, namespace) as stop_old:
+            async with serving(make_app("images", "new", v2=True), broker_url, namespace):
+                await eventually(lambda: _names(client, {"old", "new"}), timeout=10)
+                resize = (await client.get("/kinds/images/resize")).json()
+                assert resize["conflict"] is True
+                assert sorted(c["workers"] for c in resize["contracts"]) == [["new"], ["old"]]
+                # valid for either contract: accepted
+                old_shape = {"width": 2, "height": 3}
+                assert (await _publish(client, "resize", old_shape)).status_code == 201
+                stop_old.set()
+                await eventually(lambda: _names(client, {"new"}), timeout=10)
+                resize = (await client.get("/kinds/images/resize")).json()
+                assert resize["conflict"] is False
+                assert [c["workers"] for c in resize["contracts"]] == [["new"]]
+                schema = resize["contracts"][0]["input"]["json_schema"]
+                assert "quality" in schema["required"]
+                refused = await _publish(client, "resize", old_shape)
+                assert refused.status_code == 422, refused.text
+                assert refused.json()["error"]["errors"] == [
+                    {"loc": ["input"], "msg": "'quality' is a required property"}
+                ]
+
+
+async def _publish(client: httpx.AsyncClient, task_kind: str, value: Any) -> httpx.Response:
+    return await client.post(
+        "/tasks", json={"task_kind": task_kind, "worker_kind": "images", "input": value}
+    )
+
+
+async def test_check_input_refuses_a_wrong_shape_with_the_field_path(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay(check_input=True) as (_, client):
+        async with serving(make_app("images", "img-1"), broker_url, namespace):
+            await eventually(lambda: _names(client, {"img-1"}), timeout=10)
+            bad = await _publish(client, "resize", {"width": "wide", "height": 3})
+            assert bad.status_code == 422
+            error = bad.json()["error"]
+            assert error["type"] == "invalid_input"
+            assert error["errors"] == [{"loc": ["input", "width"], "msg": "'wide' is not of type 'integer'"}]
+            assert "input.width" in error["message"]
+            nested = await _publish(client, "resize", [1, 2])
+            assert nested.status_code == 422
+            assert (await _publish(client, "echo", 5)).status_code == 422
+            assert (await _publish(client, "echo", "hi")).status_code == 201
+            unknown = await _publish(client, "nope", {})
+            assert unknown.status_code == 422
+            assert "nope" in unknown.json()["error"]["message"]
+            raw = await client.post(
+                "/tasks",
+                json={"task_kind": "blob", "worker_kind": "images", "input_base64": "AAEC"},
+            )
+            assert raw.status_code == 201, raw.text
+            raw_for_json = await client.post(
+                "/tasks",
+                json={"task_kind": "resize", "worker_kind": "images", "input_base64": "AAEC"},
+            )
+            assert raw_for_json.status_code == 422
+            # a kind nobody announced is published unchecked (it waits for its workers)
+            other = await client.post(
+                "/tasks", json={"task_kind": "x", "worker_kind": "later", "input": {"a": 1}}
+            )
+            assert other.status_code == 201
+
+
+async def test_without_the_flag_a_wrong_shape_completes_as_invalid_input(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay() as (_, client):
+        async with serving(make_app("images", "img-1"), broker_url, namespace):
+            await eventually(lambda: _names(client, {"img-1"}), timeout=10)
+            answer = await _publish(client, "resize", {"width": "wide", "height": 3})
+            assert answer.status_code == 201
+            task_id = answer.json()["id"]
+            done = await client.get(f"/tasks/{task_id}", params={"wait": 10})
+            assert done.json()["status"] == "COMPLETED"
+            assert done.json()["error"]["type"] == "InvalidInput"
+
+
+async def test_announced_mode_refuses_kinds_no_live_worker_announced(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay(worker_kinds="announced") as (_, client):
+        refused = await _publish(client, "resize", {"width": 1, "height": 1})
+        assert refused.status_code == 422
+        assert "announced" in refused.json()["error"]["message"]
+        async with serving(make_app("images", "img-1"), broker_url, namespace):
+            await eventually(lambda: _names(client, {"img-1"}), timeout=10)
+            assert (await _publish(client, "resize", {"width": 1, "height": 1})).status_code == 201
+            # announced mode alone does not check shapes: the worker does
+            assert (await _publish(client, "resize", {"width": "x"})).status_code == 201
+            assert (await _publish(client, "nope", {})).status_code == 422
+
+
+async def test_malformed_control_messages_are_dead_lettered_and_unknown_kinds_skipped(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    async with start_relay() as (service, client):
+        broker = service.broker
+        good = encode_control(
+            Goodbye(name="w", worker_kind="k", sent_at=__import__("tacoq").model.task.utcnow())
+        )
+        bad_bodies = [
+            b"",
+            b"\xff\xfe",
+            b"null",
+            b'{"type": "goodbye"}',
+            b'{"type":"goodbye","name":"a\\u0000b","worker_kind":"k","sent_at":"2026-01-01T00:00:00Z"}',
+            b'{"type":"goodbye","name":"w","worker_kind":"k","sent_at":"99999-01-01T00:00:00Z"}',
+            b'{"type":"goodbye","name":"w","worker_kind":"k","sent_at":"2026-01-01T00:00:00"}',
+            b"[" * 5000,
+            good.body.replace(b'"goodbye"', b'"heartbeat"'),
+        ]
+        for body in bad_bodies:
+            await broker.send_control(Envelope(good.headers, good.content_type, body))
+        await broker.send_control(Envelope(good.headers, "text/plain", good.body))
+        await broker.send_control(Envelope({**good.headers, "tacoq-event": "future-kind"}, good.content_type, b"{}"))
+        await broker.send_control(good)
+        stats = service.engine.control.stats
+        async def received() -> int:
+            return stats.control_messages
+
+        await eventually(received, until=lambda n: n == len(bad_bodies) + 3, timeout=10)
+        assert stats.control_dead_lettered == len(bad_bodies) + 1
+        assert stats.unknown_control_messages == 1
+        assert stats.goodbyes == 1
+        health = (await client.get("/health")).json()
+        assert health["stats"]["control_dead_lettered"] == len(bad_bodies) + 1
+
+
+@pytest.mark.parametrize("seconds", [0, 0.01, -1, float("nan"), float("inf"), 7200, True, "5"])
+def test_a_heartbeat_interval_out_of_range_is_refused(seconds: Any) -> None:
+    from tacoq.worker.presence import check_heartbeat_interval
+
+    with pytest.raises(ConfigError, match="heartbeat interval"):
+        check_heartbeat_interval(seconds)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"worker_kind": ""},
+        {"worker_kind": "a\x00b"},
+        {"worker_kind": "x" * 300},
+        {"all": "maybe"},
+    ],
+)
+async def test_malformed_worker_queries_are_422(start_relay: StartRelay, params: Any) -> None:
+    async with start_relay() as (_, client):
+        answer = await client.get("/workers", params=params)
+        assert answer.status_code == 422, answer.text
+        assert (await client.get("/kinds/a%00b/c")).status_code == 422
+        assert (await client.get("/kinds/" + "x" * 300 + "/c")).status_code == 422
