@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -182,10 +182,20 @@ def relay(
             envvar="TACOQ_RELAY_WORKER_KINDS",
             metavar="KIND,KIND",
             help="The only worker kinds POST /tasks may name (comma-separated); others are 422. "
-            "A public relay should set it: each new kind is a durable queue on the broker.",
+            "A public relay should set it: each new kind is a durable queue on the broker. "
+            "'announced': only the worker and task kinds live workers announced.",
             show_default=False,
         ),
     ] = None,
+    check_input: Annotated[
+        bool,
+        typer.Option(
+            "--check-input",
+            envvar="TACOQ_RELAY_CHECK_INPUT",
+            help="POST /tasks checks the input against the JSON Schema the live workers "
+            "announced for its task kind (422 with the field's path) before publishing.",
+        ),
+    ] = False,
     log_level: LogLevelOption = LogLevel.INFO,
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
@@ -235,14 +245,18 @@ def relay(
         header_timeout=header_timeout,
         body_timeout=body_timeout,
         worker_kinds=None if worker_kinds is None else parse_worker_kinds(worker_kinds),
+        check_input=check_input,
     )
 
 
-def parse_worker_kinds(text: str) -> list[str]:
-    """The kinds of ``--worker-kinds a,b`` (spaces around each are ignored); a ConfigError for
-    an empty entry or a kind no task could have."""
+def parse_worker_kinds(text: str) -> list[str] | Literal["announced"]:
+    """The kinds of ``--worker-kinds a,b`` (spaces around each are ignored), or ``announced``;
+    a ConfigError for an empty entry or a kind no task could have."""
     from tacoq.errors import ConfigError
-    from tacoq.relay.service import check_worker_kinds
+    from tacoq.relay.service import ANNOUNCED, check_worker_kinds
+
+    if text.strip() == ANNOUNCED:
+        return "announced"
 
     kinds = [kind.strip() for kind in text.split(",")]
     if not text.strip() or any(not kind for kind in kinds):
