@@ -69,6 +69,17 @@ def worker(
             help="Seconds running tasks get to finish after SIGTERM/SIGINT (default: 30).",
         ),
     ] = None,
+    heartbeat_interval: Annotated[
+        float | None,
+        typer.Option(
+            envvar="TACOQ_HEARTBEAT_INTERVAL",
+            min=0.1,
+            max=3600,
+            metavar="SECONDS",
+            help="Seconds between two heartbeats to the relay; a worker missing three has "
+            "left (default: 5).",
+        ),
+    ] = None,
     broker: BrokerOption = None,
     namespace: NamespaceOption = None,
     reload: Annotated[
@@ -125,6 +136,7 @@ def worker(
         prefetch=prefetch,
         name=name,
         grace=grace,
+        heartbeat_interval=heartbeat_interval,
         reload=reload,
         reload_dirs=tuple(reload_dirs or ()),
         log_level=log_level.value,

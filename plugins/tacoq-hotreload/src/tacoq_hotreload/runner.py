@@ -55,6 +55,7 @@ def child_command(request: WorkerRunRequest) -> list[str]:
         ("--prefetch", request.prefetch),
         ("--name", request.name),
         ("--grace", request.grace),
+        ("--heartbeat-interval", request.heartbeat_interval),
         ("--log-level", request.log_level),
         ("--log-format", request.log_format),
     ]
