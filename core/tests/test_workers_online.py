@@ -327,7 +327,7 @@ async def test_malformed_control_messages_are_dead_lettered_and_unknown_kinds_sk
     async with start_relay() as (service, client):
         broker = service.broker
         good = encode_control(
-            Goodbye(name="w", worker_kind="k", sent_at=__import__("tacoq").model.task.utcnow())
+            Goodbye(name="w", worker_kind="k", sent_at=_now())
         )
         bad_bodies = [
             b"",
@@ -380,3 +380,68 @@ async def test_malformed_worker_queries_are_422(start_relay: StartRelay, params:
         assert answer.status_code == 422, answer.text
         assert (await client.get("/kinds/a%00b/c")).status_code == 422
         assert (await client.get("/kinds/" + "x" * 300 + "/c")).status_code == 422
+
+
+async def test_a_worker_announces_again_once_control_messages_get_through_again(
+    caplog: pytest.LogCaptureFixture, namespace: str
+) -> None:
+    from tacoq.builtin.memory_broker import MemoryBroker
+    from tacoq.contracts.broker import CONTROL_QUEUE
+    from tacoq.model.wire import decode_control
+    from tacoq.worker.presence import Presence
+    from tacoq.worker.report import WorkerStats
+
+    broker = MemoryBroker(f"memory://{namespace}", namespace=namespace)
+    await broker.connect()
+    presence = Presence(
+        broker,
+        name="w1",
+        worker_kind="k",
+        contracts={},
+        concurrency=1,
+        prefetch=1,
+        interval=INTERVAL,
+        stats=WorkerStats(),
+        running=lambda: [],
+    )
+    assert await presence.announce()
+    assert await presence.beat()
+    await broker.close()  # the broker goes away: sends fail, logged once
+    assert not await presence.beat()
+    assert not await presence.beat()
+    assert caplog.text.count("could not send") == 1
+    await broker.connect()
+    assert await presence.beat()  # announces first, then beats
+    consumer = await broker.consume(CONTROL_QUEUE, prefetch=10)
+    kinds = []
+    while (delivery := consumer.get_nowait()) is not None:
+        kinds.append(decode_control(delivery.envelope).type)
+    assert kinds == ["announce", "heartbeat", "announce", "heartbeat"]
+    await consumer.close()
+    await broker.close()
+
+
+async def test_heartbeats_nobody_takes_in_time_are_dropped_unread(namespace: str) -> None:
+    from tacoq.builtin.memory_broker import MemoryBroker
+    from tacoq.contracts.broker import CONTROL_QUEUE
+
+    broker = MemoryBroker(f"memory://{namespace}", namespace=namespace)
+    await broker.connect()
+    beat = encode_control(Goodbye(name="w", worker_kind="k", sent_at=_now()))
+    for _ in range(100):
+        await broker.send_control(beat, ttl=0.05)
+    await broker.send_control(beat)  # persistent
+    await asyncio.sleep(0.1)
+    consumer = await broker.consume(CONTROL_QUEUE, prefetch=200)
+    got = []
+    while (delivery := consumer.get_nowait()) is not None:
+        got.append(delivery)
+    assert len(got) == 1
+    await consumer.close()
+    await broker.close()
+
+
+def _now() -> Any:
+    from tacoq.model.task import utcnow
+
+    return utcnow()
