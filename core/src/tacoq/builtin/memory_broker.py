@@ -209,9 +209,10 @@ def _server_for(url: str) -> _Server:
 
 
 def _check_queue(queue: str) -> None:
-    if queue not in (RELAY_QUEUE, DEAD_LETTER_QUEUE) and not worker_kind_of(queue):
+    if queue not in (RELAY_QUEUE, DEAD_LETTER_QUEUE, CONTROL_QUEUE) and not worker_kind_of(queue):
         raise ValueError(
-            f"unknown queue {queue!r}: use worker_queue(kind), RELAY_QUEUE or DEAD_LETTER_QUEUE"
+            f"unknown queue {queue!r}: use worker_queue(kind), RELAY_QUEUE, DEAD_LETTER_QUEUE "
+            "or CONTROL_QUEUE"
         )
 
 
@@ -451,11 +452,13 @@ class MemoryBroker(Broker):
         self._connected = False
 
     async def connect(self) -> None:
-        """Declare the relay's queue (idempotent); there is nothing to open."""
+        """Declare the relay's queue and the control queue (idempotent); there is nothing to
+        open."""
         self._closed = False
         self._connected = True
         with self._server.lock:
             self._server.queue(self.namespace, RELAY_QUEUE)
+            self._server.queue(self.namespace, CONTROL_QUEUE)
 
     def _check_open(self) -> None:
         if self._closed:
