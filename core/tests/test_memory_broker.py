@@ -31,6 +31,7 @@ class TestMemoryBroker(BrokerContract):
     timeout = 5.0
     quiet = 0.1
     delay = 0.2
+    control_hold_ttl = 0.3
 
     @pytest.fixture
     def broker_url(self) -> str:

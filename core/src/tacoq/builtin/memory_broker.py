@@ -455,11 +455,13 @@ class MemoryBroker(Broker):
         self._connected = False
 
     async def connect(self) -> None:
-        """Declare the relay's queue (idempotent); there is nothing to open."""
+        """Declare the relay's queue and the control queue (idempotent); there is nothing to
+        open."""
         self._closed = False
         self._connected = True
         with self._server.lock:
             self._server.queue(self.namespace, RELAY_QUEUE)
+            self._server.queue(self.namespace, CONTROL_QUEUE)
 
     def _check_open(self) -> None:
         if self._closed:

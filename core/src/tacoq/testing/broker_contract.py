@@ -23,6 +23,7 @@ import pytest
 import pytest_asyncio
 
 from tacoq.contracts.broker import (
+    CONTROL_QUEUE,
     RELAY_QUEUE,
     Broker,
     Consumer,
@@ -32,11 +33,26 @@ from tacoq.contracts.broker import (
 )
 from tacoq.errors import TacoqError, WireFormatError
 from tacoq.model.task import Payload, Phase, TaskEvent, utcnow
-from tacoq.model.wire import HEADER_PREFIX, Envelope, encode_assignment, encode_updates
+from tacoq.model.wire import (
+    HEADER_PREFIX,
+    Envelope,
+    encode_assignment,
+    encode_control,
+    encode_updates,
+)
+from tacoq.model.workers import Goodbye, Heartbeat
 from tacoq.plugins import get_plugin_host
 from tacoq.testing.eventually import eventually, fresh_namespace
 
-__all__ = ["BrokerContract", "ConnectBroker", "make_assignment", "make_update", "tacoq_headers"]
+__all__ = [
+    "BrokerContract",
+    "ConnectBroker",
+    "make_assignment",
+    "make_goodbye",
+    "make_heartbeat",
+    "make_update",
+    "tacoq_headers",
+]
 
 #: The ``connect_broker`` fixture: a connected broker in the test's namespace (or another one).
 ConnectBroker = Callable[..., Awaitable[Broker]]
@@ -76,6 +92,29 @@ def make_update(worker_kind: str = KIND) -> Envelope:
     return encode_updates([event])
 
 
+def make_heartbeat(name: str | None = None, worker_kind: str = KIND) -> Envelope:
+    """A ``heartbeat`` control envelope of a worker ``name`` (default: a new unique name)."""
+    heartbeat = Heartbeat(
+        name=name or f"contract-{uuid4().hex}",
+        worker_kind=worker_kind,
+        running=0,
+        succeeded=0,
+        failed=0,
+        retried=0,
+        heartbeat_interval=5.0,
+        sent_at=utcnow(),
+    )
+    return encode_control(heartbeat)
+
+
+def make_goodbye(name: str | None = None, worker_kind: str = KIND) -> Envelope:
+    """A ``goodbye`` control envelope of a worker ``name`` (default: a new unique name)."""
+    goodbye = Goodbye(
+        name=name or f"contract-{uuid4().hex}", worker_kind=worker_kind, sent_at=utcnow()
+    )
+    return encode_control(goodbye)
+
+
 def tacoq_headers(envelope: Envelope) -> dict[str, str]:
     """The ``tacoq-*`` headers of an envelope (a real broker may add headers of its own)."""
     return {k: v for k, v in envelope.headers.items() if k.startswith(HEADER_PREFIX)}
@@ -91,6 +130,11 @@ class BrokerContract:
     quiet: float = 0.5
     #: The delay (seconds) used by the delayed-publish test.
     delay: float = 0.6
+    #: The ``ttl`` (seconds) of the expiring control messages; the tests wait three times it.
+    control_ttl: float = 0.2
+    #: A ``ttl`` (seconds) long enough for a control message to be received and requeued
+    #: before it expires.
+    control_hold_ttl: float = 1.0
 
     # -- fixtures a plugin overrides or reuses -----------------------------------------------
 
@@ -486,3 +530,157 @@ class BrokerContract:
         self.require_replies(broker)
         with pytest.raises(WireFormatError, match="not a/b"):
             await broker.open_replies("not a/b")
+
+    # -- control messages (brokers with ``supports_control``) ------------------------------------
+
+    def require_control(self, broker: Broker) -> None:
+        """Skip a control-message test for a broker that does not carry them."""
+        if not broker.supports_control:
+            pytest.skip(f"{type(broker).__name__} does not carry control messages")
+
+    async def control_bodies_until(self, broker: Broker, marker: Envelope) -> list[bytes]:
+        """Send the persistent ``marker``, then consume the control queue up to it (all within
+        ``timeout``): the bodies of what came before it, each acked (expected: none)."""
+        await broker.send_control(marker)
+        before: list[bytes] = []
+        async with await broker.consume(CONTROL_QUEUE, prefetch=100) as control:
+            while True:
+                delivery = await self.receive(control)
+                await delivery.ack()
+                if delivery.envelope.body == marker.body:
+                    break
+                before.append(delivery.envelope.body)
+            await self.expect_nothing(control)
+        return before
+
+    async def test_persistent_control_message_reaches_the_control_queue(
+        self, broker: Broker
+    ) -> None:
+        """A control message without ``ttl`` is consumed from :data:`CONTROL_QUEUE` with its
+        headers, content type and body intact, once."""
+        self.require_control(broker)
+        sent = make_goodbye()
+        await broker.send_control(sent)
+        async with await broker.consume(CONTROL_QUEUE, prefetch=1) as control:
+            delivery = await self.receive(control)
+            got = delivery.envelope
+            assert tacoq_headers(got) == dict(sent.headers)
+            assert got.content_type == sent.content_type
+            assert got.body == sent.body
+            assert (delivery.delivery_count, delivery.redelivered) == (1, False)
+            await delivery.ack()
+            await self.expect_nothing(control)
+
+    async def test_control_message_with_ttl_is_delivered_in_time(self, broker: Broker) -> None:
+        """A control message with a ``ttl`` that a consumer takes in time arrives intact."""
+        self.require_control(broker)
+        async with await broker.consume(CONTROL_QUEUE, prefetch=1) as control:
+            sent = make_heartbeat()
+            await broker.send_control(sent, ttl=self.timeout * 3)
+            delivery = await self.receive(control)
+            assert tacoq_headers(delivery.envelope) == dict(sent.headers)
+            assert delivery.envelope.content_type == sent.content_type
+            assert delivery.envelope.body == sent.body
+            await delivery.ack()
+
+    async def test_expired_control_message_is_never_delivered(self, broker: Broker) -> None:
+        """A message with ``ttl`` that nobody consumed in time is dropped unread; a persistent
+        one sent after it is still delivered."""
+        self.require_control(broker)
+        await broker.send_control(make_heartbeat(), ttl=self.control_ttl)
+        await asyncio.sleep(self.control_ttl * 3)
+        assert await self.control_bodies_until(broker, make_goodbye()) == []
+
+    async def test_expired_heartbeats_leave_nothing(self, broker: Broker) -> None:
+        """Many heartbeats with a short ``ttl`` sent while nobody consumes: once they expired,
+        not one is delivered (no backlog for a relay that was down)."""
+        self.require_control(broker)
+        count, window = 500, 50
+        for start in range(0, count, window):
+            await asyncio.gather(
+                *(
+                    broker.send_control(make_heartbeat(), ttl=self.control_ttl)
+                    for _ in range(min(window, count - start))
+                )
+            )
+        await asyncio.sleep(self.control_ttl * 3)
+        left = await self.control_bodies_until(broker, make_goodbye())
+        assert len(left) == 0, f"{len(left)} of {count} expired heartbeats were delivered"
+
+    async def test_requeued_or_returned_heartbeat_still_expires(self, broker: Broker) -> None:
+        """A heartbeat a consumer requeued, and one it held when it closed, are dropped unread
+        once their ``ttl`` passed (a requeued copy may start its ``ttl`` again): a requeue
+        never makes a heartbeat persistent."""
+        self.require_control(broker)
+        ttl = self.control_hold_ttl
+        for _ in range(2):
+            await broker.send_control(make_heartbeat(), ttl=ttl)
+        control = await broker.consume(CONTROL_QUEUE, prefetch=2)
+        async with control:
+            requeued, held = await self.receive(control), await self.receive(control)
+            assert requeued.envelope.body != held.envelope.body
+            await control.cancel()
+            await requeued.requeue()
+        await asyncio.sleep(ttl * 3)
+        assert await self.control_bodies_until(broker, make_goodbye()) == []
+
+    async def test_control_messages_never_reach_relay_or_worker_queues(
+        self, broker: Broker
+    ) -> None:
+        """Control messages, persistent or not, go to the control queue only."""
+        self.require_control(broker)
+        await broker.declare_worker_queue(KIND)
+        persistent, expiring = make_goodbye(), make_heartbeat()
+        await broker.send_control(persistent)
+        await broker.send_control(expiring, ttl=self.timeout * 3)
+        async with (
+            await broker.consume(worker_queue(KIND), prefetch=10) as work,
+            await broker.consume(RELAY_QUEUE, prefetch=10) as relay,
+        ):
+            await self.expect_nothing(work)
+            assert relay.get_nowait() is None
+        async with await broker.consume(CONTROL_QUEUE, prefetch=10) as control:
+            bodies = []
+            for _ in range(2):
+                delivery = await self.receive(control)
+                bodies.append(delivery.envelope.body)
+                await delivery.ack()
+        assert bodies == [persistent.body, expiring.body]
+
+    async def test_updates_never_reach_the_control_queue(self, broker: Broker) -> None:
+        """Assignments and updates never land in the control queue."""
+        self.require_control(broker)
+        await broker.declare_worker_queue(KIND)
+        await broker.publish(make_assignment())
+        await broker.publish(make_update())
+        async with await broker.consume(CONTROL_QUEUE, prefetch=10) as control:
+            await self.expect_nothing(control)
+
+    async def test_control_queue_consumers_are_counted(
+        self, broker: Broker, broker_url: str, namespace: str
+    ) -> None:
+        """The control queue exists once a broker connected; ``consumer_count`` sees its
+        consumer, connected or not."""
+        self.require_control(broker)
+        probe = self.unconnected(broker_url, namespace)
+        assert await probe.consumer_count(CONTROL_QUEUE) == 0
+        async with await broker.consume(CONTROL_QUEUE, prefetch=1):
+            assert await probe.consumer_count(CONTROL_QUEUE) == 1
+
+        async def count() -> int | None:
+            return await probe.consumer_count(CONTROL_QUEUE)
+
+        await eventually(count, until=lambda n: n == 0, timeout=self.timeout, message="0")
+
+    async def test_delete_namespace_removes_the_control_queue(
+        self, broker: Broker, connect_broker: ConnectBroker, broker_url: str, namespace: str
+    ) -> None:
+        """Deleting a namespace deletes its control queue with the messages in it."""
+        self.require_control(broker)
+        await broker.send_control(make_goodbye())
+        await broker.close()
+        assert await self.unconnected(broker_url, namespace).delete_namespace([KIND])
+        assert await self.unconnected(broker_url, namespace).consumer_count(CONTROL_QUEUE) is None
+        again = await connect_broker(namespace)
+        async with await again.consume(CONTROL_QUEUE, prefetch=1) as control:
+            await self.expect_nothing(control)

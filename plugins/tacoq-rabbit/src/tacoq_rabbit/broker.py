@@ -12,6 +12,11 @@ Direct replies: a publisher's reply queue is a non-durable queue with ``x-expire
 the task exchange with its own routing key; an ``updates`` message published with ``reply_to``
 carries those keys in a ``BCC`` header, so RabbitMQ routes the one message to the relay's queue
 and to those reply queues, and removes the header before delivery.
+
+Control messages (workers online): :meth:`RabbitBroker.send_control` publishes through the default
+exchange straight into the namespace's control queue (``<namespace>.control``, bounded; see
+:meth:`~tacoq_rabbit.topology.Topology.control`), never routed to the relay's or a worker's
+queue: persistent without a ``ttl``, transient with an ``expiration`` with one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import aiormq.abc
 from pamqp import commands as spec
 
 from tacoq.contracts.broker import (
+    CONTROL_QUEUE,
     DEAD_LETTER_QUEUE,
     RELAY_QUEUE,
     Broker,
@@ -37,7 +43,13 @@ from tacoq.contracts.broker import (
 from tacoq.errors import TacoqError
 from tacoq.model.wire import EVENT_ASSIGN, H_EVENT, H_WORKER_KIND, Envelope, check_reply_address
 from tacoq_rabbit import namespace as maintenance
-from tacoq_rabbit.codec import envelope_from, header_text, outgoing, property_fields
+from tacoq_rabbit.codec import (
+    control_fields,
+    envelope_from,
+    header_text,
+    outgoing,
+    property_fields,
+)
 from tacoq_rabbit.consumer import RabbitConsumer
 from tacoq_rabbit.link import RETRYABLE_ERRORS, Link, describe
 from tacoq_rabbit.settings import parse_url
@@ -82,6 +94,7 @@ class RabbitBroker(Broker):
     scheme = "amqp"
     in_process = False
     supports_replies = True
+    supports_control = True
 
     def __init__(
         self,
@@ -183,6 +196,16 @@ class RabbitBroker(Broker):
         properties = spec.Basic.Properties(**property_fields(envelope, _level(priority)))
         await self.link.publish("", physical, envelope.body, properties)
 
+    async def send_control(self, envelope: Envelope, *, ttl: float | None = None) -> None:
+        """Publish a control message straight into the control queue (default exchange);
+        return once confirmed. ``ttl`` ``None``: persistent (``delivery_mode`` 2). A ``ttl`` in
+        seconds: transient (``delivery_mode`` 1) with ``expiration`` = ``ttl`` in milliseconds,
+        rounded up, so RabbitMQ drops it unread once it waited that long. Raises
+        :class:`ValueError` for a negative, non-finite or too long (over ~49.7 days) ``ttl``."""
+        properties = spec.Basic.Properties(**control_fields(envelope, ttl))
+        link = self.link
+        await link.publish("", self.topology.control_queue, envelope.body, properties)
+
     async def declare_worker_queue(self, worker_kind: str) -> None:
         """Declare the queue of ``worker_kind`` (priority levels) and the relay's binding."""
         await self.link.declare_worker(worker_kind)
@@ -190,7 +213,12 @@ class RabbitBroker(Broker):
     # -- consuming ---------------------------------------------------------------------------
 
     async def consume(self, queue: str, *, prefetch: int) -> RabbitConsumer:
-        """Consume a logical queue with ``basic.qos`` ``prefetch``."""
+        """Consume a logical queue with ``basic.qos`` ``prefetch``.
+
+        Deliveries are counted (a redelivered one is republished with ``tacoq-deliveries``
+        first) on worker queues only; the relay's, dead-letter and control queues hand a
+        redelivered message out as it is (a requeued or redelivered heartbeat keeps its
+        expiration)."""
         _check_prefetch(prefetch)
         physical = self.topology.physical_queue(queue)
         kind = worker_kind_of(queue)
@@ -201,7 +229,7 @@ class RabbitBroker(Broker):
             queue,
             physical,
             prefetch,
-            count_deliveries=queue not in (RELAY_QUEUE, DEAD_LETTER_QUEUE),
+            count_deliveries=queue not in (RELAY_QUEUE, DEAD_LETTER_QUEUE, CONTROL_QUEUE),
         )
         await consumer.start()
         self._consumers.add(consumer)
@@ -271,7 +299,8 @@ class RabbitBroker(Broker):
 
     async def delete_namespace(self, worker_kinds: Collection[str] = ()) -> list[str]:
         """Delete the namespace's queues that exist (the relay's, the dead-letter queue, the
-        delay rungs, the worker queue of each of ``worker_kinds``) and its exchanges."""
+        control queue, the delay rungs, the worker queue of each of ``worker_kinds``) and its
+        exchanges."""
         check_not_connected(self._link is not None, repr(self))
         return await maintenance.delete_namespace(self.settings, self.namespace, worker_kinds)
 

@@ -7,6 +7,7 @@ included) and with which basic properties (:func:`property_fields`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,9 +24,12 @@ from tacoq_rabbit.topology import (
 )
 
 __all__ = [
+    "MAX_CONTROL_TTL",
     "PERSISTENT",
     "ROUTING_HEADERS",
+    "TRANSIENT",
     "Outgoing",
+    "control_fields",
     "envelope_from",
     "header_text",
     "outgoing",
@@ -35,6 +39,11 @@ __all__ = [
 
 #: AMQP ``delivery_mode`` of a persistent message.
 PERSISTENT = 2
+#: AMQP ``delivery_mode`` of a transient message (a heartbeat: lost with a broker restart).
+TRANSIENT = 1
+#: The longest ``ttl`` of a control message (seconds): RabbitMQ's largest ``expiration``,
+#: 2**32 - 1 ms (about 49.7 days).
+MAX_CONTROL_TTL = (2**32 - 1) / 1000
 #: A delivery count the binding wrote.
 _COUNT = re.compile(r"[0-9]{1,6}", re.ASCII)
 #: Headers RabbitMQ routes by (sender-selected distribution): never kept on a copy, or a
@@ -53,6 +62,32 @@ def property_fields(envelope: Envelope, level: int) -> dict[str, Any]:
     }
     if headers.get(H_EVENT) == EVENT_ASSIGN and headers.get(H_ID):
         fields["message_id"] = headers[H_ID]
+    return fields
+
+
+def control_fields(envelope: Envelope, ttl: float | None) -> dict[str, Any]:
+    """The AMQP basic properties of a control message: persistent without ``ttl``; with a
+    ``ttl`` (seconds), transient with ``expiration`` in milliseconds as text, rounded up (it
+    never expires early). Raises :class:`ValueError` for a ttl that is negative, not finite or
+    over :data:`MAX_CONTROL_TTL`."""
+    fields: dict[str, Any] = {
+        "content_type": envelope.content_type,
+        "delivery_mode": PERSISTENT,
+        "headers": dict(envelope.headers),
+    }
+    if ttl is not None:
+        if (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not math.isfinite(ttl)
+            or not 0 <= ttl <= MAX_CONTROL_TTL
+        ):
+            raise ValueError(
+                f"ttl must be a number of seconds between 0 and {MAX_CONTROL_TTL:g}, got {ttl!r}"
+            )
+        fields["delivery_mode"] = TRANSIENT
+        # round first: 2.007 s is 2007 ms, not the 2008 of ceil(2007.0000000000002)
+        fields["expiration"] = str(math.ceil(round(ttl * 1000, 6)))
     return fields
 
 

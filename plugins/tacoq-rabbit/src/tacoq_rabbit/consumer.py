@@ -33,7 +33,14 @@ from pamqp import commands as spec
 from tacoq.contracts.broker import DEAD_LETTER_QUEUE, Consumer, DeadLetter, Delivery
 from tacoq.errors import TacoqError
 from tacoq.model.wire import H_DEAD_LETTER_ID
-from tacoq_rabbit.codec import ROUTING_HEADERS, envelope_from, header_text, previous_deliveries
+from tacoq_rabbit.codec import (
+    PERSISTENT,
+    ROUTING_HEADERS,
+    TRANSIENT,
+    envelope_from,
+    header_text,
+    previous_deliveries,
+)
 from tacoq_rabbit.link import CONNECTION_ERRORS, describe
 from tacoq_rabbit.tolerant import storable
 from tacoq_rabbit.topology import H_DELIVERIES, H_ORIGIN, H_REASON, H_TASK_COMPLETED
@@ -301,19 +308,31 @@ class RabbitConsumer(Consumer):
             await self._basic_ack(channel, tag, False)
 
     async def _publish_copy(
-        self, delivery: RabbitDelivery, exchange: str, routing_key: str, extra: dict[str, Any]
+        self,
+        delivery: RabbitDelivery,
+        exchange: str,
+        routing_key: str,
+        extra: dict[str, Any],
+        *,
+        keep_expiration: bool = False,
     ) -> None:
         original = delivery._message.header.properties
         headers: dict[str, Any] = {
             k: v for k, v in (original.headers or {}).items() if k not in ROUTING_HEADERS
         }
         headers.update(extra)
+        # A copy back into the same queue keeps a transient message transient and expiring (a
+        # requeued heartbeat; its ttl starts again): the copy of a message that expires must
+        # not outlive it. A dead letter is kept, persistent.
+        expiration = original.expiration if keep_expiration else None
+        transient = expiration is not None and original.delivery_mode == TRANSIENT
         # storable(): what the tolerant decoder kept of invalid UTF-8 must encode again.
         properties = spec.Basic.Properties(
             content_type=storable(original.content_type),
-            delivery_mode=2,
+            delivery_mode=TRANSIENT if transient else PERSISTENT,
             priority=original.priority if isinstance(original.priority, int) else None,
             message_id=storable(original.message_id),
+            expiration=storable(expiration),
             headers=storable(headers),
         )
         await self.link.publish(exchange, routing_key, delivery._message.body, properties)
@@ -324,7 +343,9 @@ class RabbitConsumer(Consumer):
             return
         count = previous_deliveries(delivery._message.header.properties.headers)
         try:
-            await self._publish_copy(delivery, "", self.physical, {H_DELIVERIES: str(count + 1)})
+            await self._publish_copy(
+                delivery, "", self.physical, {H_DELIVERIES: str(count + 1)}, keep_expiration=True
+            )
         except Exception as exc:
             log.warning("could not requeue a delivery of %s (%s)", self.logical, describe(exc))
             if self._claim(delivery):

@@ -358,10 +358,10 @@ def _check_confirm(confirm: object, display: str) -> None:
 
 async def delete_namespace(url: str, namespace: str, worker_kinds: Iterable[str] = ()) -> list[str]:
     """Delete every queue and exchange of ``namespace`` that exists (the given worker kinds'
-    queues, the relay's, the dead-letter queue, every delay rung, the exchanges); what was
-    deleted. For tests and tooling (:func:`tacoq_rabbit.namespace.delete_namespace`, which
-    ``RabbitBroker.delete_namespace`` uses); RabbitMQ offers no listing without its management
-    plugin, hence ``worker_kinds``."""
+    queues, the relay's, the dead-letter queue, the control queue, every delay rung, the
+    exchanges); what was deleted. For tests and tooling
+    (:func:`tacoq_rabbit.namespace.delete_namespace`, which ``RabbitBroker.delete_namespace``
+    uses); RabbitMQ offers no listing without its management plugin, hence ``worker_kinds``."""
     from tacoq_rabbit import namespace as maintenance
 
     settings = maintenance.settings_for(url, namespace)

@@ -5,7 +5,8 @@ connects) and create nothing: every question is a passive ``queue.declare`` or
 ``exchange.declare``, and a missing entity (404) closes only the channel, so the next question
 gets a fresh one. AMQP cannot list queues without RabbitMQ's management plugin, so deleting a
 namespace deletes the queues :class:`~tacoq_rabbit.topology.Topology` can name: the relay's, the
-dead-letter queue, the 26 delay rungs and the worker queue of each kind it is given. Reply
+dead-letter queue, the control queue, the 26 delay rungs and the worker queue of each kind it is
+given. Reply
 queues are not named here; RabbitMQ deletes each a minute after its publisher is gone
 (:data:`~tacoq_rabbit.topology.REPLY_QUEUE_EXPIRES_MS`).
 """

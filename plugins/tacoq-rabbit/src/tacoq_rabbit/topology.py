@@ -15,9 +15,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tacoq.contracts.broker import DEAD_LETTER_QUEUE, PRIORITY_LEVELS, RELAY_QUEUE, worker_kind_of
+from tacoq.contracts.broker import (
+    CONTROL_QUEUE,
+    DEAD_LETTER_QUEUE,
+    PRIORITY_LEVELS,
+    RELAY_QUEUE,
+    worker_kind_of,
+)
 
 __all__ = [
+    "CONTROL_QUEUE_ARGUMENTS",
+    "CONTROL_QUEUE_MAX_BYTES",
+    "CONTROL_QUEUE_MAX_LENGTH",
     "DELAY_RUNGS_MS",
     "H_DELAY",
     "H_DELIVERIES",
@@ -56,6 +65,19 @@ H_TASK_COMPLETED = "tacoq-task-completed"
 H_DELAY = "tacoq-delay"
 #: A reply queue is deleted by RabbitMQ once it has had no consumer for this long (x-expires).
 REPLY_QUEUE_EXPIRES_MS = 60_000
+#: The control queue keeps at most this many messages; beyond it the oldest are dropped
+#: (``x-overflow: drop-head``). Normally the relay keeps it empty; the bound is for a namespace
+#: whose relay is gone for long (see :meth:`Topology.control`).
+CONTROL_QUEUE_MAX_LENGTH = 100_000
+#: ... and at most this many bytes of message bodies (512 MiB), whichever comes first.
+CONTROL_QUEUE_MAX_BYTES = 512 * 1024 * 1024
+#: The arguments of the control queue (fixed at its first declaration: RabbitMQ refuses a
+#: declaration with other arguments, so changing them means deleting the queue).
+CONTROL_QUEUE_ARGUMENTS: dict[str, Any] = {
+    "x-max-length": CONTROL_QUEUE_MAX_LENGTH,
+    "x-max-length-bytes": CONTROL_QUEUE_MAX_BYTES,
+    "x-overflow": "drop-head",
+}
 #: Headers the RabbitMQ binding adds; they are not part of the envelope a consumer sees.
 TRANSPORT_HEADERS = frozenset({H_DELIVERIES, H_REASON, H_ORIGIN, H_DELAY, H_TASK_COMPLETED})
 
@@ -157,6 +179,12 @@ class Topology:
         """The dead-letter queue."""
         return f"{self.namespace}.dead-letter"
 
+    @property
+    def control_queue(self) -> str:
+        """The control queue: what workers tell the relay about themselves (published to
+        through the default exchange, bound to no exchange)."""
+        return f"{self.namespace}.control"
+
     def worker_routing_key(self, worker_kind: str) -> str:
         """The routing key of assignments for ``worker_kind``."""
         return f"worker.{safe_name(worker_kind)}"
@@ -179,23 +207,27 @@ class Topology:
         return f"{self.namespace}.reply.{address}"
 
     def physical_queue(self, logical: str) -> str:
-        """The physical name of a logical queue (``worker:<kind>``, ``relay``, ``dead-letter``)."""
+        """The physical name of a logical queue (``worker:<kind>``, ``relay``, ``dead-letter``,
+        ``control``)."""
         if logical == RELAY_QUEUE:
             return self.relay_queue
         if logical == DEAD_LETTER_QUEUE:
             return self.dead_queue
+        if logical == CONTROL_QUEUE:
+            return self.control_queue
         kind = worker_kind_of(logical)
         if kind is None:
             raise ValueError(
-                f"unknown queue {logical!r}: use worker_queue(kind), RELAY_QUEUE or "
-                "DEAD_LETTER_QUEUE"
+                f"unknown queue {logical!r}: use worker_queue(kind), RELAY_QUEUE, "
+                "DEAD_LETTER_QUEUE or CONTROL_QUEUE"
             )
         return self.worker_queue(kind)
 
     # -- declarations ------------------------------------------------------------------------
 
     def base(self) -> list[Declaration]:
-        """Exchanges, the relay's queue and the dead-letter queue (every client declares these)."""
+        """Exchanges, the relay's queue, the dead-letter queue and the control queue (every
+        client declares these)."""
         return [
             ExchangeSpec(self.tasks_exchange, "direct"),
             ExchangeSpec(self.dead_exchange, "fanout"),
@@ -204,7 +236,24 @@ class Topology:
             BindingSpec(self.relay_queue, self.tasks_exchange, RELAY_ROUTING_KEY),
             QueueSpec(self.dead_queue),
             BindingSpec(self.dead_queue, self.dead_exchange, ""),
+            self.control(),
         ]
+
+    def control(self) -> QueueSpec:
+        """The control queue, bounded: at most :data:`CONTROL_QUEUE_MAX_LENGTH` messages and
+        :data:`CONTROL_QUEUE_MAX_BYTES` bytes, the oldest dropped first.
+
+        Why a bound: announcements and goodbyes are persistent and wait for a relay; heartbeats
+        expire, but RabbitMQ discards an expired message only once it reaches the head of the
+        queue, so behind an unread announcement they pile up too. A namespace whose relay is gone
+        for weeks would grow without end. Why drop the oldest (not refuse the newest): a worker
+        then never fails to send, and what is kept is the latest news (a worker announces itself
+        again every :data:`~tacoq.model.workers.REANNOUNCE_EVERY` heartbeats, so the relay
+        learns again whatever was dropped). 100,000 messages is over an hour of heartbeats from a
+        hundred workers (5 s apart) with no relay, far beyond any backlog a running relay leaves;
+        512 MiB caps the disk and memory a backlog of large announcements (up to 4 MiB each)
+        could take."""
+        return QueueSpec(self.control_queue, dict(CONTROL_QUEUE_ARGUMENTS))
 
     def worker(self, worker_kind: str) -> list[Declaration]:
         """The worker queue of ``worker_kind`` (priority levels) and the relay's binding to it."""
@@ -225,7 +274,7 @@ class Topology:
 
     def all_queues(self, worker_kinds: tuple[str, ...] | list[str] = ()) -> list[str]:
         """Every queue name of the namespace (for cleanup): base, given kinds, every rung."""
-        names = [self.relay_queue, self.dead_queue]
+        names = [self.relay_queue, self.dead_queue, self.control_queue]
         names += [self.worker_queue(kind) for kind in worker_kinds]
         names += [self.delay_queue(rung) for rung in DELAY_RUNGS_MS]
         return names
