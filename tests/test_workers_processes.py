@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ INTERVAL = 1.0
 #: variable shortens it for a quick local run).
 RELAY_DOWN_S = float(os.environ.get("TACOQ_TEST_RELAY_DOWN_S", "60"))
 
-APP_V1 = '''
+APP_V1 = """
 import pydantic
 import tacoq
 
@@ -55,11 +55,13 @@ worker = tacoq.WorkerApp("images")
 @worker.task
 async def resize(job: ResizeIn) -> int:
     return job.width * job.height
-'''
+"""
 
-APP_V2 = APP_V1.replace("    height: int\n", "    height: int\n    quality: int = 80\n    mode: str\n")
+APP_V2 = APP_V1.replace(
+    "    height: int\n", "    height: int\n    quality: int = 80\n    mode: str\n"
+)
 
-TEXT_APP = '''
+TEXT_APP = """
 import tacoq
 
 worker = tacoq.WorkerApp("text")
@@ -73,7 +75,7 @@ async def upper(text: str) -> str:
 @worker.task
 async def count(words: list[str]) -> int:
     return len(words)
-'''
+"""
 
 
 def free_port() -> int:
