@@ -297,14 +297,16 @@ class MemoryStore(Store):
         return kinds_named(tasks, (record.origin for record in shared.dead.values()))
 
     async def delete_namespace(self) -> builtins.list[str]:
-        """Drop the namespace's rows and dead letters (those other connected stores of this
-        URL and namespace share too; their waiters wake). Nothing when no store holds them."""
+        """Drop the namespace's rows, dead letters and workers (those other connected stores
+        of this URL and namespace share too; their waiters wake). Nothing when no store holds
+        them."""
         check_not_connected(self._shared is not None, f"the memory store {self.url!r}")
         shared = _REGISTRY.pop((self.url, self.namespace), None)
         if shared is None:
             return []
         shared.rows.clear()
         shared.dead.clear()
+        shared.workers.clear()
         for waiting in shared.waiters.values():
             wake(waiting)
         shared.waiters.clear()

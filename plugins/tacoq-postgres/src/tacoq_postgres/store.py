@@ -41,6 +41,7 @@ from tacoq.contracts.store import (
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.model.merge import MergeCounts, fold_batch, merge
 from tacoq.model.task import Phase, Task, TaskEvent
+from tacoq.model.workers import Heartbeat, WorkerRecord
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.listener import Listener
 from tacoq_postgres.settings import parse_store_url, schema_for_namespace
@@ -50,8 +51,10 @@ from tacoq_postgres.sql import (
     dead_columns_of,
     decode,
     decode_dead,
+    decode_worker,
     lock_keys,
     notify_payloads,
+    worker_params,
 )
 
 __all__ = ["PostgresStore"]
@@ -473,6 +476,40 @@ class PostgresStore(Store):
             query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
         async with self._connection() as conn:
             cur = await conn.execute(query, params)
+            return max(cur.rowcount, 0)
+
+    # -- workers online --------------------------------------------------------------------------
+
+    async def save_worker(self, record: WorkerRecord) -> None:
+        """Keep ``record`` as its worker's state (one upsert)."""
+        async with self._connection() as conn:
+            await conn.execute(self._sql.worker_save, worker_params(record))
+
+    async def touch_worker(self, heartbeat: Heartbeat, seen_at: datetime) -> bool:
+        """Set the worker's last heartbeat and ``seen_at`` in one statement (the announcement
+        is another column: a newer one saved meanwhile stays); False when no such worker."""
+        params = [heartbeat.model_dump_json(), seen_at, heartbeat.name]
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_touch, params)
+            return cur.rowcount > 0
+
+    async def remove_worker(self, name: str) -> bool:
+        """Forget the worker ``name``; True when one was kept."""
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_remove, [name])
+            return cur.rowcount > 0
+
+    async def list_workers(self) -> builtins.list[WorkerRecord]:
+        """Every worker kept, by worker kind then name (code point order)."""
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_list)
+            rows = await cur.fetchall()
+        return [decode_worker(row) for row in rows]
+
+    async def prune_workers(self, seen_before: datetime) -> int:
+        """Forget the workers last heard from before ``seen_before``."""
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_prune, [seen_before])
             return max(cur.rowcount, 0)
 
     # -- namespace maintenance (on a connection of its own) -------------------------------------
