@@ -16,6 +16,7 @@ three intervals" is seconds, not the default fifteen.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -153,12 +154,16 @@ class System:
 def system(
     amqp_url: str, postgres_url: str, tmp_path: Path, forget_namespace: Callable[[str], None]
 ) -> Iterator[System]:
+    from tacoq_rabbit.link import delete_namespace
+
     made = System(amqp_url, postgres_url, tmp_path)
     try:
         with made.stack:
             yield made
     finally:
         forget_namespace(made.namespace)
+        # A worker that said goodbye and ran no task is named nowhere in the store any more.
+        asyncio.run(delete_namespace(amqp_url, made.namespace, ["images", "text"]))
 
 
 def test_workers_are_listed_survive_a_relay_restart_and_leave_by_goodbye_or_timeout(

@@ -248,7 +248,9 @@ class SqliteStore(Store):
             f"({', '.join('?' * len(_WORKER_COLUMNS))}) ON CONFLICT(name) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in _WORKER_COLUMNS[1:])
         )
-        self._sql_worker_touch = f"UPDATE {w} SET heartbeat = ?, seen_at = ? WHERE name = ?"
+        self._sql_worker_touch = (
+            f"UPDATE {w} SET heartbeat = ?, seen_at = MAX(seen_at, ?) WHERE name = ?"
+        )
         self._sql_worker_list = (
             f"SELECT {', '.join(_WORKER_COLUMNS)} FROM {w} ORDER BY worker_kind, name"
         )
@@ -648,6 +650,9 @@ class SqliteStore(Store):
                 origins = [
                     r[0] for r in conn.execute(f'SELECT DISTINCT origin FROM "{self.dead_table}"')
                 ]
+            if self.workers_table in tables:
+                query = f'SELECT DISTINCT worker_kind FROM "{self.workers_table}"'
+                tasks += [r[0] for r in conn.execute(query)]
         return kinds_named(tasks, origins)
 
     def _delete_sync(self) -> builtins.list[str]:

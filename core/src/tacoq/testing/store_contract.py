@@ -864,6 +864,24 @@ class StoreContract:
         assert await store.worker_kinds() == expected
         assert await self.unconnected(store_url, namespace).worker_kinds() == expected
 
+    async def test_worker_kinds_name_the_kinds_of_workers_kept(
+        self, store: Store, store_url: str, namespace: str
+    ) -> None:
+        """A worker kind that only a worker record names (its worker announced itself, no
+        task ran yet) is listed too: its queue exists and a namespace delete must find it."""
+        await store.save_worker(worker_record(make_announcement("w-1", "delta"), seen_at=T0))
+        assert await store.worker_kinds() == ["delta"]
+        assert await self.unconnected(store_url, namespace).worker_kinds() == ["delta"]
+
+    async def test_seen_at_never_moves_back(self, store: Store) -> None:
+        """A heartbeat committed late (two relays) leaves the later ``seen_at``."""
+        await store.save_worker(worker_record(make_announcement("w-1", "k"), seen_at=T0))
+        later = T0 + timedelta(seconds=10)
+        assert await store.touch_worker(make_heartbeat("w-1", "k"), later)
+        assert await store.touch_worker(make_heartbeat("w-1", "k"), T0 + timedelta(seconds=5))
+        (record,) = await store.list_workers()
+        assert record.seen_at == later
+
     async def test_delete_namespace_removes_it_and_only_it(
         self, store: Store, open_store: OpenStore, store_url: str, namespace: str
     ) -> None:

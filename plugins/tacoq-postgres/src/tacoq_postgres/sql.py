@@ -297,9 +297,9 @@ class Statements:
         # One statement: a save of the same worker meanwhile lands wholly before or after it
         # (the row lock orders them), and the announcement is never written here.
         self.worker_touch = _render(
-            sql.SQL("UPDATE {} SET heartbeat = %s::json, seen_at = %s WHERE name = %s").format(
-                workers
-            )
+            sql.SQL(
+                "UPDATE {} SET heartbeat = %s::json, seen_at = GREATEST(seen_at, %s) WHERE name = %s"
+            ).format(workers)
         )
         self.worker_remove = _render(sql.SQL("DELETE FROM {} WHERE name = %s").format(workers))
         # json::text is the text as it was written; the columns sort by code point (COLLATE C).

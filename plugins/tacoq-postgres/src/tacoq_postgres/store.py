@@ -531,12 +531,12 @@ class PostgresStore(Store):
             ) from exc
 
     async def worker_kinds(self) -> builtins.list[str]:
-        """The worker kinds of the schema's tasks and dead letters (none when the schema or
-        its tables do not exist; nothing is created)."""
+        """The worker kinds of the schema's tasks, dead letters and workers (none when the
+        schema or its tables do not exist; nothing is created)."""
         async with self._direct() as conn:
             cur = await conn.execute(
                 "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %s "
-                "AND tablename IN ('tasks', 'dead_letters')",
+                "AND tablename IN ('tasks', 'dead_letters', 'workers')",
                 [self.schema],
             )
             present = {str(row[0]) for row in await cur.fetchall()}
@@ -547,6 +547,11 @@ class PostgresStore(Store):
                     sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(self._sql.table)
                 )
                 tasks = [str(row[0]) for row in await cur.fetchall()]
+            if "workers" in present:
+                cur = await conn.execute(
+                    sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(self._sql.workers_table)
+                )
+                tasks += [str(row[0]) for row in await cur.fetchall()]
             if "dead_letters" in present:
                 cur = await conn.execute(
                     sql.SQL("SELECT DISTINCT origin FROM {}").format(self._sql.dead_table)
