@@ -288,8 +288,8 @@ class MemoryStore(Store):
         return len(gone)
 
     async def worker_kinds(self) -> builtins.list[str]:
-        """The worker kinds of the namespace's rows, dead letters and workers (none while no store of
-        this URL and namespace is connected: the rows went with the last one)."""
+        """The worker kinds of the namespace's rows, dead letters and workers (none while no
+        store of this URL and namespace is connected: the rows went with the last one)."""
         shared = self._shared or _REGISTRY.get((self.url, self.namespace))
         if shared is None:
             return []

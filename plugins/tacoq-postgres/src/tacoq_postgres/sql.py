@@ -298,7 +298,8 @@ class Statements:
         # (the row lock orders them), and the announcement is never written here.
         self.worker_touch = _render(
             sql.SQL(
-                "UPDATE {} SET heartbeat = %s::json, seen_at = GREATEST(seen_at, %s) WHERE name = %s"
+                "UPDATE {} SET heartbeat = %s::json, seen_at = GREATEST(seen_at, %s) "
+                "WHERE name = %s"
             ).format(workers)
         )
         self.worker_remove = _render(sql.SQL("DELETE FROM {} WHERE name = %s").format(workers))
