@@ -21,7 +21,19 @@ __all__ = ["CORE_COMMANDS", "mount_plugin_groups"]
 
 #: Names the core CLI owns (some are still to come); no plugin group may take them.
 CORE_COMMANDS = frozenset(
-    {"worker", "demo", "plugins", "relay", "publish", "task", "version", "dlq", "namespace"}
+    {
+        "worker",
+        "workers",
+        "kinds",
+        "demo",
+        "plugins",
+        "relay",
+        "publish",
+        "task",
+        "version",
+        "dlq",
+        "namespace",
+    }
 )
 
 _GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")

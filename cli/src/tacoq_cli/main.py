@@ -25,6 +25,7 @@ from tacoq_cli.commands import (
     task,
     version,
     worker,
+    workers,
 )
 from tacoq_cli.commands.version import print_version
 from tacoq_cli.errors import (
@@ -61,7 +62,8 @@ def _root(
     """TacoQ: a task queue built from plugins.
 
     Run workers (`tacoq worker`) and the relay (`tacoq relay`), publish tasks and follow them
-    (`tacoq task`), handle dead letters (`tacoq dlq`), delete a namespace (`tacoq namespace`),
+    (`tacoq task`), see the workers online and their task kinds (`tacoq workers`, `tacoq
+    kinds`), handle dead letters (`tacoq dlq`), delete a namespace (`tacoq namespace`),
     try it all in one process (`tacoq demo`), and see the installed plugins (`tacoq plugins`)
     and the command groups they add. Every setting can come from its environment variable,
     shown in each command's --help; docs/cli.md lists the commands and their exit codes.
@@ -102,6 +104,7 @@ def build_app(host: PluginHost | None = None) -> typer.Typer:
     publish.register(app)
     task.register(app)
     dlq.register(app)
+    workers.register(app)
     namespace.register(app)
     version.register(app)
     if host is None:

@@ -1,5 +1,6 @@
 """The relay client of the commands that talk to the relay (``tacoq task …``, ``tacoq
-publish``, ``tacoq dlq …``), made from their shared options, and the task ids they take.
+publish``, ``tacoq dlq …``, ``tacoq workers``, ``tacoq kinds``), made from their shared options,
+and the task ids and kinds they take.
 
 ``--relay URL`` (``TACOQ_RELAY_URL``) names the relay and ``--token`` (``TACOQ_RELAY_TOKEN``) its
 bearer token; ``--relay-url``, the old spelling of ``--relay``, still works for one release with
@@ -14,12 +15,12 @@ from uuid import UUID
 import typer
 
 from tacoq.errors import ConfigError
-from tacoq.model.wire import quoted
+from tacoq.model.wire import kind_problem, quoted
 
 if TYPE_CHECKING:
     from tacoq.relay.client import SyncRelayClient
 
-__all__ = ["open_client", "parse_task_id", "relay_address"]
+__all__ = ["kind_filter", "open_client", "parse_task_id", "relay_address"]
 
 
 def parse_task_id(text: str) -> UUID:
@@ -28,6 +29,15 @@ def parse_task_id(text: str) -> UUID:
         return UUID(text.strip())
     except ValueError:
         raise ConfigError(f"{quoted(text)} is not a task id (expected a UUID)") from None
+
+
+def kind_filter(name: str, value: str | None) -> str | None:
+    """``value`` of a kind option or argument ``name`` (``--worker-kind``, ``WORKER_KIND``), or
+    a one-line ConfigError naming it when no kind can be it (empty, NUL, over 255 characters)."""
+    problem = None if value is None else kind_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{name} {problem}: {quoted(value)}")
+    return value
 
 
 def relay_address(ctx: typer.Context, relay: str | None, relay_url: str | None) -> str | None:

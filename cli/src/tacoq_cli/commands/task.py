@@ -17,11 +17,11 @@ from typer.core import TyperGroup
 
 from tacoq.errors import ConfigError, RelayError
 from tacoq.model.task import TaskStatus
-from tacoq.model.wire import kind_problem, quoted
+from tacoq.model.wire import quoted
 from tacoq_cli.commands.publish import publish
 from tacoq_cli.helptext import plain_help
 from tacoq_cli.options import JsonOption, RelayOption, RelayUrlDeprecated, TokenOption
-from tacoq_cli.relay_client import open_client, parse_task_id
+from tacoq_cli.relay_client import kind_filter, open_client, parse_task_id
 from tacoq_cli.task_views import print_task_page, show_task
 from tacoq_cli.waiting import finish_wait, seconds
 
@@ -141,14 +141,6 @@ def show(
         raise typer.Exit(finish_wait(found, wait))
 
 
-def _kind_filter(option: str, value: str | None) -> str | None:
-    """``value`` of a kind filter, or a ConfigError when no kind can be it."""
-    problem = None if value is None else kind_problem(value)
-    if problem is not None:
-        raise ConfigError(f"{option} {problem}: {quoted(value)}")
-    return value
-
-
 def _status(value: str | None) -> TaskStatus | None:
     """``value`` of ``--status`` (in any case), or a ConfigError naming the statuses."""
     if value is None:
@@ -232,8 +224,8 @@ def list_(
     """
     filters: dict[str, Any] = {
         "status": _status(status),
-        "task_kind": _kind_filter("--task-kind", task_kind),
-        "worker_kind": _kind_filter("--worker-kind", worker_kind),
+        "task_kind": kind_filter("--task-kind", task_kind),
+        "worker_kind": kind_filter("--worker-kind", worker_kind),
     }
     after = _cursor(cursor)
     with open_client(ctx, relay, token, relay_url) as client:

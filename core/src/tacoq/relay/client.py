@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import os
 import time
 import uuid
@@ -22,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, Unpack
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -31,8 +33,10 @@ from tacoq.contracts.store import TaskPage
 from tacoq.errors import ConfigError, RelayError, RelayUnavailable
 from tacoq.model.options import PublishOptions, TaskOptions, options_json
 from tacoq.model.task import Task, TaskStatus
+from tacoq.model.wire import kind_problem, quoted
 from tacoq.publishing.kernel import TypedTask, serialize_input
 from tacoq.relay.dead_letter_models import DeadLetterOut, DeadLetterPageOut, RequeueOut
+from tacoq.relay.worker_models import KindOut, KindsOut, WorkerOut, WorkersOut
 
 __all__ = ["ENV_RELAY_TOKEN", "RelayClient", "SyncRelayClient"]
 
@@ -220,6 +224,70 @@ class _Base:
     def _requeue_call(ids: Sequence[UUID | str]) -> _Call:
         return _Call("POST", "/dead-letters/requeue", body={"ids": [str(i) for i in ids]})
 
+    # -- workers online (docs/http-api.md, "Workers and task kinds") ----------------------------
+
+    @staticmethod
+    def _kind_arg(name: str, value: str) -> str:
+        """``value`` of a kind argument; a ConfigError naming ``name`` when no kind can be it."""
+        problem = kind_problem(value)
+        if problem is not None:
+            raise ConfigError(f"{name} {problem}: {quoted(value)}")
+        return value
+
+    @classmethod
+    def _workers_call(cls, worker_kind: str | None, everyone: bool) -> _Call:
+        params: dict[str, Any] = {"all": "true"} if everyone else {}
+        if worker_kind is not None:
+            params["worker_kind"] = cls._kind_arg("worker_kind", worker_kind)
+        return _Call("GET", "/workers", params)
+
+    @classmethod
+    def _kinds_call(cls, worker_kind: str | None) -> _Call:
+        if worker_kind is None:
+            return _Call("GET", "/kinds")
+        return _Call("GET", "/kinds", {"worker_kind": cls._kind_arg("worker_kind", worker_kind)})
+
+    @classmethod
+    def _kind_call(cls, worker_kind: str, task_kind: str) -> _Call:
+        """``GET /kinds/{worker_kind}/{task_kind}``; for a kind holding ``/``, which no path
+        segment can carry (the server decodes ``%2F`` before routing), ``GET /kinds`` of the
+        worker kind (:meth:`_kind_answer` picks the task kind)."""
+        cls._kind_arg("worker_kind", worker_kind)
+        cls._kind_arg("task_kind", task_kind)
+        if "/" in worker_kind or "/" in task_kind:
+            return cls._kinds_call(worker_kind)
+        return _Call("GET", f"/kinds/{_segment(worker_kind)}/{_segment(task_kind)}")
+
+    def _check_workers(self, response: httpx.Response, *, allow_404: bool = False) -> Any:
+        """:meth:`_check` for a worker route: a ``501`` (a store that keeps no workers) is a
+        RelayError that says so."""
+        try:
+            return self._check(response, allow_404=allow_404)
+        except RelayError as exc:
+            if exc.status != 501:
+                raise
+            raise RelayError(
+                f"the relay at {redact_url(self.base_url)} knows no workers: its store does not "
+                f"keep them (it answered 501: {_relay_message(response)})",
+                status=501,
+                error_type=exc.error_type,
+            ) from None
+
+    def _workers_answer(self, response: httpx.Response) -> builtins.list[WorkerOut]:
+        return WorkersOut.model_validate(self._check_workers(response)).workers
+
+    def _kinds_answer(self, response: httpx.Response) -> builtins.list[KindOut]:
+        return KindsOut.model_validate(self._check_workers(response)).kinds
+
+    def _kind_answer(self, call: _Call, task_kind: str, response: httpx.Response) -> KindOut | None:
+        body = self._check_workers(response, allow_404=True)
+        if body is None:
+            return None
+        if call.path != "/kinds":
+            return KindOut.model_validate(body)
+        found = [k for k in KindsOut.model_validate(body).kinds if k.task_kind == task_kind]
+        return found[0] if found else None
+
     def _deleted(self, response: httpx.Response) -> bool:
         return self._check(response, allow_404=True) is not None
 
@@ -229,6 +297,23 @@ class _Base:
             status=404,
             error_type="not_found",
         )
+
+
+def _segment(text: str) -> str:
+    """``text`` as one URL path segment: every reserved character percent-encoded, and ``.``
+    or ``..`` too (a client would otherwise resolve them as relative paths)."""
+    if text in (".", ".."):
+        return "%2E" * len(text)
+    return quote(text, safe="")
+
+
+def _relay_message(response: httpx.Response) -> str:
+    """The message of a relay's error answer (its text when it is not the relay's JSON)."""
+    try:
+        error = response.json().get("error")
+        return str(error["message"])
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return response.text[:200] or response.reason_phrase
 
 
 class RelayClient(_Base):
@@ -381,6 +466,27 @@ class RelayClient(_Base):
         call = self._purge_call(origin, reason, task_id, everything)
         return int(self._check(await self._send(call))["deleted"])
 
+    # -- workers online (docs/http-api.md, "Workers and task kinds") ----------------------------
+
+    async def workers(
+        self, worker_kind: str | None = None, *, all: bool = False
+    ) -> builtins.list[WorkerOut]:
+        """The workers online (of ``worker_kind``), by worker kind then name; ``all=True`` adds
+        those gone that the relay has not forgotten yet. A relay whose store keeps no workers
+        raises :class:`~tacoq.errors.RelayError` (``status`` 501)."""
+        return self._workers_answer(await self._send(self._workers_call(worker_kind, all)))
+
+    async def kinds(self, worker_kind: str | None = None) -> builtins.list[KindOut]:
+        """Every task kind the live workers (of ``worker_kind``) announced, with its contracts
+        (several while the workers of a kind disagree: ``conflict``)."""
+        return self._kinds_answer(await self._send(self._kinds_call(worker_kind)))
+
+    async def kind(self, worker_kind: str, task_kind: str) -> KindOut | None:
+        """One task kind's contracts, or ``None`` when no live worker of ``worker_kind``
+        announced ``task_kind``."""
+        call = self._kind_call(worker_kind, task_kind)
+        return self._kind_answer(call, task_kind, await self._send(call))
+
     async def close(self) -> None:
         """Close the connections."""
         await self._http.aclose()
@@ -528,6 +634,23 @@ class SyncRelayClient(_Base):
         """Delete the dead letters matching the filters (``everything=True``: all of them)."""
         call = self._purge_call(origin, reason, task_id, everything)
         return int(self._check(self._send(call))["deleted"])
+
+    # -- workers online (docs/http-api.md, "Workers and task kinds") ----------------------------
+
+    def workers(
+        self, worker_kind: str | None = None, *, all: bool = False
+    ) -> builtins.list[WorkerOut]:
+        """The workers online (see :meth:`RelayClient.workers`)."""
+        return self._workers_answer(self._send(self._workers_call(worker_kind, all)))
+
+    def kinds(self, worker_kind: str | None = None) -> builtins.list[KindOut]:
+        """Every task kind the live workers announced (see :meth:`RelayClient.kinds`)."""
+        return self._kinds_answer(self._send(self._kinds_call(worker_kind)))
+
+    def kind(self, worker_kind: str, task_kind: str) -> KindOut | None:
+        """One task kind's contracts, or ``None`` (see :meth:`RelayClient.kind`)."""
+        call = self._kind_call(worker_kind, task_kind)
+        return self._kind_answer(call, task_kind, self._send(call))
 
     def close(self) -> None:
         """Close the connections."""
