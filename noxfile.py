@@ -36,7 +36,8 @@ TEST_TOOLS = (
 #: brings libpq inside psycopg's wheels, so a machine without libpq works).
 PLUGIN_EXTRAS = {"tacoq-postgres": "binary"}
 LINT_TOOLS = ("ruff>=0.17,<0.18", "import-linter>=2.17,<3")
-TYPE_TOOLS = ("mypy>=2.4,<3",)
+#: types-jsonschema: the relay checks REST inputs with jsonschema (untyped itself).
+TYPE_TOOLS = ("mypy>=2.4,<3", "types-jsonschema")
 #: The peers the benchmark compares TacoQ with, and what they need to store results in
 #: Postgres (Celery's ``db+postgresql://`` backend is SQLAlchemy over psycopg2), plus psutil
 #: for CPU time and peak RSS. Installed from PyPI into the bench session only.

@@ -16,13 +16,14 @@ three intervals" is seconds, not the default fifteen.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ INTERVAL = 1.0
 #: variable shortens it for a quick local run).
 RELAY_DOWN_S = float(os.environ.get("TACOQ_TEST_RELAY_DOWN_S", "60"))
 
-APP_V1 = '''
+APP_V1 = """
 import pydantic
 import tacoq
 
@@ -55,11 +56,13 @@ worker = tacoq.WorkerApp("images")
 @worker.task
 async def resize(job: ResizeIn) -> int:
     return job.width * job.height
-'''
+"""
 
-APP_V2 = APP_V1.replace("    height: int\n", "    height: int\n    quality: int = 80\n    mode: str\n")
+APP_V2 = APP_V1.replace(
+    "    height: int\n", "    height: int\n    quality: int = 80\n    mode: str\n"
+)
 
-TEXT_APP = '''
+TEXT_APP = """
 import tacoq
 
 worker = tacoq.WorkerApp("text")
@@ -73,7 +76,7 @@ async def upper(text: str) -> str:
 @worker.task
 async def count(words: list[str]) -> int:
     return len(words)
-'''
+"""
 
 
 def free_port() -> int:
@@ -151,12 +154,16 @@ class System:
 def system(
     amqp_url: str, postgres_url: str, tmp_path: Path, forget_namespace: Callable[[str], None]
 ) -> Iterator[System]:
+    from tacoq_rabbit.link import delete_namespace
+
     made = System(amqp_url, postgres_url, tmp_path)
     try:
         with made.stack:
             yield made
     finally:
         forget_namespace(made.namespace)
+        # A worker that said goodbye and ran no task is named nowhere in the store any more.
+        asyncio.run(delete_namespace(amqp_url, made.namespace, ["images", "text"]))
 
 
 def test_workers_are_listed_survive_a_relay_restart_and_leave_by_goodbye_or_timeout(

@@ -9,15 +9,18 @@ import sys
 import textwrap
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tacoq.builtin.sqlite_store import SqliteStore, sqlite_path, table_name
 from tacoq.errors import ConfigError, StoreUnavailable
+from tacoq.model.merge import merge
 from tacoq.model.task import Phase
 from tacoq.testing import fresh_namespace
 from tacoq.testing.store_contract import StoreContract, event
+from tacoq.testing.workers import T0, make_announcement, worker_record
 
 
 class TestSqliteStore(StoreContract):
@@ -222,7 +225,7 @@ async def test_text_another_program_wrote_that_is_not_utf8_still_loads(tmp_path:
 
 async def test_maintenance_creates_no_file_and_keeps_the_file(tmp_path: Path) -> None:
     """Namespace maintenance never creates a database file; deleting a namespace drops its
-    two tables and keeps the file and another namespace's tables."""
+    three tables and keeps the file and another namespace's tables."""
     url = f"sqlite:///{tmp_path}/t.db"
     ghost = SqliteStore(url, namespace=fresh_namespace())
     assert await ghost.worker_kinds() == []
@@ -233,9 +236,54 @@ async def test_maintenance_creates_no_file_and_keeps_the_file(tmp_path: Path) ->
         async with SqliteStore(url, namespace=ns) as store:
             await store.apply_batch([event(uuid.uuid4(), Phase.COMPLETED)])
     deleted = await SqliteStore(url, namespace=mine).delete_namespace()
-    assert deleted == [f"table {table_name(mine)}", f"table {table_name(mine, 'dead')}"]
+    assert deleted == [f"table {table_name(mine, what)}" for what in ("tasks", "dead", "workers")]
     with sqlite3.connect(tmp_path / "t.db") as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert table_name(theirs) in tables
     assert table_name(mine) not in tables
     assert await SqliteStore(url, namespace=theirs).worker_kinds() == ["math"]
+
+
+async def test_a_database_of_the_previous_version_gains_the_workers_table(tmp_path: Path) -> None:
+    """A namespace made before workers online (tasks and dead letters only) opens: its rows
+    stay, the workers table is created, and deleting the namespace drops all three tables."""
+    url, ns = f"sqlite:///{tmp_path}/t.db", fresh_namespace()
+    done = event(uuid.uuid4(), Phase.COMPLETED)
+    async with SqliteStore(url, namespace=ns) as store:
+        await store.apply_batch([done])
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        conn.execute(f'DROP TABLE "{table_name(ns, "workers")}"')
+    record = worker_record(make_announcement("w-1"), seen_at=T0)
+    async with SqliteStore(url, namespace=ns) as store:
+        assert await store.get(done.id) == merge(None, done)[0]
+        assert await store.list_workers() == []
+        await store.save_worker(record)
+    async with SqliteStore(url, namespace=ns) as store:
+        assert await store.list_workers() == [record]
+    deleted = await SqliteStore(url, namespace=ns).delete_namespace()
+    assert len(deleted) == 3
+
+
+async def test_workers_are_shared_with_another_process(tmp_path: Path) -> None:
+    """A worker saved here is touched by another process (another relay), and seen here."""
+    url, ns = f"sqlite:///{tmp_path}/t.db", fresh_namespace()
+    record = worker_record(make_announcement("w-1"), seen_at=T0)
+    async with SqliteStore(url, namespace=ns) as store:
+        await store.save_worker(record)
+        out = await asyncio.to_thread(
+            _run_in_subprocess,
+            _SUBPROCESS_PRELUDE
+            + f"""
+    from datetime import timedelta
+    from tacoq.testing.workers import T0, make_heartbeat
+    async def main():
+        async with SqliteStore({url!r}, namespace={ns!r}) as s:
+            print(await s.touch_worker(make_heartbeat("w-1", running=0), T0 + timedelta(seconds=5)))
+    asyncio.run(main())
+    """,
+        )
+        assert out == "True"
+        (kept,) = await store.list_workers()
+        assert kept.announcement == record.announcement
+        assert kept.heartbeat is not None
+        assert kept.seen_at == T0 + timedelta(seconds=5)

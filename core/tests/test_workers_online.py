@@ -192,62 +192,68 @@ async def test_a_worker_that_stops_beating_leaves_after_three_intervals(
 async def test_kinds_serve_each_handlers_json_schema(
     start_relay: StartRelay, broker_url: str, namespace: str
 ) -> None:
-    async with start_relay() as (_, client):
-        async with serving(make_app("images", "img-1"), broker_url, namespace):
-            await eventually(lambda: _names(client, {"img-1"}), timeout=10)
-            answer = await client.get("/kinds")
-            assert answer.status_code == 200
-            kinds = {(k["worker_kind"], k["task_kind"]): k for k in answer.json()["kinds"]}
-            assert set(kinds) == {("images", "resize"), ("images", "echo"), ("images", "blob")}
-            resize = kinds["images", "resize"]
-            assert resize["conflict"] is False
-            (contract,) = resize["contracts"]
-            assert contract["workers"] == ["img-1"]
-            assert contract["input"]["content_type"] == "application/json"
-            assert contract["input"]["json_schema"] == ResizeIn.model_json_schema()
-            assert contract["output"]["json_schema"] == ResizeOut.model_json_schema()
-            echo = kinds["images", "echo"]["contracts"][0]
-            assert echo["input"] == {
-                "content_type": "text/plain; charset=utf-8",
-                "json_schema": {"type": "string"},
-            }
-            blob = kinds["images", "blob"]["contracts"][0]
-            assert blob["input"] == {"content_type": "application/octet-stream", "json_schema": None}
-            one = await client.get("/kinds/images/resize")
-            assert one.status_code == 200 and one.json() == resize
-            missing = await client.get("/kinds/images/nope")
-            assert missing.status_code == 404
-            assert "nope" in missing.json()["error"]["message"]
-            assert (await client.get("/kinds", params={"worker_kind": "other"})).json() == {
-                "kinds": []
-            }
+    async with (
+        start_relay() as (_, client),
+        serving(make_app("images", "img-1"), broker_url, namespace),
+    ):
+        await eventually(lambda: _names(client, {"img-1"}), timeout=10)
+        answer = await client.get("/kinds")
+        assert answer.status_code == 200
+        kinds = {(k["worker_kind"], k["task_kind"]): k for k in answer.json()["kinds"]}
+        assert set(kinds) == {("images", "resize"), ("images", "echo"), ("images", "blob")}
+        resize = kinds["images", "resize"]
+        assert resize["conflict"] is False
+        (contract,) = resize["contracts"]
+        assert contract["workers"] == ["img-1"]
+        assert contract["input"]["content_type"] == "application/json"
+        assert contract["input"]["json_schema"] == ResizeIn.model_json_schema()
+        assert contract["output"]["json_schema"] == ResizeOut.model_json_schema()
+        echo = kinds["images", "echo"]["contracts"][0]
+        assert echo["input"] == {
+            "content_type": "text/plain; charset=utf-8",
+            "json_schema": {"type": "string"},
+        }
+        blob = kinds["images", "blob"]["contracts"][0]
+        assert blob["input"] == {
+            "content_type": "application/octet-stream",
+            "json_schema": None,
+        }
+        one = await client.get("/kinds/images/resize")
+        assert one.status_code == 200
+        assert one.json() == resize
+        missing = await client.get("/kinds/images/nope")
+        assert missing.status_code == 404
+        assert "nope" in missing.json()["error"]["message"]
+        assert (await client.get("/kinds", params={"worker_kind": "other"})).json() == {"kinds": []}
 
 
 async def test_a_redeploy_shows_both_schemas_until_the_old_worker_leaves(
     start_relay: StartRelay, broker_url: str, namespace: str
 ) -> None:
-    async with start_relay(check_input=True) as (_, client):
-        async with serving(make_app("images", "old"), broker_url, namespace) as stop_old:
-            async with serving(make_app("images", "new", v2=True), broker_url, namespace):
-                await eventually(lambda: _names(client, {"old", "new"}), timeout=10)
-                resize = (await client.get("/kinds/images/resize")).json()
-                assert resize["conflict"] is True
-                assert sorted(c["workers"] for c in resize["contracts"]) == [["new"], ["old"]]
-                # valid for either contract: accepted
-                old_shape = {"width": 2, "height": 3}
-                assert (await _publish(client, "resize", old_shape)).status_code == 201
-                stop_old.set()
-                await eventually(lambda: _names(client, {"new"}), timeout=10)
-                resize = (await client.get("/kinds/images/resize")).json()
-                assert resize["conflict"] is False
-                assert [c["workers"] for c in resize["contracts"]] == [["new"]]
-                schema = resize["contracts"][0]["input"]["json_schema"]
-                assert "quality" in schema["required"]
-                refused = await _publish(client, "resize", old_shape)
-                assert refused.status_code == 422, refused.text
-                assert refused.json()["error"]["errors"] == [
-                    {"loc": ["input"], "msg": "'quality' is a required property"}
-                ]
+    async with (
+        start_relay(check_input=True) as (_, client),
+        serving(make_app("images", "old"), broker_url, namespace) as stop_old,
+        serving(make_app("images", "new", v2=True), broker_url, namespace),
+    ):
+        await eventually(lambda: _names(client, {"old", "new"}), timeout=10)
+        resize = (await client.get("/kinds/images/resize")).json()
+        assert resize["conflict"] is True
+        assert sorted(c["workers"] for c in resize["contracts"]) == [["new"], ["old"]]
+        # valid for either contract: accepted
+        old_shape = {"width": 2, "height": 3}
+        assert (await _publish(client, "resize", old_shape)).status_code == 201
+        stop_old.set()
+        await eventually(lambda: _names(client, {"new"}), timeout=10)
+        resize = (await client.get("/kinds/images/resize")).json()
+        assert resize["conflict"] is False
+        assert [c["workers"] for c in resize["contracts"]] == [["new"]]
+        schema = resize["contracts"][0]["input"]["json_schema"]
+        assert "quality" in schema["required"]
+        refused = await _publish(client, "resize", old_shape)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["errors"] == [
+            {"loc": ["input"], "msg": "'quality' is a required property"}
+        ]
 
 
 async def _publish(client: httpx.AsyncClient, task_kind: str, value: Any) -> httpx.Response:
@@ -259,51 +265,57 @@ async def _publish(client: httpx.AsyncClient, task_kind: str, value: Any) -> htt
 async def test_check_input_refuses_a_wrong_shape_with_the_field_path(
     start_relay: StartRelay, broker_url: str, namespace: str
 ) -> None:
-    async with start_relay(check_input=True) as (_, client):
-        async with serving(make_app("images", "img-1"), broker_url, namespace):
-            await eventually(lambda: _names(client, {"img-1"}), timeout=10)
-            bad = await _publish(client, "resize", {"width": "wide", "height": 3})
-            assert bad.status_code == 422
-            error = bad.json()["error"]
-            assert error["type"] == "invalid_input"
-            assert error["errors"] == [{"loc": ["input", "width"], "msg": "'wide' is not of type 'integer'"}]
-            assert "input.width" in error["message"]
-            nested = await _publish(client, "resize", [1, 2])
-            assert nested.status_code == 422
-            assert (await _publish(client, "echo", 5)).status_code == 422
-            assert (await _publish(client, "echo", "hi")).status_code == 201
-            unknown = await _publish(client, "nope", {})
-            assert unknown.status_code == 422
-            assert "nope" in unknown.json()["error"]["message"]
-            raw = await client.post(
-                "/tasks",
-                json={"task_kind": "blob", "worker_kind": "images", "input_base64": "AAEC"},
-            )
-            assert raw.status_code == 201, raw.text
-            raw_for_json = await client.post(
-                "/tasks",
-                json={"task_kind": "resize", "worker_kind": "images", "input_base64": "AAEC"},
-            )
-            assert raw_for_json.status_code == 422
-            # a kind nobody announced is published unchecked (it waits for its workers)
-            other = await client.post(
-                "/tasks", json={"task_kind": "x", "worker_kind": "later", "input": {"a": 1}}
-            )
-            assert other.status_code == 201
+    async with (
+        start_relay(check_input=True) as (_, client),
+        serving(make_app("images", "img-1"), broker_url, namespace),
+    ):
+        await eventually(lambda: _names(client, {"img-1"}), timeout=10)
+        bad = await _publish(client, "resize", {"width": "wide", "height": 3})
+        assert bad.status_code == 422
+        error = bad.json()["error"]
+        assert error["type"] == "invalid_input"
+        assert error["errors"] == [
+            {"loc": ["input", "width"], "msg": "'wide' is not of type 'integer'"}
+        ]
+        assert "input.width" in error["message"]
+        nested = await _publish(client, "resize", [1, 2])
+        assert nested.status_code == 422
+        assert (await _publish(client, "echo", 5)).status_code == 422
+        assert (await _publish(client, "echo", "hi")).status_code == 201
+        unknown = await _publish(client, "nope", {})
+        assert unknown.status_code == 422
+        assert "nope" in unknown.json()["error"]["message"]
+        raw = await client.post(
+            "/tasks",
+            json={"task_kind": "blob", "worker_kind": "images", "input_base64": "AAEC"},
+        )
+        assert raw.status_code == 201, raw.text
+        raw_for_json = await client.post(
+            "/tasks",
+            json={"task_kind": "resize", "worker_kind": "images", "input_base64": "AAEC"},
+        )
+        assert raw_for_json.status_code == 422
+        # a kind nobody announced is published unchecked (it waits for its workers)
+        other = await client.post(
+            "/tasks", json={"task_kind": "x", "worker_kind": "later", "input": {"a": 1}}
+        )
+        assert other.status_code == 201
 
 
 async def test_without_the_flag_a_wrong_shape_completes_as_invalid_input(
     start_relay: StartRelay, broker_url: str, namespace: str
 ) -> None:
-    async with start_relay() as (_, client):
-        async with serving(make_app("images", "img-1"), broker_url, namespace):
-            await eventually(lambda: _names(client, {"img-1"}), timeout=10)
-            answer = await _publish(client, "resize", {"width": "wide", "height": 3})
-            assert answer.status_code == 201
-            task_id = answer.json()["id"]
-            done = await client.get(f"/tasks/{task_id}", params={"wait": 10})
-            assert done.json()["status"] == "COMPLETED"
-            assert done.json()["error"]["type"] == "InvalidInput"
+    async with (
+        start_relay() as (_, client),
+        serving(make_app("images", "img-1"), broker_url, namespace),
+    ):
+        await eventually(lambda: _names(client, {"img-1"}), timeout=10)
+        answer = await _publish(client, "resize", {"width": "wide", "height": 3})
+        assert answer.status_code == 201
+        task_id = answer.json()["id"]
+        done = await client.get(f"/tasks/{task_id}", params={"wait": 10})
+        assert done.json()["status"] == "COMPLETED"
+        assert done.json()["error"]["type"] == "InvalidInput"
 
 
 async def test_announced_mode_refuses_kinds_no_live_worker_announced(
@@ -326,9 +338,7 @@ async def test_malformed_control_messages_are_dead_lettered_and_unknown_kinds_sk
 ) -> None:
     async with start_relay() as (service, client):
         broker = service.broker
-        good = encode_control(
-            Goodbye(name="w", worker_kind="k", sent_at=_now())
-        )
+        good = encode_control(Goodbye(name="w", worker_kind="k", sent_at=_now()))
         bad_bodies = [
             b"",
             b"\xff\xfe",
@@ -343,9 +353,12 @@ async def test_malformed_control_messages_are_dead_lettered_and_unknown_kinds_sk
         for body in bad_bodies:
             await broker.send_control(Envelope(good.headers, good.content_type, body))
         await broker.send_control(Envelope(good.headers, "text/plain", good.body))
-        await broker.send_control(Envelope({**good.headers, "tacoq-event": "future-kind"}, good.content_type, b"{}"))
+        await broker.send_control(
+            Envelope({**good.headers, "tacoq-event": "future-kind"}, good.content_type, b"{}")
+        )
         await broker.send_control(good)
         stats = service.engine.control.stats
+
         async def received() -> int:
             return stats.control_messages
 

@@ -6,12 +6,17 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 
 import psycopg
 import pytest
 
 from tacoq.errors import ConfigError
+from tacoq.model.merge import merge
+from tacoq.model.task import Phase
 from tacoq.testing import fresh_namespace
+from tacoq.testing.store_contract import dead_letter, event
+from tacoq.testing.workers import T0, make_announcement, worker_record
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.settings import schema_for_namespace
 from tacoq_postgres.testing import MakeStore, drop_schemas, schema_names, with_params
@@ -123,4 +128,37 @@ async def test_maintenance_creates_no_schema(pg_url: str, make_store: MakeStore)
     store = await make_store(fresh_namespace("ghost"), connect=False)
     assert await store.worker_kinds() == []
     assert await store.delete_namespace() == []
+    assert store.schema not in await schema_names(pg_url)
+
+
+async def test_a_schema_of_the_previous_version_is_migrated(
+    make_store: MakeStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace made by the version before workers online (schema version 2) keeps its
+    tasks and dead letters: ``migrate=false`` names the missing version, a store that
+    migrates adds the workers table, and deleting the namespace drops it too."""
+    shipped = migrations.available()
+    assert [m.version for m in shipped][-1] == 3
+    namespace = fresh_namespace("prev")
+    monkeypatch.setattr(migrations, "available", lambda: [m for m in shipped if m.version <= 2])
+    old = await make_store(namespace)
+    done = event(uuid.uuid4(), Phase.COMPLETED)
+    letter = dead_letter()
+    await old.apply_batch([done])
+    await old.record_dead_letters([letter])
+    await old.close()
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"lacks schema versions \[3\]"):
+        await make_store(namespace, url=with_params(pg_url, migrate="false"))
+    store = await make_store(namespace)
+    assert await store.get(done.id) == merge(None, done)[0]
+    assert await store.get_dead_letter(letter.id) == letter
+    record = worker_record(make_announcement("w-1"), seen_at=T0)
+    await store.save_worker(record)
+    assert await store.list_workers() == [record]
+    async with await _connect(pg_url) as conn:
+        assert await migrations.applied_versions(conn, store.schema) == {1, 2, 3}
+    await store.close()
+    deleted = await (await make_store(namespace, connect=False)).delete_namespace()
+    assert f"table {store.schema}.workers" in deleted
     assert store.schema not in await schema_names(pg_url)

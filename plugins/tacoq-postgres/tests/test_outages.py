@@ -12,6 +12,7 @@ from tacoq.model.merge import fold
 from tacoq.model.task import Phase, TaskEvent
 from tacoq.testing import eventually
 from tacoq.testing.strategies import event
+from tacoq.testing.workers import T0, make_announcement, make_heartbeat, worker_record
 from tacoq_postgres.store import PostgresStore
 from tacoq_postgres.testing import MakeStore, terminate_backends
 
@@ -83,3 +84,34 @@ async def test_close_releases_waiters_while_the_listener_is_down(make_store: Mak
     assert not waiter.done()
     await with_dead_listener.close()
     assert await asyncio.wait_for(waiter, 5) is None
+
+
+async def test_worker_methods_are_unavailable_during_an_outage_then_recover(
+    make_store: MakeStore, pg_url: str, app_name: str
+) -> None:
+    """With its backends terminated, a worker method fails with StoreUnavailable (never a raw
+    psycopg error) or succeeds; retried as the relay does, it works and nothing is lost."""
+    store = await make_store()
+    record = worker_record(make_announcement("w-1"), seen_at=T0)
+    await store.save_worker(record)
+    beat = make_heartbeat("w-1", running=1)
+    calls = (
+        lambda: store.list_workers(),
+        lambda: store.touch_worker(beat, T0),
+        lambda: store.save_worker(record),
+        lambda: store.remove_worker("nobody"),
+        lambda: store.prune_workers(T0),
+    )
+    for call in calls:
+        assert await terminate_backends(pg_url, app_name) >= 1
+        failures = 0
+        while True:
+            try:
+                await call()
+                break
+            except StoreUnavailable:
+                failures += 1
+                assert failures < 50, "the store did not recover"
+                await asyncio.sleep(0.05)
+        assert failures <= 1
+    assert await store.list_workers() == [record]

@@ -288,23 +288,26 @@ class MemoryStore(Store):
         return len(gone)
 
     async def worker_kinds(self) -> builtins.list[str]:
-        """The worker kinds of the namespace's rows and dead letters (none while no store of
-        this URL and namespace is connected: the rows went with the last one)."""
+        """The worker kinds of the namespace's rows, dead letters and workers (none while no
+        store of this URL and namespace is connected: the rows went with the last one)."""
         shared = self._shared or _REGISTRY.get((self.url, self.namespace))
         if shared is None:
             return []
-        tasks = (row.worker_kind for row in shared.rows.values())
+        tasks = [row.worker_kind for row in shared.rows.values()]
+        tasks += [record.worker_kind for record in shared.workers.values()]
         return kinds_named(tasks, (record.origin for record in shared.dead.values()))
 
     async def delete_namespace(self) -> builtins.list[str]:
-        """Drop the namespace's rows and dead letters (those other connected stores of this
-        URL and namespace share too; their waiters wake). Nothing when no store holds them."""
+        """Drop the namespace's rows, dead letters and workers (those other connected stores
+        of this URL and namespace share too; their waiters wake). Nothing when no store holds
+        them."""
         check_not_connected(self._shared is not None, f"the memory store {self.url!r}")
         shared = _REGISTRY.pop((self.url, self.namespace), None)
         if shared is None:
             return []
         shared.rows.clear()
         shared.dead.clear()
+        shared.workers.clear()
         for waiting in shared.waiters.values():
             wake(waiting)
         shared.waiters.clear()

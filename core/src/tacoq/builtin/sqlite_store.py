@@ -2,9 +2,10 @@
 
 Every call runs on one dedicated thread that owns the connection (a single-worker executor), so
 the event loop never blocks on the disk. The database runs in WAL mode with a busy timeout;
-each namespace gets a table of its own (``tacoq_tasks_<sanitized namespace>_<hash>``), created
-on connect. Timestamps are stored as integer microseconds since the epoch (exact, UTC) and
-payloads as BLOBs (exact bytes).
+each namespace gets tables of its own (``tacoq_tasks_<sanitized namespace>_<hash>``, and
+``tacoq_dead_...`` and ``tacoq_workers_...`` likewise), created on connect (so a database made
+by an earlier version gains the newer tables when it is opened). Timestamps are stored as
+integer microseconds since the epoch (exact, UTC) and payloads as BLOBs (exact bytes).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from tacoq.contracts.store import (
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.model.merge import MergeCounts, fold_batch, merge
 from tacoq.model.task import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
+from tacoq.model.workers import Announcement, Heartbeat, WorkerRecord
 
 __all__ = ["SqliteStore", "sqlite_path", "table_name"]
 
@@ -78,8 +80,8 @@ def sqlite_path(url: str) -> str:
 
 
 def table_name(namespace: str, what: str = "tasks") -> str:
-    """The table of a namespace (``what``: ``tasks`` or ``dead``): sanitized for SQL, with a
-    hash so distinct names never clash."""
+    """The table of a namespace (``what``: ``tasks``, ``dead`` or ``workers``): sanitized for
+    SQL, with a hash so distinct names never clash."""
     safe = re.sub(r"[^A-Za-z0-9_]", "_", namespace)[:40]
     digest = hashlib.sha256(namespace.encode()).hexdigest()[:8]
     return f"tacoq_{what}_{safe}_{digest}"
@@ -110,6 +112,32 @@ def _decode_dead(r: Sequence[Any]) -> DeadLetterRecord:
         first_seen=_EPOCH + timedelta(microseconds=r[8]),
         last_seen=_EPOCH + timedelta(microseconds=r[9]), count=r[10],
     )  # fmt: skip
+
+
+_WORKER_COLUMNS = ["name", "worker_kind", "announcement", "heartbeat", "seen_at"]
+
+
+def _encode_worker(record: WorkerRecord) -> tuple[Any, ...]:
+    # The announcement and the heartbeat are kept apart (JSON text each): a heartbeat writes
+    # its own column and never the announcement, which may be large and newer.
+    announcement, heartbeat = record.announcement, record.heartbeat
+    return (
+        record.name,
+        record.worker_kind,
+        None if announcement is None else announcement.model_dump_json(),
+        None if heartbeat is None else heartbeat.model_dump_json(),
+        micros(record.seen_at),
+    )
+
+
+def _decode_worker(r: Sequence[Any]) -> WorkerRecord:
+    return WorkerRecord(
+        name=r[0],
+        worker_kind=r[1],
+        announcement=None if r[2] is None else Announcement.model_validate_json(r[2]),
+        heartbeat=None if r[3] is None else Heartbeat.model_validate_json(r[3]),
+        seen_at=_EPOCH + timedelta(microseconds=r[4]),
+    )
 
 
 def _us(moment: datetime | None) -> int | None:
@@ -213,6 +241,19 @@ class SqliteStore(Store):
             f"last_seen = max({d}.last_seen, excluded.last_seen), "
             f"count = max({d}.count, excluded.count)"
         )
+        self.workers_table = table_name(namespace, "workers")
+        w = f'"{self.workers_table}"'
+        self._sql_worker_save = (
+            f"INSERT INTO {w} ({', '.join(_WORKER_COLUMNS)}) VALUES "
+            f"({', '.join('?' * len(_WORKER_COLUMNS))}) ON CONFLICT(name) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _WORKER_COLUMNS[1:])
+        )
+        self._sql_worker_touch = (
+            f"UPDATE {w} SET heartbeat = ?, seen_at = MAX(seen_at, ?) WHERE name = ?"
+        )
+        self._sql_worker_list = (
+            f"SELECT {', '.join(_WORKER_COLUMNS)} FROM {w} ORDER BY worker_kind, name"
+        )
         self._sql_schema = [
             f"CREATE TABLE IF NOT EXISTS {q} (id TEXT PRIMARY KEY, task_kind TEXT NOT NULL, "
             "worker_kind TEXT NOT NULL, status TEXT NOT NULL, priority INTEGER NOT NULL, "
@@ -228,6 +269,10 @@ class SqliteStore(Store):
             "body BLOB NOT NULL, body_size INTEGER NOT NULL, task_id TEXT, "
             "first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL)",
             f'CREATE INDEX IF NOT EXISTS "{self.dead_table}_seen" ON {d} (last_seen DESC, id DESC)',
+            # Text sorts as UTF-8 bytes (BINARY), which is code point order, as in Python.
+            f"CREATE TABLE IF NOT EXISTS {w} (name TEXT PRIMARY KEY, worker_kind TEXT NOT NULL, "
+            "announcement TEXT, heartbeat TEXT, seen_at INTEGER NOT NULL)",
+            f'CREATE INDEX IF NOT EXISTS "{self.workers_table}_seen" ON {w} (seen_at)',
         ]
 
     @property
@@ -346,6 +391,9 @@ class SqliteStore(Store):
 
     def _fetch_dead_sync(self, sql: str, params: Sequence[Any]) -> list[DeadLetterRecord]:
         return [_decode_dead(record) for record in self._connection().execute(sql, params)]
+
+    def _fetch_workers_sync(self, sql: str, params: Sequence[Any]) -> list[WorkerRecord]:
+        return [_decode_worker(record) for record in self._connection().execute(sql, params)]
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
@@ -535,6 +583,32 @@ class SqliteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         return await self._run(self._execute_sync, sql, params)
 
+    # -- workers online --------------------------------------------------------------------------
+
+    async def save_worker(self, record: WorkerRecord) -> None:
+        """Keep ``record`` as its worker's state (one upsert)."""
+        await self._run(self._execute_sync, self._sql_worker_save, _encode_worker(record))
+
+    async def touch_worker(self, heartbeat: Heartbeat, seen_at: datetime) -> bool:
+        """Set the worker's last heartbeat and ``seen_at`` in one statement (the announcement
+        is another column: a newer one saved meanwhile stays); False when no such worker."""
+        params = (heartbeat.model_dump_json(), micros(seen_at), heartbeat.name)
+        return await self._run(self._execute_sync, self._sql_worker_touch, params) > 0
+
+    async def remove_worker(self, name: str) -> bool:
+        """Forget the worker ``name``; True when one was kept."""
+        sql = f'DELETE FROM "{self.workers_table}" WHERE name = ?'
+        return await self._run(self._execute_sync, sql, (name,)) > 0
+
+    async def list_workers(self) -> builtins.list[WorkerRecord]:
+        """Every worker kept, by worker kind then name (code point order)."""
+        return await self._run(self._fetch_workers_sync, self._sql_worker_list, ())
+
+    async def prune_workers(self, seen_before: datetime) -> int:
+        """Forget the workers last heard from before ``seen_before``."""
+        sql = f'DELETE FROM "{self.workers_table}" WHERE seen_at < ?'
+        return await self._run(self._execute_sync, sql, (micros(seen_before),))
+
     # -- namespace maintenance ------------------------------------------------------------------
 
     def _existing_sync(self) -> tuple[sqlite3.Connection, builtins.list[str]] | None:
@@ -546,18 +620,19 @@ class SqliteStore(Store):
         conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_ms / 1000)
         conn.isolation_level = None
         conn.text_factory = _decode_text
+        tables = (self.table, self.dead_table, self.workers_table)
         try:
             found = {
                 name
                 for (name,) in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
-                    (self.table, self.dead_table),
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)",
+                    tables,
                 )
             }
         except BaseException:
             conn.close()
             raise
-        return conn, [name for name in (self.table, self.dead_table) if name in found]
+        return conn, [name for name in tables if name in found]
 
     def _worker_kinds_sync(self) -> builtins.list[str]:
         existing = self._existing_sync()
@@ -575,6 +650,9 @@ class SqliteStore(Store):
                 origins = [
                     r[0] for r in conn.execute(f'SELECT DISTINCT origin FROM "{self.dead_table}"')
                 ]
+            if self.workers_table in tables:
+                query = f'SELECT DISTINCT worker_kind FROM "{self.workers_table}"'
+                tasks += [r[0] for r in conn.execute(query)]
         return kinds_named(tasks, origins)
 
     def _delete_sync(self) -> builtins.list[str]:
@@ -608,8 +686,8 @@ class SqliteStore(Store):
         return await self._maintain(self._worker_kinds_sync)
 
     async def delete_namespace(self) -> builtins.list[str]:
-        """Drop the namespace's two tables (the database file stays: other namespaces may
-        share it); nothing when they do not exist."""
+        """Drop the namespace's tables (tasks, dead letters, workers; the database file stays:
+        other namespaces may share it); nothing when they do not exist."""
         check_not_connected(not self.closed, f"the SQLite store {self.path!r}")
         return await self._maintain(self._delete_sync)
 

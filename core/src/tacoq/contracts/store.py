@@ -276,8 +276,9 @@ class Store(abc.ABC):
         raise ConfigError(f"the {type(self).__name__} store does not keep workers")
 
     async def touch_worker(self, heartbeat: Heartbeat, seen_at: datetime) -> bool:
-        """Set the last heartbeat and ``seen_at`` of the worker ``heartbeat.name``; False
-        (nothing changed) when the store keeps no such worker."""
+        """Set the last heartbeat and ``seen_at`` of the worker ``heartbeat.name`` (``seen_at``
+        never moves back: two relays may commit out of order); False (nothing changed) when
+        the store keeps no such worker."""
         raise ConfigError(f"the {type(self).__name__} store does not keep workers")
 
     async def remove_worker(self, name: str) -> bool:

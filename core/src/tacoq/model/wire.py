@@ -32,13 +32,6 @@ import pydantic_core
 
 from tacoq.errors import UnknownMessageKind, WireFormatError
 from tacoq.model.strict_json import MAX_JSON_DEPTH, deeper_than
-from tacoq.model.workers import (
-    Announcement,
-    ControlMessage,
-    Goodbye,
-    Heartbeat,
-    describe_invalid,
-)
 from tacoq.model.task import (
     MAX_ERROR_TEXT,
     MAX_NAME_TEXT,
@@ -49,6 +42,13 @@ from tacoq.model.task import (
     is_json_type,
     media_type,
     readable_text,
+)
+from tacoq.model.workers import (
+    Announcement,
+    ControlMessage,
+    Goodbye,
+    Heartbeat,
+    describe_invalid,
 )
 
 __all__ = [

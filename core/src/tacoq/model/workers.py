@@ -189,6 +189,7 @@ class WorkerRecord(BaseModel):
 
     def with_heartbeat(self, heartbeat: Heartbeat, seen_at: datetime) -> WorkerRecord:
         """This record after ``heartbeat`` arrived at ``seen_at``."""
+        seen_at = max(seen_at, self.seen_at)  # two relays may commit out of order
         return self.model_copy(update={"heartbeat": heartbeat, "seen_at": seen_at})
 
     def to_json(self) -> str:

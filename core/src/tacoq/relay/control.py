@@ -34,6 +34,7 @@ __all__ = ["ControlIntake", "ControlStats"]
 
 log = logging.getLogger("tacoq.relay")
 
+
 @dataclass(slots=True)
 class ControlStats:
     """Counters of the control intake since the relay started."""

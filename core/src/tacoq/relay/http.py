@@ -50,9 +50,9 @@ from tacoq.relay.api_models import (
 from tacoq.relay.dead_letter_routes import add_dead_letter_routes
 from tacoq.relay.guard import Guard
 from tacoq.relay.params import Cursor, KindFilter
-from tacoq.relay.worker_routes import add_worker_routes
-from tacoq.relay.responses import error_response
+from tacoq.relay.responses import error_response, invalid_input_response
 from tacoq.relay.strict_route import StrictJSONRoute
+from tacoq.relay.worker_routes import add_worker_routes
 
 if TYPE_CHECKING:
     from tacoq.relay.service import RelayService
@@ -276,17 +276,13 @@ def create_app(service: RelayService) -> FastAPI:
             **_INVALID,
         },
     )
-    async def publish(body: PublishIn, response: Response) -> PublishOut:
+    async def publish(body: PublishIn, response: Response) -> Any:
         """Publish a task (201), idempotent by ``id`` (200 when it already existed)."""
         try:
             task_id, created = await service.publish(body)
         except InputRefused as exc:
-            return error_response(
-                422,
-                str(exc),
-                kind="invalid_input",
-                errors=[{"loc": list(loc), "msg": msg} for loc, msg in exc.problems],
-            )
+            errors = [{"loc": list(loc), "msg": msg} for loc, msg in exc.problems]
+            return invalid_input_response(str(exc), errors)
         except PayloadTooLarge as exc:
             raise HTTPException(413, str(exc)) from None
         except (PublishRefused, ConfigError, SerializationError) as exc:

@@ -34,21 +34,14 @@ def error_body(kind: str, message: str) -> bytes:
     return json.dumps({"error": {"type": kind, "message": message}}).encode()
 
 
-def error_response(
-    status: int,
-    message: str,
-    *,
-    kind: str = "",
-    errors: list[dict[str, Any]] | None = None,
-    **headers: str,
-) -> JSONResponse:
-    """An error answer; ``kind`` defaults to the status's (:data:`KIND_BY_STATUS`); ``errors``
-    (an invalid input's ``{"loc", "msg"}`` items) go beside the message."""
-    detail: dict[str, Any] = {
-        "type": kind or KIND_BY_STATUS.get(status, "http_error"),
-        "message": message,
-    }
-    if errors is not None:
-        detail["errors"] = errors
-    body = {"error": detail}
+def error_response(status: int, message: str, *, kind: str = "", **headers: str) -> JSONResponse:
+    """An error answer; ``kind`` defaults to the status's (:data:`KIND_BY_STATUS`)."""
+    body = {"error": {"type": kind or KIND_BY_STATUS.get(status, "http_error"), "message": message}}
     return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def invalid_input_response(message: str, errors: list[dict[str, Any]]) -> JSONResponse:
+    """The ``422`` of an input that does not match its task's contract: type
+    ``invalid_input``, and each problem's ``{"loc", "msg"}`` in ``errors``."""
+    body = {"error": {"type": "invalid_input", "message": message, "errors": errors}}
+    return JSONResponse(body, status_code=422)

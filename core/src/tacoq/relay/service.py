@@ -90,6 +90,7 @@ class _Server:
 
         self.server = Server(config)
 
+
 #: ``worker_kinds=ANNOUNCED`` (``--worker-kinds announced``): REST publishes may name only the
 #: worker kinds (and their task kinds) that live workers announced.
 ANNOUNCED = "announced"

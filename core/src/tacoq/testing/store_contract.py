@@ -19,7 +19,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
 from uuid import UUID
 
@@ -34,7 +34,7 @@ from tacoq.contracts.store import (
     TaskFilter,
     merge_dead_letter,
 )
-from tacoq.errors import TacoqError
+from tacoq.errors import StoreUnavailable, TacoqError
 from tacoq.model.merge import fold, merge
 from tacoq.model.task import ErrorInfo, Payload, Phase, Task, TaskEvent, TaskStatus
 from tacoq.plugins import get_plugin_host
@@ -42,6 +42,13 @@ from tacoq.testing.clock import FakeClock
 from tacoq.testing.eventually import fresh_namespace
 from tacoq.testing.records import all_dead_letters
 from tacoq.testing.strategies import T0, deliveries, event, task_histories, with_fresh_ids
+from tacoq.testing.workers import (
+    json_contract,
+    large_announcement,
+    make_announcement,
+    make_heartbeat,
+    worker_record,
+)
 
 __all__ = ["T0", "OpenStore", "StoreContract", "dead_letter", "event"]
 
@@ -556,6 +563,263 @@ class StoreContract:
         assert await other.purge_dead_letters() == 0
         assert await store.get_dead_letter(letter.id) == letter
 
+    # -- workers online -------------------------------------------------------------------------
+
+    async def test_a_saved_worker_is_listed(self, store: Store, open_store: OpenStore) -> None:
+        """A saved record comes back equal, to this store and to another of the namespace; a
+        heartbeat heard before any announcement is kept too."""
+        assert await store.list_workers() == []
+        announced = worker_record(make_announcement("w-1", "images"), seen_at=T0)
+        early = worker_record(make_heartbeat("w-2", "images", running=2), seen_at=T0)
+        await store.save_worker(announced)
+        await store.save_worker(early)
+        assert await store.list_workers() == [announced, early]
+        assert await (await open_store()).list_workers() == [announced, early]
+
+    async def test_saving_a_worker_again_replaces_it(self, store: Store) -> None:
+        """A second save of one name replaces the whole record: kind, announcement, heartbeat
+        (gone when the new record has none) and ``seen_at``."""
+        first = worker_record(
+            make_announcement("w-1", "images", task_kinds=["resize"]),
+            heartbeat=make_heartbeat("w-1", "images", running=1),
+            seen_at=T0,
+        )
+        later = T0 + timedelta(seconds=30)
+        second = worker_record(
+            make_announcement("w-1", "thumbs", task_kinds=["crop", "scale"], sent_at=later),
+            seen_at=later,
+        )
+        await store.save_worker(first)
+        await store.save_worker(second)
+        assert await store.list_workers() == [second]
+
+    async def test_touching_an_unknown_worker_creates_nothing(self, store: Store) -> None:
+        """A heartbeat of a worker the store does not keep returns False and changes nothing
+        (the relay asks that worker to announce itself)."""
+        kept = worker_record(make_announcement("w-1"), seen_at=T0)
+        await store.save_worker(kept)
+        stranger = make_heartbeat("w-2", sent_at=T0 + timedelta(seconds=5))
+        assert await store.touch_worker(stranger, T0 + timedelta(seconds=5)) is False
+        assert await store.list_workers() == [kept]
+        await store.remove_worker("w-1")
+        assert await store.touch_worker(make_heartbeat("w-1"), T0) is False
+        assert await store.list_workers() == []
+
+    async def test_touch_keeps_the_announcement(self, store: Store) -> None:
+        """A heartbeat sets the last heartbeat and ``seen_at``, keeps the announcement, and
+        the next one replaces it; a worker known only by a heartbeat is touched too."""
+        announcement = make_announcement("w-1", "images", task_kinds=["resize", "crop"])
+        record = worker_record(announcement, seen_at=T0)
+        orphan = worker_record(make_heartbeat("w-0", "images"), seen_at=T0)
+        await store.save_worker(record)
+        await store.save_worker(orphan)
+        expected = [orphan, record]
+        for n in range(1, 4):
+            seen = T0 + timedelta(seconds=5 * n, microseconds=n)
+            beat = make_heartbeat("w-1", "images", running=n, succeeded=10 * n, sent_at=seen)
+            assert await store.touch_worker(beat, seen) is True
+            expected[1] = record.with_heartbeat(beat, seen)
+            assert await store.list_workers() == expected
+        (_, touched) = await store.list_workers()
+        assert touched.announcement == announcement
+        beat = make_heartbeat("w-0", "images", failed=1, sent_at=T0 + timedelta(seconds=7))
+        assert await store.touch_worker(beat, T0 + timedelta(seconds=7)) is True
+        expected[0] = orphan.with_heartbeat(beat, T0 + timedelta(seconds=7))
+        assert await store.list_workers() == expected
+
+    async def test_a_heartbeat_never_overwrites_a_newer_announcement(
+        self, store: Store, open_store: OpenStore
+    ) -> None:
+        """Heartbeats from another store instance (another relay) race with a save of a new
+        announcement: the new announcement is what stays, whatever the interleaving."""
+        other = await open_store()
+        old = worker_record(make_announcement("w-1", task_kinds=["old"]), seen_at=T0)
+        await store.save_worker(old)
+        for round_ in range(5):
+            later = T0 + timedelta(seconds=round_ + 1)
+            new = worker_record(
+                make_announcement("w-1", task_kinds=[f"new_{round_}"], sent_at=later),
+                seen_at=later,
+            )
+            beats = [make_heartbeat("w-1", succeeded=i, sent_at=later) for i in range(10)]
+            touches = [other.touch_worker(beat, later) for beat in beats]
+            await asyncio.gather(*touches[:5], store.save_worker(new), *touches[5:])
+            (kept,) = await store.list_workers()
+            assert kept.announcement == new.announcement
+            assert kept.heartbeat is None or kept.heartbeat in beats
+            assert kept.seen_at == later
+
+    async def test_remove_worker(self, store: Store) -> None:
+        """Removing a kept worker returns True and forgets only it; again, or an unknown
+        name, returns False."""
+        one, two = (worker_record(make_announcement(f"w-{n}"), seen_at=T0) for n in (1, 2))
+        await store.save_worker(one)
+        await store.save_worker(two)
+        assert await store.remove_worker("w-1") is True
+        assert await store.list_workers() == [two]
+        assert await store.remove_worker("w-1") is False
+        assert await store.remove_worker("nobody") is False
+        assert await store.list_workers() == [two]
+
+    async def test_prune_forgets_workers_seen_before_a_moment(self, store: Store) -> None:
+        """``prune_workers`` forgets exactly those seen strictly before the moment (to the
+        microsecond, whatever the moment's offset) and returns how many."""
+        tick = timedelta(microseconds=1)
+        moments = {"early": T0 - tick, "exact": T0, "late": T0 + tick}
+        records = {
+            name: worker_record(make_announcement(name), seen_at=seen)
+            for name, seen in moments.items()
+        }
+        for record in records.values():
+            await store.save_worker(record)
+        assert await store.prune_workers(T0 - tick) == 0
+        # T0 expressed at another offset: the same instant.
+        assert await store.prune_workers(T0.astimezone(timezone(timedelta(hours=-7)))) == 1
+        assert await store.list_workers() == [records["exact"], records["late"]]
+        assert await store.prune_workers(T0) == 0
+        assert await store.prune_workers(T0 + 2 * tick) == 2
+        assert await store.list_workers() == []
+        assert await store.prune_workers(T0 + timedelta(days=1)) == 0
+
+    async def test_workers_are_listed_by_kind_then_name(self, store: Store) -> None:
+        """The order is by worker kind, then name, comparing code points (upper case before
+        lower case, ASCII before accented letters, which come before emoji): the order of
+        Python's ``sorted``, not of a locale."""
+        pairs = [
+            (kind, name)
+            for kind in ("images", "Images", "émaux", "zeta", "🌮", "a")
+            for name in ("b", "B", "a-2", "a-10", "é", "z", "Z", "🌮")
+        ]
+        shuffled = sorted(pairs, key=lambda pair: uuid.uuid5(uuid.NAMESPACE_DNS, repr(pair)))
+        for kind, name in shuffled:
+            announcement = make_announcement(f"{name}@{kind}", kind)
+            await store.save_worker(worker_record(announcement, seen_at=T0))
+        listed = [(r.worker_kind, r.name) for r in await store.list_workers()]
+        assert listed == sorted((kind, f"{name}@{kind}") for kind, name in pairs)
+
+    async def test_a_large_announcement_roundtrips(self, store: Store) -> None:
+        """An announcement of hundreds of task kinds with their JSON Schemas (about 1 MB of
+        JSON) comes back equal, and stays equal when heartbeats arrive."""
+        announcement = large_announcement()
+        assert len(announcement.model_dump_json()) > 1_000_000
+        record = worker_record(announcement, seen_at=T0)
+        await store.save_worker(record)
+        assert await store.list_workers() == [record]
+        beat = make_heartbeat(record.name, record.worker_kind, running=3)
+        assert await store.touch_worker(beat, T0 + timedelta(seconds=5))
+        (kept,) = await store.list_workers()
+        assert kept == record.with_heartbeat(beat, T0 + timedelta(seconds=5))
+        assert kept.announcement == announcement
+
+    async def test_any_json_schema_text_roundtrips(self, store: Store) -> None:
+        """A contract's JSON Schema is any JSON: strings with NUL, control and line-separator
+        characters, huge and tiny numbers, deep nesting all come back equal."""
+        schema = {
+            "description": 'nul \x00, tab \t, newline \n, bell \x07, \u2028 \u2029, \\ " ✓',
+            "examples": [2**64 + 1, -(2**63), 1e-300, 1.7976931348623157e308, 0.1, -0.0],
+            "enum": [None, True, False, "", [], {}],
+            "nested": {"a": {"b": {"c": {"d": {"e": [[[["deep"]]]]}}}}},
+            "\x00key\x1f": "keys are any text too",
+        }
+        contract = json_contract(schema, {"type": "string", "default": "\x00"})
+        announcement = make_announcement("w-1", task_kinds=["odd"], contracts={"odd": contract})
+        record = worker_record(announcement, seen_at=T0)
+        await store.save_worker(record)
+        assert await store.list_workers() == [record]
+
+    async def test_unicode_names_roundtrip(self, store: Store) -> None:
+        """Names, kinds and hosts with accents, other scripts and emoji (no control
+        characters: the model refuses those) are kept, touched and removed by name, exactly:
+        no normalization (a decomposed "é" names another worker) and no case folding."""
+        name, kind = "wörker ✓ 🌮 画像-1 ‍👩‍💻", "ïmages 🖼️ кадры"
+        announcement = make_announcement(
+            name, kind, task_kinds=["résumé.génère", "🌮.eat"], host="hôte-ü.例え.jp"
+        )
+        record = worker_record(announcement, seen_at=T0)
+        await store.save_worker(record)
+        assert await store.list_workers() == [record]
+        beat = make_heartbeat(name, kind, running=1)
+        assert await store.touch_worker(beat, T0 + timedelta(seconds=1)) is True
+        touched = record.with_heartbeat(beat, T0 + timedelta(seconds=1))
+        assert await store.list_workers() == [touched]
+        assert await store.touch_worker(make_heartbeat(name + " ", kind), T0) is False
+        assert await store.remove_worker(name.upper()) is False
+        composed, decomposed = "caf\u00e9", "cafe\u0301"
+        for other in (composed, decomposed):
+            await store.save_worker(worker_record(make_announcement(other, kind), seen_at=T0))
+        assert [r.name for r in await store.list_workers()] == sorted([name, composed, decomposed])
+        assert await store.remove_worker(decomposed) is True
+        assert [r.name for r in await store.list_workers()] == sorted([name, composed])
+        assert await store.remove_worker(name) is True
+        assert [r.name for r in await store.list_workers()] == [composed]
+
+    async def test_worker_timestamps_keep_microseconds_and_instants(self, store: Store) -> None:
+        """``seen_at`` and the messages' times, with microseconds and non-UTC offsets, come
+        back as the same instants (and aware)."""
+        ist, pst = timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))
+        seen = datetime(2031, 7, 4, 23, 59, 59, 999_999, tzinfo=ist)
+        sent = datetime(2031, 7, 4, 10, 29, 59, 123_457, tzinfo=pst)
+        announcement = make_announcement(
+            "w-1", started_at=datetime(2031, 7, 4, 1, 2, 3, 1, tzinfo=pst), sent_at=sent
+        )
+        record = worker_record(announcement, seen_at=seen)
+        await store.save_worker(record)
+        (kept,) = await store.list_workers()
+        assert kept == record
+        assert kept.seen_at == seen
+        assert kept.seen_at.utcoffset() is not None
+        assert kept.announcement is not None
+        assert (kept.announcement.started_at, kept.announcement.sent_at) == (
+            announcement.started_at,
+            sent,
+        )
+        beat_seen = seen + timedelta(microseconds=1)
+        beat = make_heartbeat("w-1", sent_at=sent + timedelta(microseconds=1))
+        assert await store.touch_worker(beat, beat_seen.astimezone(pst))
+        (kept,) = await store.list_workers()
+        assert kept.seen_at == beat_seen
+        assert kept.heartbeat is not None
+        assert kept.heartbeat.sent_at == sent + timedelta(microseconds=1)
+        assert kept.live(beat_seen + timedelta(seconds=15))
+        assert not kept.live(beat_seen + timedelta(seconds=15, microseconds=1))
+
+    async def test_workers_of_namespaces_are_isolated(
+        self, store: Store, open_store: OpenStore
+    ) -> None:
+        """A store in another namespace sees, touches, removes and prunes none of these
+        workers."""
+        other = await open_store(fresh_namespace("other"))
+        record = worker_record(make_announcement("w-1"), seen_at=T0)
+        await store.save_worker(record)
+        assert await other.list_workers() == []
+        assert await other.touch_worker(make_heartbeat("w-1"), T0) is False
+        assert await other.remove_worker("w-1") is False
+        assert await other.prune_workers(T0 + timedelta(days=1)) == 0
+        theirs = worker_record(make_announcement("w-1", "theirs"), seen_at=T0)
+        await other.save_worker(theirs)
+        assert await store.list_workers() == [record]
+        assert await other.list_workers() == [theirs]
+
+    async def test_a_closed_store_keeps_no_workers(self, open_store: OpenStore) -> None:
+        """Every worker method of a closed store raises StoreUnavailable (the relay backs off
+        as for any store failure), and what was saved before stays."""
+        keeper = await open_store()  # the memory store keeps rows while one store is open
+        store = await open_store()
+        record = worker_record(make_announcement("w-1"), seen_at=T0)
+        await store.save_worker(record)
+        await store.close()
+        with pytest.raises(StoreUnavailable):
+            await store.save_worker(record)
+        with pytest.raises(StoreUnavailable):
+            await store.touch_worker(make_heartbeat("w-1"), T0)
+        with pytest.raises(StoreUnavailable):
+            await store.remove_worker("w-1")
+        with pytest.raises(StoreUnavailable):
+            await store.list_workers()
+        with pytest.raises(StoreUnavailable):
+            await store.prune_workers(T0)
+        assert await keeper.list_workers() == [record]
+
     # -- namespaces, health ---------------------------------------------------------------------
 
     async def test_namespaces_are_isolated(self, store: Store, open_store: OpenStore) -> None:
@@ -600,20 +864,41 @@ class StoreContract:
         assert await store.worker_kinds() == expected
         assert await self.unconnected(store_url, namespace).worker_kinds() == expected
 
+    async def test_worker_kinds_name_the_kinds_of_workers_kept(
+        self, store: Store, store_url: str, namespace: str
+    ) -> None:
+        """A worker kind that only a worker record names (its worker announced itself, no
+        task ran yet) is listed too: its queue exists and a namespace delete must find it."""
+        await store.save_worker(worker_record(make_announcement("w-1", "delta"), seen_at=T0))
+        assert await store.worker_kinds() == ["delta"]
+        assert await self.unconnected(store_url, namespace).worker_kinds() == ["delta"]
+
+    async def test_seen_at_never_moves_back(self, store: Store) -> None:
+        """A heartbeat committed late (two relays) leaves the later ``seen_at``."""
+        await store.save_worker(worker_record(make_announcement("w-1", "k"), seen_at=T0))
+        later = T0 + timedelta(seconds=10)
+        assert await store.touch_worker(make_heartbeat("w-1", "k"), later)
+        assert await store.touch_worker(make_heartbeat("w-1", "k"), T0 + timedelta(seconds=5))
+        (record,) = await store.list_workers()
+        assert record.seen_at == later
+
     async def test_delete_namespace_removes_it_and_only_it(
         self, store: Store, open_store: OpenStore, store_url: str, namespace: str
     ) -> None:
-        """Deleting a namespace removes its tasks and dead letters and reports what it
-        deleted; another namespace keeps its own; the deleted one starts empty when used
+        """Deleting a namespace removes its tasks, dead letters and workers and reports what
+        it deleted; another namespace keeps its own; the deleted one starts empty when used
         again; deleting it again deletes nothing."""
         mine, theirs = uuid.uuid4(), uuid.uuid4()
         await store.apply_batch([event(mine, Phase.COMPLETED, worker_kind="mine")])
         await store.record_dead_letters([dead_letter(origin="worker:mine")])
+        await store.save_worker(worker_record(make_announcement("w-1", "mine"), seen_at=T0))
         other_namespace = fresh_namespace("other")
         other = await open_store(other_namespace)
         await other.apply_batch([event(theirs, Phase.COMPLETED, worker_kind="theirs")])
         letter = dead_letter(origin="worker:theirs")
         await other.record_dead_letters([letter])
+        their_worker = worker_record(make_announcement("w-1", "theirs"), seen_at=T0)
+        await other.save_worker(their_worker)
 
         deleted = await self.unconnected(store_url, namespace).delete_namespace()
         assert deleted, "deleting a namespace that holds tasks reported nothing"
@@ -624,9 +909,22 @@ class StoreContract:
         again = await open_store(namespace)
         assert await again.get(mine) is None
         assert (await again.list_dead_letters()).dead_letters == []
+        assert await again.list_workers() == []
+        assert await again.touch_worker(make_heartbeat("w-1", "mine"), T0) is False
         assert await other.get(theirs) is not None
         assert await other.get_dead_letter(letter.id) == letter
+        assert await other.list_workers() == [their_worker]
         assert await self.unconnected(store_url, other_namespace).worker_kinds() == ["theirs"]
+
+    async def test_deleting_a_namespace_that_holds_only_workers(
+        self, store: Store, open_store: OpenStore, store_url: str, namespace: str
+    ) -> None:
+        """A namespace whose store holds workers and nothing else is deleted too: its workers
+        are gone when it is used again."""
+        await store.save_worker(worker_record(make_announcement("w-1"), seen_at=T0))
+        deleted = await self.unconnected(store_url, namespace).delete_namespace()
+        assert deleted, "deleting a namespace that holds workers reported nothing"
+        assert await (await open_store(namespace)).list_workers() == []
 
     async def test_an_unknown_namespace_has_nothing_to_delete(self, store_url: str) -> None:
         """A namespace the store never held names no kind and deletes nothing; asking

@@ -20,6 +20,7 @@ import platform
 import socket
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from tacoq.contracts.broker import Broker
@@ -86,20 +87,20 @@ class Presence:
         self.stats = stats
         self.running = running
         self.started_at = utcnow()
-        self._announcement = dict(
-            name=name,
-            worker_kind=worker_kind,
-            task_kinds=sorted(contracts),
-            contracts=dict(contracts),
-            host=socket.gethostname()[:255] or "unknown",
-            pid=os.getpid(),
-            tacoq_version=tacoq_version or _core_version(),
-            python_version=platform.python_version(),
-            concurrency=concurrency,
-            prefetch=prefetch,
-            started_at=self.started_at,
-            heartbeat_interval=interval,
-        )
+        self._announcement: dict[str, Any] = {
+            "name": name,
+            "worker_kind": worker_kind,
+            "task_kinds": sorted(contracts),
+            "contracts": dict(contracts),
+            "host": socket.gethostname()[:255] or "unknown",
+            "pid": os.getpid(),
+            "tacoq_version": tacoq_version or _core_version(),
+            "python_version": platform.python_version(),
+            "concurrency": concurrency,
+            "prefetch": prefetch,
+            "started_at": self.started_at,
+            "heartbeat_interval": interval,
+        }
         #: Control messages sent and confirmed, and sends that failed.
         self.sent = 0
         self.failed = 0

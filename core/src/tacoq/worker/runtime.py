@@ -29,7 +29,6 @@ from tacoq.contracts.lifecycle import HandlerMiddleware, LifecycleKind
 from tacoq.errors import OutputTooLarge, SerializationError, UnknownMessageKind, WireFormatError
 from tacoq.guard import describe_failure, is_outage, note_unknown_kind, set_aside
 from tacoq.model.task import ErrorInfo, Payload, TaskEvent, utcnow
-from tacoq.model.workers import DEFAULT_HEARTBEAT_INTERVAL
 from tacoq.model.wire import (
     EVENT_ASSIGN,
     EVENT_UPDATES,
@@ -39,12 +38,13 @@ from tacoq.model.wire import (
     decode_assignment,
     raise_unknown_kind,
 )
+from tacoq.model.workers import DEFAULT_HEARTBEAT_INTERVAL
 from tacoq.plugins import PluginHost, get_plugin_host
 from tacoq.publishing.publisher import Publisher
 from tacoq.serialization import DEFAULT_MAX_PAYLOAD_BYTES
+from tacoq.worker.contracts import task_contract
 from tacoq.worker.handler_call import HandlerCall, HandlerTimeout
 from tacoq.worker.handler_pool import DaemonThreadPool
-from tacoq.worker.contracts import task_contract
 from tacoq.worker.presence import Presence, check_heartbeat_interval
 from tacoq.worker.report import RunningNotices, TaskReporter, WorkerStats
 from tacoq.worker.shutdown import first_of, settle, stop_receiving, wait_until

@@ -35,7 +35,7 @@ __all__ = [
 MIGRATION_LOCK = 0x7AC0
 #: Every table the migrations create, and the history table: what :func:`drop` removes. A
 #: migration that adds a table adds it here (``tests/test_migrations.py`` checks).
-TABLES = ("tasks", "dead_letters", "schema_migrations")
+TABLES = ("tasks", "dead_letters", "workers", "schema_migrations")
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

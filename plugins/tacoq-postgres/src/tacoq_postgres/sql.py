@@ -6,6 +6,10 @@ and table, and rendered to bytes there: psycopg converts a ``bytes`` query once 
 which cost more than a single-event batch's round trips. Values always travel as parameters.
 A batch writes its changed rows with a single ``INSERT ... SELECT FROM unnest(arrays) ON
 CONFLICT (id) DO UPDATE`` (one array per column).
+
+A worker's row keeps its last announcement and last heartbeat as JSON text in two columns, so
+a heartbeat (:attr:`Statements.worker_touch`) writes its own column and ``seen_at`` in one
+statement and never the announcement.
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ from psycopg.types.json import Jsonb
 
 from tacoq.contracts.store import DeadLetterRecord
 from tacoq.model.task import ErrorInfo, Payload, Task, TaskStatus
+from tacoq.model.workers import Announcement, Heartbeat, WorkerRecord
 
 __all__ = [
     "COLUMNS",
     "DEAD_COLUMNS",
     "NOTIFY_LIMIT",
+    "WORKER_COLUMNS",
     "Statements",
     "dead_columns_of",
     "decode",
     "decode_dead",
+    "decode_worker",
     "lock_keys",
     "notify_payloads",
+    "worker_params",
 ]
 
 #: Column names and the array type each one travels as in the batch upsert.
@@ -49,6 +57,8 @@ DEAD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("content_type", "text"), ("body", "bytea"), ("body_size", "bigint"), ("task_id", "uuid"),
     ("first_seen", "timestamptz"), ("last_seen", "timestamptz"), ("count", "integer"),
 )  # fmt: skip
+#: Columns of the workers table, in the order of :func:`worker_params`.
+WORKER_COLUMNS = ("name", "worker_kind", "announcement", "heartbeat", "seen_at")
 #: On a second record of one id, these come from whichever was seen last.
 DEAD_LATEST = ("origin", "reason", "headers", "content_type", "body", "body_size", "task_id")
 #: NOTIFY payloads must be shorter than 8000 bytes; ids travel as 32 hex digits plus a comma.
@@ -139,6 +149,29 @@ def decode_dead(r: Sequence[Any]) -> DeadLetterRecord:
         body=bytes(r[5]), body_size=r[6], task_id=r[7], first_seen=r[8].astimezone(UTC),
         last_seen=r[9].astimezone(UTC), count=r[10],
     )  # fmt: skip
+
+
+def worker_params(record: WorkerRecord) -> list[Any]:
+    """The parameters of :attr:`Statements.worker_save` for ``record``."""
+    announcement, heartbeat = record.announcement, record.heartbeat
+    return [
+        record.name,
+        record.worker_kind,
+        None if announcement is None else announcement.model_dump_json(),
+        None if heartbeat is None else heartbeat.model_dump_json(),
+        record.seen_at,
+    ]
+
+
+def decode_worker(r: Sequence[Any]) -> WorkerRecord:
+    """A :class:`WorkerRecord` from a row of :attr:`Statements.worker_list`."""
+    return WorkerRecord(
+        name=r[0],
+        worker_kind=r[1],
+        announcement=None if r[2] is None else Announcement.model_validate_json(r[2]),
+        heartbeat=None if r[3] is None else Heartbeat.model_validate_json(r[3]),
+        seen_at=r[4].astimezone(UTC),
+    )
 
 
 def lock_keys(schema: str, ids: Iterable[UUID]) -> list[int]:
@@ -246,6 +279,38 @@ class Statements:
             ).format(dead, dead_cols, dead_arrays, latest)
         )
         self.dead_get = _render(sql.SQL("SELECT {} FROM {} WHERE id = %s").format(dead_cols, dead))
+        workers = sql.Identifier(schema, "workers")
+        self.workers_table = workers
+        self.worker_save = _render(
+            sql.SQL(
+                "INSERT INTO {} ({}) VALUES (%s, %s, %s::json, %s::json, %s) "
+                "ON CONFLICT (name) DO UPDATE SET {}"
+            ).format(
+                workers,
+                sql.SQL(", ").join(sql.Identifier(n) for n in WORKER_COLUMNS),
+                sql.SQL(", ").join(
+                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
+                    for n in WORKER_COLUMNS[1:]
+                ),
+            )
+        )
+        # One statement: a save of the same worker meanwhile lands wholly before or after it
+        # (the row lock orders them), and the announcement is never written here.
+        self.worker_touch = _render(
+            sql.SQL(
+                "UPDATE {} SET heartbeat = %s::json, seen_at = GREATEST(seen_at, %s) "
+                "WHERE name = %s"
+            ).format(workers)
+        )
+        self.worker_remove = _render(sql.SQL("DELETE FROM {} WHERE name = %s").format(workers))
+        # json::text is the text as it was written; the columns sort by code point (COLLATE C).
+        self.worker_list = _render(
+            sql.SQL(
+                "SELECT name, worker_kind, announcement::text, heartbeat::text, seen_at FROM {} "
+                "ORDER BY worker_kind, name"
+            ).format(workers)
+        )
+        self.worker_prune = _render(sql.SQL("DELETE FROM {} WHERE seen_at < %s").format(workers))
         self.cleanup = _render(
             sql.SQL(
                 "DELETE FROM {0} WHERE id IN (SELECT id FROM {0} WHERE status = 'COMPLETED' "

@@ -41,6 +41,7 @@ from tacoq.contracts.store import (
 from tacoq.errors import ConfigError, StoreUnavailable
 from tacoq.model.merge import MergeCounts, fold_batch, merge
 from tacoq.model.task import Phase, Task, TaskEvent
+from tacoq.model.workers import Heartbeat, WorkerRecord
 from tacoq_postgres import migrate as migrations
 from tacoq_postgres.listener import Listener
 from tacoq_postgres.settings import parse_store_url, schema_for_namespace
@@ -50,8 +51,10 @@ from tacoq_postgres.sql import (
     dead_columns_of,
     decode,
     decode_dead,
+    decode_worker,
     lock_keys,
     notify_payloads,
+    worker_params,
 )
 
 __all__ = ["PostgresStore"]
@@ -475,6 +478,40 @@ class PostgresStore(Store):
             cur = await conn.execute(query, params)
             return max(cur.rowcount, 0)
 
+    # -- workers online --------------------------------------------------------------------------
+
+    async def save_worker(self, record: WorkerRecord) -> None:
+        """Keep ``record`` as its worker's state (one upsert)."""
+        async with self._connection() as conn:
+            await conn.execute(self._sql.worker_save, worker_params(record))
+
+    async def touch_worker(self, heartbeat: Heartbeat, seen_at: datetime) -> bool:
+        """Set the worker's last heartbeat and ``seen_at`` in one statement (the announcement
+        is another column: a newer one saved meanwhile stays); False when no such worker."""
+        params = [heartbeat.model_dump_json(), seen_at, heartbeat.name]
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_touch, params)
+            return cur.rowcount > 0
+
+    async def remove_worker(self, name: str) -> bool:
+        """Forget the worker ``name``; True when one was kept."""
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_remove, [name])
+            return cur.rowcount > 0
+
+    async def list_workers(self) -> builtins.list[WorkerRecord]:
+        """Every worker kept, by worker kind then name (code point order)."""
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_list)
+            rows = await cur.fetchall()
+        return [decode_worker(row) for row in rows]
+
+    async def prune_workers(self, seen_before: datetime) -> int:
+        """Forget the workers last heard from before ``seen_before``."""
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql.worker_prune, [seen_before])
+            return max(cur.rowcount, 0)
+
     # -- namespace maintenance (on a connection of its own) -------------------------------------
 
     @contextlib.asynccontextmanager
@@ -494,12 +531,12 @@ class PostgresStore(Store):
             ) from exc
 
     async def worker_kinds(self) -> builtins.list[str]:
-        """The worker kinds of the schema's tasks and dead letters (none when the schema or
-        its tables do not exist; nothing is created)."""
+        """The worker kinds of the schema's tasks, dead letters and workers (none when the
+        schema or its tables do not exist; nothing is created)."""
         async with self._direct() as conn:
             cur = await conn.execute(
                 "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %s "
-                "AND tablename IN ('tasks', 'dead_letters')",
+                "AND tablename IN ('tasks', 'dead_letters', 'workers')",
                 [self.schema],
             )
             present = {str(row[0]) for row in await cur.fetchall()}
@@ -510,6 +547,11 @@ class PostgresStore(Store):
                     sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(self._sql.table)
                 )
                 tasks = [str(row[0]) for row in await cur.fetchall()]
+            if "workers" in present:
+                cur = await conn.execute(
+                    sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(self._sql.workers_table)
+                )
+                tasks += [str(row[0]) for row in await cur.fetchall()]
             if "dead_letters" in present:
                 cur = await conn.execute(
                     sql.SQL("SELECT DISTINCT origin FROM {}").format(self._sql.dead_table)

@@ -70,17 +70,21 @@ async def schema_names(url: str) -> set[str]:
 
 
 async def worker_kinds_in(url: str, namespace: str) -> list[str]:
-    """Every worker kind the namespace's tasks name (the queues a test left behind to delete);
-    none when the namespace has no table."""
+    """Every worker kind the namespace's tasks and workers name (the queues a test left behind
+    to delete); none when the namespace has no table."""
     from tacoq_postgres.settings import schema_for_namespace
 
-    table = sql.Identifier(schema_for_namespace(namespace), "tasks")
+    found: set[str] = set()
     async with await admin(url) as conn:
-        try:
-            cur = await conn.execute(sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(table))
-        except psycopg.errors.UndefinedTable:
-            return []
-        return sorted(row[0] for row in await cur.fetchall())
+        for name in ("tasks", "workers"):
+            table = sql.Identifier(schema_for_namespace(namespace), name)
+            try:
+                query = sql.SQL("SELECT DISTINCT worker_kind FROM {}").format(table)
+                cur = await conn.execute(query)
+            except psycopg.errors.UndefinedTable:
+                continue
+            found.update(row[0] for row in await cur.fetchall())
+    return sorted(found)
 
 
 async def terminate_backends(url: str, application_name: str, *, listen_only: bool = False) -> int:
