@@ -272,7 +272,7 @@ def measure(settings: Settings, argv_for: ArgvFor, what: str, *, make_schema: bo
         with contextlib.suppress(Exception):
             from tacoq_rabbit.link import delete_namespace
 
-            asyncio.run(delete_namespace(amqp, namespace))
+            asyncio.run(delete_namespace(amqp, namespace, [WORKER_KIND]))
         with contextlib.suppress(Exception):
             drop_schema(store, namespace)
 
