@@ -114,9 +114,9 @@ def _postgres_scenarios() -> list[Scenario]:
 
 
 def _relay_scenarios() -> list[Scenario]:
-    from bench.relay_scenarios import RELAY_LATENCY, RELAY_THROUGHPUT
+    from bench.relay_scenarios import RELAY_HEARTBEATS, RELAY_LATENCY, RELAY_THROUGHPUT
 
-    return [RELAY_LATENCY, RELAY_THROUGHPUT]
+    return [RELAY_LATENCY, RELAY_THROUGHPUT, RELAY_HEARTBEATS]
 
 
 SCENARIOS: list[Scenario] = [
