@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pydantic
 import pytest
 
 from tacoq.builtin.memory_store import MemoryStore
@@ -28,6 +27,7 @@ from tacoq.contracts.store import Store
 from tacoq.relay.client import SyncRelayClient
 from tacoq.relay.service import RelayService
 from tacoq.testing import fresh_namespace
+from tacoq.testing.workers import SizeIn, SizeOut, contract_app
 from tacoq.worker import WorkerApp
 from tacoq_cli.commands.workers import TABLE_WIDTH, column_widths, seen_ago
 from tacoq_cli.main import run
@@ -38,44 +38,9 @@ LONG_NAME = "w-" + "n" * 120
 LONG_KIND = "t-" + "k" * 120
 
 
-class SizeIn(pydantic.BaseModel):
-    width: int
-    height: int
-
-
-class SizeInV2(SizeIn):
-    quality: int
-
-
-class SizeOut(pydantic.BaseModel):
-    pixels: int
-
-
 def make_app(worker_kind: str, name: str, *, quality: bool = False) -> WorkerApp:
-    """A worker of ``worker_kind`` running ``resize`` (whose input has a ``quality`` field when
-    ``quality``), ``echo`` (text) and ``blob`` (bytes)."""
-    app = WorkerApp(worker_kind, name=name, heartbeat_interval=INTERVAL)
-    if quality:
-
-        @app.task(kind="resize")
-        async def resize2(job: SizeInV2) -> SizeOut:
-            return SizeOut(pixels=job.width * job.height)
-
-    else:
-
-        @app.task(kind="resize")
-        async def resize(job: SizeIn) -> SizeOut:
-            return SizeOut(pixels=job.width * job.height)
-
-    @app.task(kind="echo")
-    async def echo(text: str) -> str:
-        return text
-
-    @app.task(kind="blob")
-    async def blob(data: bytes) -> bytes:
-        return data
-
-    return app
+    """:func:`~tacoq.testing.workers.contract_app` beating every :data:`INTERVAL`."""
+    return contract_app(worker_kind, name, quality=quality, heartbeat_interval=INTERVAL)
 
 
 def long_app() -> WorkerApp:

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
-import pydantic
 import pytest
 
 from tacoq.builtin.memory_store import MemoryStore
@@ -23,46 +22,15 @@ from tacoq.relay.client import RelayClient, SyncRelayClient
 from tacoq.relay.service import RelayService
 from tacoq.relay.worker_models import KindOut, WorkerOut
 from tacoq.testing import eventually, fresh_namespace
+from tacoq.testing.workers import SizeIn, SizeOut, contract_app
 from tacoq.worker import WorkerApp
 
 INTERVAL = 0.2
 
 
-class SizeIn(pydantic.BaseModel):
-    width: int
-    height: int
-
-
-class SizeOut(pydantic.BaseModel):
-    pixels: int
-
-
 def make_app(worker_kind: str, name: str, *, quality: bool = False) -> WorkerApp:
-    """A worker of ``worker_kind``: ``resize`` (with a ``quality`` field in its input when
-    ``quality``), ``echo`` (text), ``blob`` (bytes) and a task kind named ``..``."""
-    app = WorkerApp(worker_kind, name=name, heartbeat_interval=INTERVAL)
-    if quality:
-
-        class SizeInV2(SizeIn):
-            quality: int
-
-        @app.task(kind="resize")
-        async def resize2(job: SizeInV2) -> SizeOut:
-            return SizeOut(pixels=job.width * job.height)
-
-    else:
-
-        @app.task(kind="resize")
-        async def resize(job: SizeIn) -> SizeOut:
-            return SizeOut(pixels=job.width * job.height)
-
-    @app.task(kind="echo")
-    async def echo(text: str) -> str:
-        return text
-
-    @app.task(kind="blob")
-    async def blob(data: bytes) -> bytes:
-        return data
+    """:func:`~tacoq.testing.workers.contract_app` with a task kind named ``..`` too."""
+    app = contract_app(worker_kind, name, quality=quality, heartbeat_interval=INTERVAL)
 
     @app.task(kind="..")
     async def dots(text: str) -> str:

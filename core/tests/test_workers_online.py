@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pydantic
 import pytest
 
 from tacoq.errors import ConfigError
@@ -21,49 +20,14 @@ from tacoq.model.wire import Envelope, encode_control
 from tacoq.model.workers import Goodbye
 from tacoq.relay.service import RelayService
 from tacoq.testing import eventually, fresh_namespace
+from tacoq.testing.workers import SizeIn, SizeOut, contract_app
 from tacoq.worker import WorkerApp
 
 INTERVAL = 0.2
 
 
-class ResizeIn(pydantic.BaseModel):
-    width: int
-    height: int
-
-
-class ResizeOut(pydantic.BaseModel):
-    pixels: int
-
-
 def make_app(worker_kind: str, name: str, *, v2: bool = False) -> WorkerApp:
-    app = WorkerApp(worker_kind, name=name, heartbeat_interval=INTERVAL)
-
-    if v2:
-
-        class ResizeInV2(pydantic.BaseModel):
-            width: int
-            height: int
-            quality: int
-
-        @app.task(kind="resize")
-        async def resize2(job: ResizeInV2) -> ResizeOut:
-            return ResizeOut(pixels=job.width * job.height)
-
-    else:
-
-        @app.task(kind="resize")
-        async def resize(job: ResizeIn) -> ResizeOut:
-            return ResizeOut(pixels=job.width * job.height)
-
-    @app.task(kind="echo")
-    async def echo(text: str) -> str:
-        return text
-
-    @app.task(kind="blob")
-    async def blob(data: bytes) -> bytes:
-        return data
-
-    return app
+    return contract_app(worker_kind, name, quality=v2, heartbeat_interval=INTERVAL)
 
 
 Started = tuple[RelayService, httpx.AsyncClient]
@@ -206,8 +170,8 @@ async def test_kinds_serve_each_handlers_json_schema(
         (contract,) = resize["contracts"]
         assert contract["workers"] == ["img-1"]
         assert contract["input"]["content_type"] == "application/json"
-        assert contract["input"]["json_schema"] == ResizeIn.model_json_schema()
-        assert contract["output"]["json_schema"] == ResizeOut.model_json_schema()
+        assert contract["input"]["json_schema"] == SizeIn.model_json_schema()
+        assert contract["output"]["json_schema"] == SizeOut.model_json_schema()
         echo = kinds["images", "echo"]["contracts"][0]
         assert echo["input"] == {
             "content_type": "text/plain; charset=utf-8",

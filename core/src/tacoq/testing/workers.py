@@ -7,7 +7,8 @@
     record = worker_record(announcement, seen_at=T0)
 
 Every argument has a plausible default (times default to :data:`T0`), so a test names only what
-it is about.
+it is about. :func:`contract_app` is a worker app whose task kinds cover each kind of contract
+(a pydantic model, text, bytes), for tests of what the relay serves.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pydantic
+
 from tacoq.model.workers import (
     DEFAULT_HEARTBEAT_INTERVAL,
     Announcement,
@@ -27,9 +30,14 @@ from tacoq.model.workers import (
     WorkerRecord,
 )
 from tacoq.testing.strategies import T0
+from tacoq.worker import WorkerApp
 
 __all__ = [
     "T0",
+    "SizeIn",
+    "SizeInV2",
+    "SizeOut",
+    "contract_app",
     "json_contract",
     "large_announcement",
     "make_announcement",
@@ -176,3 +184,52 @@ def large_announcement(
     return make_announcement(
         name, worker_kind, task_kinds=kinds, contracts=contracts, sent_at=sent_at
     )
+
+
+class SizeIn(pydantic.BaseModel):
+    """The input of :func:`contract_app`'s ``resize``."""
+
+    width: int
+    height: int
+
+
+class SizeInV2(SizeIn):
+    """The input of ``resize`` after a deploy that added a required field."""
+
+    quality: int
+
+
+class SizeOut(pydantic.BaseModel):
+    """The output of ``resize``."""
+
+    pixels: int
+
+
+def contract_app(
+    worker_kind: str, name: str, *, quality: bool = False, heartbeat_interval: float = 0.2
+) -> WorkerApp:
+    """A worker of ``worker_kind`` named ``name``, beating every ``heartbeat_interval``
+    seconds, running ``resize`` (:class:`SizeIn`, or :class:`SizeInV2` with ``quality``, to
+    :class:`SizeOut`), ``echo`` (text) and ``blob`` (bytes)."""
+    app = WorkerApp(worker_kind, name=name, heartbeat_interval=heartbeat_interval)
+    if quality:
+
+        @app.task(kind="resize")
+        async def resize_v2(job: SizeInV2) -> SizeOut:
+            return SizeOut(pixels=job.width * job.height)
+
+    else:
+
+        @app.task(kind="resize")
+        async def resize(job: SizeIn) -> SizeOut:
+            return SizeOut(pixels=job.width * job.height)
+
+    @app.task(kind="echo")
+    async def echo(text: str) -> str:
+        return text
+
+    @app.task(kind="blob")
+    async def blob(data: bytes) -> bytes:
+        return data
+
+    return app
