@@ -329,6 +329,9 @@ EXPECTED_STATUSES = {
     ("delete", "/dead-letters/{letter_id}"): {"200", "404", "422", "503"},
     ("post", "/dead-letters/{letter_id}/requeue"): {"200", "404", "409", "422", "503"},
     ("post", "/dead-letters/requeue"): {"200", "422", "503"},
+    ("get", "/workers"): {"200", "422", "501", "503"},
+    ("get", "/kinds"): {"200", "422", "501", "503"},
+    ("get", "/kinds/{worker_kind}/{task_kind}"): {"200", "404", "422", "501", "503"},
 }
 EVERY_ROUTE = {"400", "408", "413"}
 

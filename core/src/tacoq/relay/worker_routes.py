@@ -26,6 +26,10 @@ __all__ = ["add_worker_routes"]
 
 T = TypeVar("T")
 
+_NO_WORKERS: dict[int | str, dict[str, Any]] = {
+    501: {"model": ErrorBody, "description": "The relay's store keeps no workers."}
+}
+
 KindPath = Annotated[
     str,
     PathParameter(min_length=1, max_length=MAX_HEADER_VALUE_LENGTH),
@@ -51,7 +55,7 @@ def add_worker_routes(
     as for every route: the token's ``401``, ``422``, the store's ``503``)."""
     router = APIRouter(
         tags=["workers"],
-        responses={**app.router.responses, **responses},
+        responses={**app.router.responses, **responses, **_NO_WORKERS},
         dependencies=list(dependencies),
         route_class=StrictJSONRoute,
     )
