@@ -6,11 +6,13 @@ tests/test_workers_processes.py.
 """
 
 import asyncio
+import base64
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pydantic
@@ -300,6 +302,70 @@ async def test_check_input_refuses_a_wrong_shape_with_the_field_path(
             "/tasks", json={"task_kind": "x", "worker_kind": "later", "input": {"a": 1}}
         )
         assert other.status_code == 201
+
+
+class CodeIn(pydantic.BaseModel):
+    code: Annotated[str, pydantic.Field(pattern=r"^(a+)+$")]
+    tags: set[str] = set()
+    extra: dict[Annotated[str, pydantic.Field(pattern=r"^(b+)+$")], int] = {}
+
+
+async def test_check_input_stays_linear_for_inputs_built_to_be_slow(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    """A REST client must not stall the relay with the input it checks: a regex of the schema
+    that backtracks under ``re`` (pydantic's own engine does not), ``uniqueItems`` (a ``set``)
+    over thousands of objects (jsonschema compares those pairwise), and base64 "JSON" too deep
+    for Python's json."""
+    app = WorkerApp("codes", name="codes-1", heartbeat_interval=INTERVAL)
+
+    @app.task(kind="code")
+    async def code(job: CodeIn) -> int:
+        return len(job.code)
+
+    async with (
+        start_relay(check_input=True) as (_, client),
+        serving(app, broker_url, namespace),
+    ):
+        await eventually(lambda: _names(client, {"codes-1"}), timeout=10)
+
+        async def publish(value: Any) -> httpx.Response:
+            # under re and jsonschema's pairwise uniqueItems each of these took 15 s or more,
+            # the relay's event loop blocked all along (nothing can time it out)
+            body = {"task_kind": "code", "worker_kind": "codes", "input": value}
+            started = time.monotonic()
+            answer = await client.post("/tasks", json=body)
+            assert time.monotonic() - started < 3
+            return answer
+
+        slow = await publish({"code": "a" * 28 + "!"})
+        assert slow.status_code == 422
+        assert "does not match" in slow.json()["error"]["message"]
+        # pydantic's dict keys with a pattern: patternProperties, which allow other keys
+        slow_key = await publish({"code": "a", "extra": {"b" * 28 + "!": 1}})
+        assert slow_key.status_code == 201, slow_key.text
+        wrong_value = await publish({"code": "aaa", "extra": {"bb": "x"}})
+        assert wrong_value.status_code == 422
+        assert "input.extra.bb" in wrong_value.json()["error"]["message"]
+        many = await publish({"code": "a", "tags": [{"n": i % 2} for i in range(5_000)]})
+        assert many.status_code == 422
+        assert "non-unique" in many.json()["error"]["message"]
+        assert (await publish({"code": "a", "tags": ["x", "y"]})).status_code == 201
+        for data in (b"[" * 100_000, b"[" * 5_000 + b"]" * 5_000, b'{"code": NaN}', b"\xff"):
+            answer = await asyncio.wait_for(
+                client.post(
+                    "/tasks",
+                    json={
+                        "task_kind": "code",
+                        "worker_kind": "codes",
+                        "input_base64": base64.b64encode(data).decode(),
+                        "content_type": "application/json",
+                    },
+                ),
+                5,
+            )
+            assert answer.status_code == 422, answer.text
+            assert "not valid JSON" in answer.json()["error"]["message"]
 
 
 async def test_without_the_flag_a_wrong_shape_completes_as_invalid_input(
