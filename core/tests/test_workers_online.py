@@ -500,6 +500,72 @@ async def test_a_worker_announces_again_once_control_messages_get_through_again(
     await broker.close()
 
 
+async def test_an_announcement_over_the_limit_goes_without_schemas(
+    caplog: pytest.LogCaptureFixture, namespace: str
+) -> None:
+    """Thousands of task kinds with a few fields each pass the relay's 4 MiB: the worker
+    announced them anyway, the relay dead-lettered every announcement, and nobody said why."""
+    from tacoq.builtin.memory_broker import MemoryBroker
+    from tacoq.contracts.broker import CONTROL_QUEUE
+    from tacoq.model.wire import MAX_CONTROL_BYTES, decode_control
+    from tacoq.model.workers import Announcement, PayloadContract, TaskContract
+    from tacoq.worker.presence import Presence
+    from tacoq.worker.report import WorkerStats
+
+    schema = {"properties": {f"field_{i}": {"type": "integer"} for i in range(40)}}
+    big = PayloadContract(content_type="application/json", json_schema=schema)
+    contract = TaskContract(input=big, output=big)
+    broker = MemoryBroker(f"memory://{namespace}", namespace=namespace)
+    await broker.connect()
+    presence = Presence(
+        broker,
+        name="w1",
+        worker_kind="k",
+        contracts={f"kind-{i}": contract for i in range(2_000)},
+        concurrency=1,
+        prefetch=1,
+        interval=INTERVAL,
+        stats=WorkerStats(),
+        running=lambda: [],
+    )
+    assert presence.unseen is None
+    assert "announced without its JSON Schemas" in caplog.text
+    assert await presence.announce()
+    consumer = await broker.consume(CONTROL_QUEUE, prefetch=10)
+    delivery = await asyncio.wait_for(consumer.get(), 5)
+    assert len(delivery.envelope.body) <= MAX_CONTROL_BYTES
+    message = decode_control(delivery.envelope)
+    assert isinstance(message, Announcement)
+    assert len(message.task_kinds) == 2_000
+    assert message.contracts["kind-7"].input.json_schema is None
+    await consumer.close()
+    await broker.close()
+
+
+async def test_a_worker_with_more_kinds_than_an_announcement_holds_runs_unseen(
+    caplog: pytest.LogCaptureFixture, start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    """Over 10,000 task kinds: the first announcement raised inside the worker, which ran on
+    unseen without a word and, when stopped, raised pydantic's error instead of draining."""
+    app = WorkerApp("wide", name="wide-1", heartbeat_interval=INTERVAL)
+    for i in range(10_001):
+
+        async def handler(text: str) -> str:
+            return text
+
+        app.task(kind=f"kind-{i}")(handler)
+    async with start_relay() as (_, client), serving(app, broker_url, namespace):
+        answer = await client.post(
+            "/tasks", json={"task_kind": "kind-9", "worker_kind": "wide", "input": "hi"}
+        )
+        assert answer.status_code == 201
+        done = await client.get(f"/tasks/{answer.json()['id']}", params={"wait": 10})
+        assert done.json()["status"] == "COMPLETED"
+        assert done.json()["output"]["data"] == "hi"
+        assert await workers(client) == []
+    assert "its announcement is invalid (task_kinds: List should have at most 10000" in caplog.text
+
+
 async def test_heartbeats_nobody_takes_in_time_are_dropped_unread(namespace: str) -> None:
     from tacoq.builtin.memory_broker import MemoryBroker
     from tacoq.contracts.broker import CONTROL_QUEUE
