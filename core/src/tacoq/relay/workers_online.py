@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from tacoq.contracts.store import Store
@@ -266,9 +266,12 @@ def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> An
     from jsonschema import ValidationError
 
     # jsonschema compares unsortable items (objects, mixed types) pairwise: quadratic
-    if unique and validator.is_type(instance, "array"):
-        if len({_frozen(item) for item in instance}) != len(instance):
-            yield ValidationError("the array has non-unique elements")
+    if (
+        unique
+        and validator.is_type(instance, "array")
+        and len({_frozen(item) for item in instance}) != len(instance)
+    ):
+        yield ValidationError("the array has non-unique elements")
 
 
 def _uses(schema: Any, keyword: str) -> bool:
@@ -292,7 +295,7 @@ def _validator_class() -> Any:
     characters would backtrack for ages under :mod:`re`)."""
     from jsonschema import Draft202012Validator, validators
 
-    return validators.extend(
+    return validators.extend(  # type: ignore[no-untyped-call]
         Draft202012Validator,
         {
             "pattern": _pattern,

@@ -23,12 +23,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import pydantic
+
 from tacoq.contracts.broker import Broker
 from tacoq.errors import ConfigError
 from tacoq.guard import describe_failure
 from tacoq.model.task import utcnow
-import pydantic
-
 from tacoq.model.wire import MAX_CONTROL_BYTES, encode_control
 from tacoq.model.workers import (
     MAX_HEARTBEAT_INTERVAL,
