@@ -6,11 +6,13 @@ tests/test_workers_processes.py.
 """
 
 import asyncio
+import base64
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -266,6 +268,70 @@ async def test_check_input_refuses_a_wrong_shape_with_the_field_path(
         assert other.status_code == 201
 
 
+class CodeIn(pydantic.BaseModel):
+    code: Annotated[str, pydantic.Field(pattern=r"^(a+)+$")]
+    tags: set[str] = set()
+    extra: dict[Annotated[str, pydantic.Field(pattern=r"^(b+)+$")], int] = {}
+
+
+async def test_check_input_stays_linear_for_inputs_built_to_be_slow(
+    start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    """A REST client must not stall the relay with the input it checks: a regex of the schema
+    that backtracks under ``re`` (pydantic's own engine does not), ``uniqueItems`` (a ``set``)
+    over thousands of objects (jsonschema compares those pairwise), and base64 "JSON" too deep
+    for Python's json."""
+    app = WorkerApp("codes", name="codes-1", heartbeat_interval=INTERVAL)
+
+    @app.task(kind="code")
+    async def code(job: CodeIn) -> int:
+        return len(job.code)
+
+    async with (
+        start_relay(check_input=True) as (_, client),
+        serving(app, broker_url, namespace),
+    ):
+        await eventually(lambda: _names(client, {"codes-1"}), timeout=10)
+
+        async def publish(value: Any) -> httpx.Response:
+            # under re and jsonschema's pairwise uniqueItems each of these took 15 s or more,
+            # the relay's event loop blocked all along (nothing can time it out)
+            body = {"task_kind": "code", "worker_kind": "codes", "input": value}
+            started = time.monotonic()
+            answer = await client.post("/tasks", json=body)
+            assert time.monotonic() - started < 3
+            return answer
+
+        slow = await publish({"code": "a" * 28 + "!"})
+        assert slow.status_code == 422
+        assert "does not match" in slow.json()["error"]["message"]
+        # pydantic's dict keys with a pattern: patternProperties, which allow other keys
+        slow_key = await publish({"code": "a", "extra": {"b" * 28 + "!": 1}})
+        assert slow_key.status_code == 201, slow_key.text
+        wrong_value = await publish({"code": "aaa", "extra": {"bb": "x"}})
+        assert wrong_value.status_code == 422
+        assert "input.extra.bb" in wrong_value.json()["error"]["message"]
+        many = await publish({"code": "a", "tags": [{"n": i % 2} for i in range(5_000)]})
+        assert many.status_code == 422
+        assert "non-unique" in many.json()["error"]["message"]
+        assert (await publish({"code": "a", "tags": ["x", "y"]})).status_code == 201
+        for data in (b"[" * 100_000, b"[" * 5_000 + b"]" * 5_000, b'{"code": NaN}', b"\xff"):
+            answer = await asyncio.wait_for(
+                client.post(
+                    "/tasks",
+                    json={
+                        "task_kind": "code",
+                        "worker_kind": "codes",
+                        "input_base64": base64.b64encode(data).decode(),
+                        "content_type": "application/json",
+                    },
+                ),
+                5,
+            )
+            assert answer.status_code == 422, answer.text
+            assert "not valid JSON" in answer.json()["error"]["message"]
+
+
 async def test_without_the_flag_a_wrong_shape_completes_as_invalid_input(
     start_relay: StartRelay, broker_url: str, namespace: str
 ) -> None:
@@ -396,6 +462,72 @@ async def test_a_worker_announces_again_once_control_messages_get_through_again(
     assert kinds == ["announce", "heartbeat", "announce", "heartbeat"]
     await consumer.close()
     await broker.close()
+
+
+async def test_an_announcement_over_the_limit_goes_without_schemas(
+    caplog: pytest.LogCaptureFixture, namespace: str
+) -> None:
+    """Thousands of task kinds with a few fields each pass the relay's 4 MiB: the worker
+    announced them anyway, the relay dead-lettered every announcement, and nobody said why."""
+    from tacoq.builtin.memory_broker import MemoryBroker
+    from tacoq.contracts.broker import CONTROL_QUEUE
+    from tacoq.model.wire import MAX_CONTROL_BYTES, decode_control
+    from tacoq.model.workers import Announcement, PayloadContract, TaskContract
+    from tacoq.worker.presence import Presence
+    from tacoq.worker.report import WorkerStats
+
+    schema = {"properties": {f"field_{i}": {"type": "integer"} for i in range(40)}}
+    big = PayloadContract(content_type="application/json", json_schema=schema)
+    contract = TaskContract(input=big, output=big)
+    broker = MemoryBroker(f"memory://{namespace}", namespace=namespace)
+    await broker.connect()
+    presence = Presence(
+        broker,
+        name="w1",
+        worker_kind="k",
+        contracts={f"kind-{i}": contract for i in range(2_000)},
+        concurrency=1,
+        prefetch=1,
+        interval=INTERVAL,
+        stats=WorkerStats(),
+        running=lambda: [],
+    )
+    assert presence.unseen is None
+    assert "announced without its JSON Schemas" in caplog.text
+    assert await presence.announce()
+    consumer = await broker.consume(CONTROL_QUEUE, prefetch=10)
+    delivery = await asyncio.wait_for(consumer.get(), 5)
+    assert len(delivery.envelope.body) <= MAX_CONTROL_BYTES
+    message = decode_control(delivery.envelope)
+    assert isinstance(message, Announcement)
+    assert len(message.task_kinds) == 2_000
+    assert message.contracts["kind-7"].input.json_schema is None
+    await consumer.close()
+    await broker.close()
+
+
+async def test_a_worker_with_more_kinds_than_an_announcement_holds_runs_unseen(
+    caplog: pytest.LogCaptureFixture, start_relay: StartRelay, broker_url: str, namespace: str
+) -> None:
+    """Over 10,000 task kinds: the first announcement raised inside the worker, which ran on
+    unseen without a word and, when stopped, raised pydantic's error instead of draining."""
+    app = WorkerApp("wide", name="wide-1", heartbeat_interval=INTERVAL)
+    for i in range(10_001):
+
+        async def handler(text: str) -> str:
+            return text
+
+        app.task(kind=f"kind-{i}")(handler)
+    async with start_relay() as (_, client), serving(app, broker_url, namespace):
+        answer = await client.post(
+            "/tasks", json={"task_kind": "kind-9", "worker_kind": "wide", "input": "hi"}
+        )
+        assert answer.status_code == 201
+        done = await client.get(f"/tasks/{answer.json()['id']}", params={"wait": 10})
+        assert done.json()["status"] == "COMPLETED"
+        assert done.json()["output"]["data"] == "hi"
+        assert await workers(client) == []
+    assert "its announcement is invalid (task_kinds: List should have at most 10000" in caplog.text
 
 
 async def test_heartbeats_nobody_takes_in_time_are_dropped_unread(namespace: str) -> None:

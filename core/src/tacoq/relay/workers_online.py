@@ -11,15 +11,16 @@ lists them with their workers, and an input is valid when it matches any of them
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from tacoq.contracts.store import Store
+from tacoq.model import strict_json
 from tacoq.model.task import Payload, is_json_type, media_type
 from tacoq.model.workers import TaskContract, WorkerRecord, contract_digest
 
@@ -120,22 +121,22 @@ class InputProblem:
         return f"{where}: {self.msg}" if where else self.msg
 
 
-def _instance(payload: Payload, json_value: Any, has_json: bool) -> tuple[bool, Any]:
-    """``(True, value)`` when the input is JSON (or text) the schema can judge, else
-    ``(False, None)`` (raw bytes)."""
+def _instance(payload: Payload, json_value: Any, has_json: bool) -> tuple[bool, Any, str]:
+    """``(True, value, "")`` when the input is JSON (or text) the schema can judge, else
+    ``(False, None, why)``: raw bytes, or bytes that are not what their content type says."""
     if has_json:
-        return True, json_value
+        return True, json_value, ""
     if is_json_type(payload.content_type):
-        try:
-            return True, json.loads(payload.data)
-        except ValueError:
-            return False, None
+        try:  # strict and bounded: Python's json recurses until it overflows the stack
+            return True, strict_json.loads(payload.data), ""
+        except strict_json.StrictJSONError as exc:
+            return False, None, f"is not valid JSON ({payload.content_type}): {exc}"
     if media_type(payload.content_type).startswith("text/"):
         try:
-            return True, payload.data.decode("utf-8")
+            return True, payload.data.decode("utf-8"), ""
         except UnicodeDecodeError:
-            return False, None
-    return False, None
+            return False, None, f"is not UTF-8 text ({payload.content_type})"
+    return False, None, "is not JSON"
 
 
 def check_input(
@@ -152,7 +153,7 @@ def check_input(
     (raw bytes, or a type pydantic cannot describe) accepts anything: the worker validates.
     With several contracts (a deploy in progress) the problems reported are the first one's.
     """
-    judged, instance = _instance(payload, json_value, has_json)
+    judged, instance, why = _instance(payload, json_value, has_json)
     first: list[InputProblem] | None = None
     for announced in contracts:
         expected = announced.contract.input
@@ -160,7 +161,9 @@ def check_input(
             return []
         if not judged:
             problems = [
-                InputProblem((), f"the task takes JSON input ({expected.content_type}), not bytes")
+                InputProblem(
+                    (), f"the task takes JSON input ({expected.content_type}); this input {why}"
+                )
             ]
         else:
             try:
@@ -178,14 +181,144 @@ def check_input(
 _VALIDATORS: dict[str, Any] = {}
 
 
-def _schema_problems(digest: str, schema: dict[str, Any], instance: Any) -> list[InputProblem]:
-    from jsonschema import Draft202012Validator
+class _Unchecked(Exception):
+    """The schema uses a regex the relay cannot run in linear time: the input is not checked
+    (the worker validates it)."""
 
+
+def _regex(pattern: str) -> Any:
+    """``pattern`` compiled by pydantic-core's Rust engine (linear time: no input makes it
+    backtrack), the engine pydantic itself uses for ``Field(pattern=...)``."""
+    from pydantic_core import SchemaValidator, core_schema
+
+    try:
+        return SchemaValidator(core_schema.str_schema(pattern=pattern, regex_engine="rust-regex"))
+    except Exception as exc:  # a lookaround or backreference: not linear, not run here
+        raise _Unchecked(f"the regex {pattern[:80]!r} cannot be run in linear time") from exc
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> Any:
+    return _regex(pattern)
+
+
+def _search(pattern: str, text: str) -> bool:
+    """``re.search(pattern, text)``, in linear time (JSON Schema regexes are unanchored)."""
+    from pydantic_core import ValidationError
+
+    try:
+        _compiled(pattern).validate_python(text)
+    except ValidationError:
+        return False
+    return True
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a JSON value, equal exactly when JSON Schema calls two values
+    equal (``true`` is not ``1``, ``1`` is ``1.0``, objects ignore key order)."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, dict):
+        return ("o", frozenset((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("a", tuple(_frozen(v) for v in value))
+    return ("v", value)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    if validator.is_type(instance, "string") and not _search(pattern, instance):
+        yield ValidationError(f"{instance[:100]!r} does not match {pattern[:100]!r}")
+
+
+def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, allowed: Any, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    extras = [
+        key
+        for key in instance
+        if key not in properties and not any(_search(p, key) for p in patterns)
+    ]
+    if validator.is_type(allowed, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], allowed, path=extra)
+    elif not allowed and extras:
+        shown = ", ".join(repr(key[:80]) for key in sorted(extras)[:10])
+        more = ", ..." if len(extras) > 10 else ""
+        yield ValidationError(f"Additional properties are not allowed ({shown}{more} unexpected)")
+
+
+def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    # jsonschema compares unsortable items (objects, mixed types) pairwise: quadratic
+    if (
+        unique
+        and validator.is_type(instance, "array")
+        and len({_frozen(item) for item in instance}) != len(instance)
+    ):
+        yield ValidationError("the array has non-unique elements")
+
+
+def _uses(schema: Any, keyword: str) -> bool:
+    """True when ``keyword`` is a key of ``schema`` or of any object inside it."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if keyword in node:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+@lru_cache(maxsize=1)
+def _validator_class() -> Any:
+    """Draft 2020-12 with its regex and uniqueness keywords in linear time: the input comes
+    from a REST client, and nothing it sends may stall the relay (``"^(a+)+$"`` against 40
+    characters would backtrack for ages under :mod:`re`)."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator,
+        {
+            "pattern": _pattern,
+            "patternProperties": _pattern_properties,
+            "additionalProperties": _additional_properties,
+            "uniqueItems": _unique_items,
+        },
+    )
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    if _uses(schema, "unevaluatedProperties") and _uses(schema, "patternProperties"):
+        # jsonschema matches those with re itself; pydantic never writes unevaluatedProperties
+        raise _Unchecked("unevaluatedProperties with patternProperties")
+    return _validator_class()(schema)
+
+
+def _schema_problems(digest: str, schema: dict[str, Any], instance: Any) -> list[InputProblem]:
     validator = _VALIDATORS.get(digest)
     if validator is None:
         if len(_VALIDATORS) >= 1000:
             _VALIDATORS.clear()
-        validator = _VALIDATORS[digest] = Draft202012Validator(schema)
+        validator = _VALIDATORS[digest] = _validator(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
     return [
         InputProblem(tuple(error.absolute_path), error.message[:300])

@@ -23,11 +23,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import pydantic
+
 from tacoq.contracts.broker import Broker
 from tacoq.errors import ConfigError
 from tacoq.guard import describe_failure
 from tacoq.model.task import utcnow
-from tacoq.model.wire import encode_control
+from tacoq.model.wire import MAX_CONTROL_BYTES, encode_control
 from tacoq.model.workers import (
     MAX_HEARTBEAT_INTERVAL,
     MAX_RUNNING_IDS,
@@ -38,6 +40,7 @@ from tacoq.model.workers import (
     Goodbye,
     Heartbeat,
     TaskContract,
+    describe_invalid,
 )
 from tacoq.worker.report import WorkerStats
 
@@ -107,6 +110,42 @@ class Presence:
         self._announced = False
         self._failing = False
         self._beats = 0
+        #: Why this worker cannot announce itself (it then runs unseen), or None.
+        self.unseen: str | None = self._fit_announcement() if self.enabled else None
+
+    def _fit_announcement(self) -> str | None:
+        """Check the announcement now, not when the first one fails: one the relay would
+        refuse is cut down (without its JSON Schemas) or, failing that, not sent at all.
+        Returns why the worker runs unseen, or None."""
+        try:
+            size = len(encode_control(self.announcement()).body)
+        except pydantic.ValidationError as exc:
+            return f"its announcement is invalid ({describe_invalid(exc)})"
+        if size <= MAX_CONTROL_BYTES:
+            return None
+        contracts: dict[str, TaskContract] = self._announcement["contracts"]
+        self._announcement["contracts"] = {
+            kind: TaskContract(
+                input=c.input.model_copy(update={"json_schema": None}),
+                output=c.output.model_copy(update={"json_schema": None}),
+            )
+            for kind, c in contracts.items()
+        }
+        smaller = len(encode_control(self.announcement()).body)
+        if smaller > MAX_CONTROL_BYTES:
+            return (
+                f"its announcement is {smaller:,} bytes even without JSON Schemas, over the "
+                f"relay's limit of {MAX_CONTROL_BYTES:,}"
+            )
+        log.warning(
+            "worker %s: its announcement is %s bytes, over the relay's limit of %s; it is "
+            "announced without its JSON Schemas (GET /kinds shows none, --check-input checks "
+            "nothing for its task kinds)",
+            self.name,
+            f"{size:,}",
+            f"{MAX_CONTROL_BYTES:,}",
+        )
+        return None
 
     @property
     def enabled(self) -> bool:
@@ -156,6 +195,9 @@ class Presence:
                 self.broker.scheme or type(self.broker).__name__,
             )
             return
+        if self.unseen is not None:
+            log.warning("worker %s: %s; the relay will not list it", self.name, self.unseen)
+            return
         await self.announce()
         while not stop.is_set():
             try:
@@ -165,7 +207,7 @@ class Presence:
 
     async def goodbye(self) -> None:
         """Say goodbye (persistent), waiting at most :data:`GOODBYE_WAIT` seconds."""
-        if not self.enabled:
+        if not self.enabled or self.unseen is not None:
             return
         message = Goodbye(name=self.name, worker_kind=self.worker_kind, sent_at=utcnow())
         try:
