@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+import pydantic
 import pytest
 
 from tacoq.errors import ConfigError
