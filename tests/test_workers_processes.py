@@ -17,9 +17,11 @@ three intervals" is seconds, not the default fifteen.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -135,6 +137,13 @@ class System:
         assert answer.status_code == 200, answer.text
         return answer.json()
 
+    def tacoq(self, *args: str) -> Any:
+        """``tacoq ARGS --relay URL --json`` as a process: its JSON output."""
+        argv = tacoq_argv(*args, "--relay", self.url, "--json")
+        done = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
     def names(self) -> set[str]:
         return {w["name"] for w in self.get("/workers")["workers"]}
 
@@ -178,6 +187,18 @@ def test_workers_are_listed_survive_a_relay_restart_and_leave_by_goodbye_or_time
     assert listed["img-1"]["task_kinds"] == ["resize"]
     assert listed["txt-1"]["task_kinds"] == ["count", "upper"]
     assert listed["txt-1"]["pid"] == text.pid
+    # The same through the CLI, as an operator sees it.
+    shown = system.tacoq("workers")["workers"]
+    assert {(w["name"], tuple(w["task_kinds"])) for w in shown} == {
+        ("img-1", ("resize",)),
+        ("txt-1", ("count", "upper")),
+    }
+    kinds = system.tacoq("kinds")["kinds"]
+    assert [(k["worker_kind"], k["task_kind"]) for k in kinds] == [
+        ("images", "resize"),
+        ("text", "count"),
+        ("text", "upper"),
+    ]
 
     # A relay restarted while both run lists them at once: the store kept them.
     relay.signal(signal.SIGTERM)
