@@ -609,17 +609,22 @@ def decode_control(envelope: Envelope) -> ControlMessage:
         raise AssertionError("unreachable")  # pragma: no cover
     if media_type(envelope.content_type) != CONTROL_CONTENT_TYPE:
         raise WireFormatError(
-            f"a {event} message must be {CONTROL_CONTENT_TYPE}, not {quoted(envelope.content_type)}"
+            f"a control message ({event}) must be {CONTROL_CONTENT_TYPE}, not "
+            f"{quoted(envelope.content_type)}"
         )
     if len(envelope.body) > MAX_CONTROL_BYTES:
         raise WireFormatError(
-            f"a {event} message is {len(envelope.body):,} bytes, over the limit of "
+            f"a control message ({event}) is {len(envelope.body):,} bytes, over the limit of "
             f"{MAX_CONTROL_BYTES:,}"
         )
     if deeper_than(envelope.body, MAX_JSON_DEPTH):
-        raise WireFormatError(f"a {event} message is nested deeper than {MAX_JSON_DEPTH} levels")
+        raise WireFormatError(
+            f"a control message ({event}) is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
         message = model.model_validate_json(envelope.body)
     except pydantic.ValidationError as exc:
-        raise WireFormatError(f"a malformed {event} message: {describe_invalid(exc)}") from None
+        raise WireFormatError(
+            f"a malformed control message ({event}): {describe_invalid(exc)}"
+        ) from None
     return message

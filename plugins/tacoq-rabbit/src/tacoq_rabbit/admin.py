@@ -24,7 +24,7 @@ from typing import Any, Self
 import pika
 import pika.exceptions
 
-from tacoq.contracts.broker import RELAY_QUEUE, worker_kind_of, worker_queue
+from tacoq.contracts.broker import CONTROL_QUEUE, RELAY_QUEUE, worker_kind_of, worker_queue
 from tacoq.errors import ConfigError
 from tacoq_rabbit.codec import header_text
 from tacoq_rabbit.pika_link import (
@@ -135,9 +135,11 @@ class RabbitAdmin:
                 f"RabbitMQ refused the declaration (an entity exists with other arguments?): "
                 f"{describe(exc)}"
             ) from None
-        return [self.topology.relay_queue, self.topology.dead_queue] + [
-            self.topology.worker_queue(kind) for kind in kinds
-        ]
+        return [
+            self.topology.relay_queue,
+            self.topology.dead_queue,
+            self.topology.control_queue,
+        ] + [self.topology.worker_queue(kind) for kind in kinds]
 
     # -- status ------------------------------------------------------------------------------
 
@@ -162,6 +164,7 @@ class RabbitAdmin:
         wanted: list[tuple[str, str, str | None]] = [
             (topology.relay_queue, "relay", RELAY_QUEUE),
             (topology.dead_queue, "dead-letter", None),
+            (topology.control_queue, "control", CONTROL_QUEUE),
         ]
         wanted += [(topology.worker_queue(k), f"worker {k}", worker_queue(k)) for k in all_kinds]
         rows = []
