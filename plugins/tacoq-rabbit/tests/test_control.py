@@ -103,8 +103,8 @@ async def test_pika_clients_declare_the_control_queue_alike(
     first, second = namespaces("control"), namespaces("control")
     await connect(first)
     for namespace in (first, second):
-        with RabbitAdmin(amqp_url, namespace) as admin:
-            admin.declare([])
+        with RabbitAdmin(amqp_url, namespace) as admin:  # a 406 would raise here
+            assert Topology(namespace).control_queue in admin.declare([])
     await connect(second)
 
 
